@@ -1,0 +1,128 @@
+// Package nixdaemon speaks just enough of the Nix worker protocol to prove a
+// nix-daemon answers: the opening handshake that every client (and Nix's
+// ssh-ng store) performs, ending at the daemon's first STDERR_LAST.
+package nixdaemon
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+const (
+	workerMagic1 = 0x6e697863 // "nixc", client → daemon
+	workerMagic2 = 0x6478696f // "dxio", daemon → client
+	stderrLast   = 0x616c7473
+	stderrError  = 0x63787470
+	stderrNext   = 0x6f6c6d67
+	// clientVersion is 1.35: late enough to be told the daemon's Nix version
+	// (1.33) and whether we are trusted (1.35), early enough to skip the
+	// feature negotiation of 1.38.
+	clientVersion = 1<<8 | 35
+)
+
+// Info is what the handshake tells.
+type Info struct {
+	Protocol string // negotiated daemon protocol, e.g. "1.34"
+	Version  string // the daemon's Nix version, when protocol ≥ 1.33
+	Trusted  string // "trusted", "not trusted" or "" (unknown, protocol < 1.35)
+}
+
+// Handshake runs the worker-protocol handshake over rw (a daemon socket, or
+// the stdio of `nix-daemon --stdio` over SSH).
+func Handshake(rw io.ReadWriter) (Info, error) {
+	var info Info
+	if err := writeU64(rw, workerMagic1); err != nil {
+		return info, fmt.Errorf("sending hello: %w", err)
+	}
+	magic, err := readU64(rw)
+	if err != nil {
+		return info, fmt.Errorf("no answer from nix-daemon: %w", err)
+	}
+	if magic != workerMagic2 {
+		return info, fmt.Errorf("not a nix-daemon (bad magic %#x)", magic)
+	}
+	daemonVersion, err := readU64(rw)
+	if err != nil {
+		return info, err
+	}
+	if daemonVersion>>8 != 1 || daemonVersion&0xff < 10 {
+		return info, fmt.Errorf("unsupported nix-daemon protocol %d.%d", daemonVersion>>8, daemonVersion&0xff)
+	}
+	minor := min(daemonVersion&0xff, clientVersion&0xff)
+	info.Protocol = fmt.Sprintf("1.%d", daemonVersion&0xff)
+	if err := writeU64(rw, clientVersion); err != nil {
+		return info, err
+	}
+	if minor >= 14 {
+		if err := writeU64(rw, 0); err != nil { // no CPU affinity
+			return info, err
+		}
+	}
+	if minor >= 11 {
+		if err := writeU64(rw, 0); err != nil { // no reserve space
+			return info, err
+		}
+	}
+	if minor >= 33 {
+		if info.Version, err = readString(rw); err != nil {
+			return info, err
+		}
+	}
+	if minor >= 35 {
+		t, err := readU64(rw)
+		if err != nil {
+			return info, err
+		}
+		info.Trusted = map[uint64]string{1: "trusted", 2: "not trusted"}[t]
+	}
+	for { // the daemon ends the handshake's work phase with STDERR_LAST
+		msg, err := readU64(rw)
+		if err != nil {
+			return info, fmt.Errorf("nix-daemon closed the connection during the handshake: %w", err)
+		}
+		switch msg {
+		case stderrLast:
+			return info, nil
+		case stderrNext:
+			if _, err := readString(rw); err != nil {
+				return info, err
+			}
+		case stderrError:
+			return info, errors.New("nix-daemon reported an error during the handshake")
+		default:
+			return info, fmt.Errorf("unexpected nix-daemon message %#x", msg)
+		}
+	}
+}
+
+func writeU64(w io.Writer, v uint64) error {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	_, err := w.Write(b[:])
+	return err
+}
+
+func readU64(r io.Reader) (uint64, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(b[:]), nil
+}
+
+func readString(r io.Reader) (string, error) {
+	n, err := readU64(r)
+	if err != nil {
+		return "", err
+	}
+	if n > 1<<16 {
+		return "", fmt.Errorf("nix-daemon sent an oversized string (%d bytes)", n)
+	}
+	buf := make([]byte, (n+7)&^7) // strings are padded to 8 bytes
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}

@@ -1,0 +1,176 @@
+// Package sshclient connects to the builder with the pinned host key: dial
+// and handshake bounded by the context, remote commands with their exit
+// status, an interactive PTY, and the nix-daemon probe.
+package sshclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/wrapix/wrapix-builder/builder/nixdaemon"
+)
+
+// User is the account on the builder.
+const User = "builder"
+
+// ErrHostKeyMismatch means the server presented another host key than the pinned one.
+var ErrHostKeyMismatch = errors.New("the builder presented a different SSH host key than the pinned one")
+
+// Client is an SSH connection to the builder.
+type Client struct {
+	*ssh.Client
+}
+
+// Dial connects to addr as user, authenticating with signer and accepting
+// only hostKey. The whole dial and handshake are bounded by ctx.
+func Dial(ctx context.Context, addr, user string, signer ssh.Signer, hostKey ssh.PublicKey) (*Client, error) {
+	cfg := &ssh.ClientConfig{
+		User: user,
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
+			if !bytes.Equal(key.Marshal(), hostKey.Marshal()) {
+				return fmt.Errorf("%w (got %s, want %s)", ErrHostKeyMismatch, ssh.FingerprintSHA256(key), ssh.FingerprintSHA256(hostKey))
+			}
+			return nil
+		},
+		HostKeyAlgorithms: []string{hostKey.Type()}, // make the server present the pinned type
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	// ClientConfig.Timeout bounds only the TCP connect; the deadline bounds the handshake too.
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	stopped := stop()
+	if err != nil {
+		conn.Close()
+		if !stopped || ctx.Err() != nil {
+			return nil, fmt.Errorf("ssh handshake with %s: %w", addr, context.Cause(ctx))
+		}
+		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return &Client{ssh.NewClient(c, chans, reqs)}, nil
+}
+
+// Run runs cmd on the builder with the given streams and returns its exit
+// status (-1 when the command died of a signal or the connection broke).
+// Cancelling ctx closes the session.
+func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	sess, err := c.NewSession()
+	if err != nil {
+		return -1, fmt.Errorf("open ssh session: %w", err)
+	}
+	defer sess.Close()
+	sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, stderr
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	return exitStatus(sess.Run(cmd))
+}
+
+// Output runs cmd and returns its stdout; a non-zero exit is an error carrying stderr.
+func (c *Client) Output(ctx context.Context, cmd string) ([]byte, error) {
+	var out, errb bytes.Buffer
+	code, err := c.Run(ctx, cmd, nil, &out, &errb)
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return out.Bytes(), fmt.Errorf("`%s` on the builder exited %d: %s", cmd, code, bytes.TrimSpace(errb.Bytes()))
+	}
+	return out.Bytes(), nil
+}
+
+func exitStatus(err error) (int, error) {
+	if err == nil {
+		return 0, nil
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		if ee.Signal() != "" {
+			return 128 + signalNumber(ee.Signal()), nil
+		}
+		return ee.ExitStatus(), nil
+	}
+	var em *ssh.ExitMissingError
+	if errors.As(err, &em) {
+		return -1, errors.New("the connection to the builder ended before the command did")
+	}
+	return -1, err
+}
+
+func signalNumber(name string) int {
+	n := map[string]int{"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "ABRT": 6, "FPE": 8, "KILL": 9, "SEGV": 11, "PIPE": 13, "ALRM": 14, "TERM": 15, "USR1": 10, "USR2": 12}[name]
+	if n == 0 {
+		return 1
+	}
+	return n
+}
+
+// NixDaemon runs `nix-daemon --stdio` — what Nix's ssh-ng store runs — and
+// completes the worker-protocol handshake with it. This proves the daemon
+// binary is on the non-interactive PATH and the builder's store answers.
+func (c *Client) NixDaemon(ctx context.Context) (nixdaemon.Info, error) {
+	sess, err := c.NewSession()
+	if err != nil {
+		return nixdaemon.Info{}, fmt.Errorf("open ssh session: %w", err)
+	}
+	defer sess.Close()
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		return nixdaemon.Info{}, err
+	}
+	stdout, err := sess.StdoutPipe()
+	if err != nil {
+		return nixdaemon.Info{}, err
+	}
+	var stderr bytes.Buffer
+	sess.Stderr = &stderr
+	if err := sess.Start("nix-daemon --stdio"); err != nil {
+		return nixdaemon.Info{}, err
+	}
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	info, err := nixdaemon.Handshake(struct {
+		io.Reader
+		io.Writer
+	}{stdout, stdin})
+	if err != nil {
+		if ctx.Err() != nil {
+			return info, fmt.Errorf("nix-daemon on the builder did not answer in time: %w", ctx.Err())
+		}
+		if msg := bytes.TrimSpace(stderr.Bytes()); len(msg) > 0 {
+			return info, fmt.Errorf("nix-daemon on the builder: %s", msg)
+		}
+		return info, err
+	}
+	return info, nil
+}
+
+// KeepAlive sends one OpenSSH keepalive request and waits for the answer.
+func (c *Client) KeepAlive(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		c.Close()
+		return ctx.Err()
+	}
+}
