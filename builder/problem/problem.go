@@ -11,16 +11,16 @@ import (
 type Kind int
 
 const (
-	Internal    Kind = iota // a bug or an unexpected OS error
-	Usage                   // bad command line
-	Config                  // bad config file
-	Runtime                 // Apple's container CLI missing, too old, not started, hanging, or answering garbage
-	Keys                    // SSH keys missing, corrupt, mismatched or with unsafe modes
-	NotRunning              // the builder is not running
-	Unhealthy               // the builder runs but SSH or nix-daemon does not answer as they must
-	Timeout                 // an operation did not finish in time
-	Conflict                // something else holds what we need (port, name, volume, lock)
-	Setup                   // the privileged setup step failed or is not allowed
+	Internal   Kind = iota // a bug or an unexpected OS error
+	Usage                  // bad command line
+	Config                 // bad config file
+	Runtime                // Apple's container CLI missing, too old, not started, hanging, or answering garbage
+	Keys                   // SSH keys missing, corrupt, mismatched or with unsafe modes
+	NotRunning             // the builder is not running
+	Unhealthy              // the builder runs but SSH or nix-daemon does not answer as they must
+	Timeout                // an operation did not finish in time
+	Conflict               // something else holds what we need (port, name, volume, lock)
+	Setup                  // the privileged setup step failed or is not allowed
 )
 
 // Exit codes, documented in README.md ("Exit codes"). They never change meaning.

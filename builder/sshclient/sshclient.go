@@ -174,3 +174,25 @@ func (c *Client) KeepAlive(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// DaemonSocket is where the builder's root nix-daemon listens.
+const DaemonSocket = "/nix/var/nix/daemon-socket/socket"
+
+// NixDaemonSocket does the handshake with the builder's root nix-daemon over
+// an SSH stream-local channel to its socket: no process is started on the
+// builder, so it is the cheap check for status polling. NixDaemon (the
+// `nix-daemon --stdio` path that ssh-ng uses) is the thorough one.
+func (c *Client) NixDaemonSocket(ctx context.Context) (nixdaemon.Info, error) {
+	conn, err := c.Dial("unix", DaemonSocket)
+	if err != nil {
+		return nixdaemon.Info{}, fmt.Errorf("open %s on the builder: %w", DaemonSocket, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	info, err := nixdaemon.Handshake(conn)
+	if err != nil && ctx.Err() != nil {
+		return info, fmt.Errorf("nix-daemon on the builder did not answer in time: %w", ctx.Err())
+	}
+	return info, err
+}

@@ -1,0 +1,383 @@
+// Package doctor walks every link of the chain from the Mac's Nix to the
+// builder's nix-daemon, and says for each failure exactly what to do.
+package doctor
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	goruntime "runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wrapix/wrapix-builder/builder/config"
+	"github.com/wrapix/wrapix-builder/builder/keys"
+	"github.com/wrapix/wrapix-builder/builder/lifecycle"
+	"github.com/wrapix/wrapix-builder/builder/nixconf"
+	"github.com/wrapix/wrapix-builder/builder/nixdaemon"
+	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/runtime"
+	"github.com/wrapix/wrapix-builder/builder/setup"
+)
+
+// Results of a check.
+const (
+	OK   = "ok"
+	Warn = "warn"
+	Fail = "fail"
+	Skip = "skip" // not checked because an earlier link failed or it does not apply here
+)
+
+// Check is one link of the chain.
+type Check struct {
+	Name   string       `json:"name"`
+	Result string       `json:"result"`
+	Detail string       `json:"detail"`
+	Fix    string       `json:"fix,omitempty"`
+	Kind   problem.Kind `json:"-"`
+}
+
+// Options tune the run.
+type Options struct {
+	Root         string // "/" normally
+	DaemonSocket string // the Mac's nix-daemon socket
+}
+
+// Run performs every check in order. b may carry a config that failed to load (cfgErr).
+func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) []Check {
+	if opt.Root == "" {
+		opt.Root = "/"
+	}
+	if opt.DaemonSocket == "" {
+		opt.DaemonSocket = "/nix/var/nix/daemon-socket/socket"
+	}
+	var out []Check
+	add := func(c Check) { out = append(out, c) }
+	fail := func(name string, err error, fallbackFix string) Check {
+		c := Check{Name: name, Result: Fail, Detail: err.Error(), Fix: fallbackFix, Kind: problem.KindOf(err)}
+		var p *problem.Error
+		if errors.As(err, &p) {
+			c.Detail = p.What
+			if p.Err != nil {
+				c.Detail += ": " + p.Err.Error()
+			}
+			if p.Fix != "" {
+				c.Fix = p.Fix
+			}
+		}
+		return c
+	}
+	skip := func(name, why string) { add(Check{Name: name, Result: Skip, Detail: why}) }
+
+	if cfgErr != nil {
+		add(fail("config", cfgErr, ""))
+	} else {
+		where := b.Config.File
+		if where == "" {
+			where = "defaults (no " + b.Layout.ConfigFile() + ")"
+		}
+		add(Check{Name: "config", Result: OK, Detail: where})
+	}
+
+	// The container runtime.
+	v, err := b.CLI.Version(ctx)
+	if err != nil {
+		add(fail("container CLI", err, ""))
+	} else {
+		add(Check{Name: "container CLI", Result: OK, Detail: "version " + v.String()})
+	}
+	runtimeOK := err == nil
+	if runtimeOK {
+		running, err := b.CLI.SystemRunning(ctx)
+		switch {
+		case err != nil:
+			add(fail("container system service", err, ""))
+			runtimeOK = false
+		case !running:
+			add(Check{Name: "container system service", Result: Fail, Detail: "not running", Fix: "run `container system start` (or `wrapix-builder start`)", Kind: problem.Runtime})
+			runtimeOK = false
+		default:
+			add(Check{Name: "container system service", Result: OK, Detail: "running"})
+		}
+	} else {
+		skip("container system service", "no usable container CLI")
+	}
+	if runtimeOK {
+		ok, err := b.CLI.ImageExists(ctx, b.Config.Image)
+		switch {
+		case err != nil:
+			add(fail("builder image", err, ""))
+		case !ok && b.Config.ImageArchive != "":
+			add(Check{Name: "builder image", Result: Warn, Detail: b.Config.Image + " is not loaded yet; start loads it from " + b.Config.ImageArchive})
+		case !ok:
+			add(Check{Name: "builder image", Result: Fail, Detail: b.Config.Image + " is not loaded", Fix: "`make image` then `container image load -i result`", Kind: problem.Runtime})
+		default:
+			add(Check{Name: "builder image", Result: OK, Detail: b.Config.Image})
+		}
+	} else {
+		skip("builder image", "container system not available")
+	}
+
+	// Keys.
+	ks, keyErr := keys.Load(b.Layout)
+	if keyErr != nil {
+		add(fail("SSH keys", keyErr, ""))
+	} else {
+		add(Check{Name: "SSH keys", Result: OK, Detail: "host " + ks.Host.Fingerprint() + ", client " + ks.Client.Fingerprint()})
+	}
+
+	// The container and its port.
+	var c *runtime.Container
+	if runtimeOK {
+		c, err = b.CLI.Get(ctx, lifecycle.ContainerName)
+		switch {
+		case err != nil:
+			add(fail("builder container", err, ""))
+		case c == nil:
+			add(Check{Name: "builder container", Result: Fail, Detail: "does not exist", Fix: "wrapix-builder start", Kind: problem.NotRunning})
+		case !c.Running():
+			add(Check{Name: "builder container", Result: Fail, Detail: "state " + c.State, Fix: "wrapix-builder start", Kind: problem.NotRunning})
+		default:
+			add(Check{Name: "builder container", Result: OK, Detail: "running, ip " + c.IP})
+		}
+	} else {
+		skip("builder container", "container system not available")
+	}
+	up := c.Running()
+	if up {
+		pp, ok := c.PublishedTo(22)
+		switch {
+		case !ok:
+			add(Check{Name: "published port", Result: Fail, Detail: "port 22 is not published", Fix: "wrapix-builder stop && wrapix-builder start", Kind: problem.Unhealthy})
+		case pp.HostAddress != "127.0.0.1":
+			add(Check{Name: "published port", Result: Fail, Detail: fmt.Sprintf("published on %s:%d — reachable from other machines", pp.HostAddress, pp.HostPort),
+				Fix: "wrapix-builder stop && wrapix-builder start (it publishes on 127.0.0.1 only)", Kind: problem.Unhealthy})
+		case pp.HostPort != b.Config.Port:
+			add(Check{Name: "published port", Result: Fail, Detail: fmt.Sprintf("published on port %d, config says %d", pp.HostPort, b.Config.Port), Fix: "wrapix-builder stop && wrapix-builder start", Kind: problem.Unhealthy})
+		default:
+			add(Check{Name: "published port", Result: OK, Detail: b.SSHAddress()})
+		}
+		add(checkBanner(ctx, b.SSHAddress()))
+	} else {
+		skip("published port", "builder not running")
+		skip("SSH banner", "builder not running")
+	}
+	if up && keyErr == nil {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cl, err := b.Dial(dctx)
+		if err != nil {
+			add(fail("SSH as the user (pinned host key)", err, "run `wrapix-builder doctor` again after `wrapix-builder stop && wrapix-builder start`"))
+			skip("nix-daemon on the builder", "no SSH")
+		} else {
+			add(Check{Name: "SSH as the user (pinned host key)", Result: OK, Detail: "builder@" + b.SSHAddress()})
+			info, err := cl.NixDaemon(dctx)
+			if err != nil {
+				add(Check{Name: "nix-daemon on the builder", Result: Fail, Detail: err.Error(), Fix: "read `wrapix-builder logs`; restart with `wrapix-builder stop && wrapix-builder start`", Kind: problem.Unhealthy})
+			} else {
+				add(Check{Name: "nix-daemon on the builder", Result: OK, Detail: "Nix " + info.Version + ", protocol " + info.Protocol})
+			}
+			cl.Close()
+		}
+		cancel()
+	} else {
+		skip("SSH as the user (pinned host key)", "builder not running or no keys")
+		skip("nix-daemon on the builder", "builder not running or no keys")
+	}
+
+	// The Mac's side: root trust and Nix config.
+	if keyErr == nil {
+		nv, nvErr := lifecycle.HostNixVersion(ctx)
+		st := setup.Check(opt.Root, b.Params(ks, nixconf.FormAlias))
+		switch st.Trust {
+		case setup.StateOK:
+			add(Check{Name: "root's SSH trust", Result: OK, Detail: nixconf.SSHConfigPath + ", " + nixconf.KnownHostsPath + ", " + nixconf.RootKeyPath})
+		default:
+			add(Check{Name: "root's SSH trust", Result: Fail, Detail: st.Trust + ": " + st.Detail, Fix: "sudo wrapix-builder setup", Kind: problem.Setup})
+		}
+		if st.Trust == setup.StateOK && up && os.Geteuid() == 0 && opt.Root == "/" {
+			add(checkRootSSH(ctx))
+		} else {
+			skip("SSH as root's config", "run `sudo wrapix-builder doctor` with the builder running to test root's ssh for real")
+		}
+		switch st.NixConfig {
+		case setup.StateOK:
+			add(Check{Name: "Nix builders entry", Result: OK, Detail: "managed by " + st.ManagedBy})
+		default:
+			fix := "sudo wrapix-builder setup"
+			if st.ManagedBy == "nix-darwin" {
+				fix = "add `wrapix-builder config` to your nix-darwin configuration and darwin-rebuild switch"
+			}
+			add(Check{Name: "Nix builders entry", Result: Fail, Detail: st.NixConfig + ": " + st.Detail, Fix: fix, Kind: problem.Setup})
+		}
+		if nvErr != nil {
+			add(Check{Name: "host Nix", Result: Fail, Detail: "`nix --version` failed: " + nvErr.Error(), Fix: "install Nix (https://nixos.org/download) or put it on PATH", Kind: problem.Setup})
+		} else {
+			d := "Nix " + nv.Raw + " (" + nv.Flavor + "); "
+			if nv.SupportsPortURI() {
+				d += "supports ssh-ng://user@host:port"
+			} else {
+				d += "needs the ssh_config alias form (port URIs need Nix ≥ 2.31)"
+			}
+			add(Check{Name: "host Nix", Result: OK, Detail: d})
+		}
+		add(checkLocalDaemon(opt.DaemonSocket))
+	} else {
+		skip("root's SSH trust", "no keys")
+		skip("Nix builders entry", "no keys")
+	}
+
+	if goruntime.GOOS == "darwin" && up {
+		add(checkRoute(ctx, c.IP))
+	} else {
+		skip("VPN routes", "applies to macOS with a running builder")
+	}
+	add(checkDisk(b.Layout.DataDir))
+	return out
+}
+
+// checkBanner tells a dead forwarder or the Local Network permission (the
+// published port accepts, then resets) from a working sshd.
+func checkBanner(ctx context.Context, addr string) Check {
+	c := Check{Name: "SSH banner"}
+	d := net.Dialer{Timeout: 3 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		c.Result, c.Detail, c.Kind = Fail, err.Error(), problem.Unhealthy
+		c.Fix = "nothing listens on " + addr + ": `wrapix-builder stop && wrapix-builder start`"
+		return c
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "SSH-") {
+		c.Result, c.Kind = Fail, problem.Unhealthy
+		c.Detail = "the port accepts connections but no SSH server answers (connection reset)"
+		c.Fix = "allow Local Network access for container-runtime-linux in System Settings ▸ Privacy & Security ▸ Local Network, and check for a VPN capturing 192.168.64.0/24"
+		return c
+	}
+	c.Result, c.Detail = OK, strings.TrimSpace(line)
+	return c
+}
+
+func checkRootSSH(ctx context.Context) Check {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ssh", "-o", "BatchMode=yes", nixconf.Alias, "nix-daemon", "--version").CombinedOutput()
+	if err != nil {
+		return Check{Name: "SSH as root's config", Result: Fail, Detail: strings.TrimSpace(string(out)), Fix: "sudo wrapix-builder setup; then `sudo ssh -v wrapix-builder true` shows which step fails", Kind: problem.Setup}
+	}
+	return Check{Name: "SSH as root's config", Result: OK, Detail: "ssh wrapix-builder: " + strings.TrimSpace(string(out))}
+}
+
+func checkLocalDaemon(socket string) Check {
+	c := Check{Name: "nix-daemon on this machine"}
+	conn, err := net.DialTimeout("unix", socket, 2*time.Second)
+	if err != nil {
+		c.Result, c.Detail = Warn, "cannot connect to "+socket+": "+err.Error()
+		c.Fix = "multi-user Nix needs its daemon: `sudo launchctl kickstart -k system/org.nixos.nix-daemon`"
+		return c
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+	info, err := nixdaemon.Handshake(conn)
+	if err != nil {
+		c.Result, c.Detail, c.Kind = Fail, err.Error(), problem.Setup
+		c.Fix = "restart it: `sudo launchctl kickstart -k system/org.nixos.nix-daemon`"
+		return c
+	}
+	c.Result, c.Detail = OK, "Nix "+info.Version+", protocol "+info.Protocol
+	return c
+}
+
+// checkRoute asks macOS which interface reaches the container; a utun (VPN)
+// interface means traffic to the builder goes into the tunnel.
+func checkRoute(ctx context.Context, ip string) Check {
+	c := Check{Name: "VPN routes"}
+	if ip == "" {
+		c.Result, c.Detail = Skip, "the container has no IP yet"
+		return c
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "/sbin/route", "-n", "get", ip).Output()
+	if err != nil {
+		c.Result, c.Detail = Warn, "`route -n get "+ip+"` failed: "+err.Error()
+		return c
+	}
+	iface := RouteInterface(string(out))
+	if strings.HasPrefix(iface, "utun") {
+		c.Result, c.Kind = Fail, problem.Setup
+		c.Detail = fmt.Sprintf("traffic to the builder (%s) goes through VPN interface %s", ip, iface)
+		c.Fix = "sudo wrapix-builder setup (adds a route for the container subnet to the vmnet bridge)"
+		return c
+	}
+	c.Result, c.Detail = OK, ip+" via "+iface
+	return c
+}
+
+// RouteInterface reads the "interface:" line of `route -n get` output.
+func RouteInterface(out string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && k == "interface" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func checkDisk(dir string) Check {
+	c := Check{Name: "disk space"}
+	for d := dir; ; d = parent(d) {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(d, &st); err == nil {
+			free := int64(st.Bavail) * int64(st.Bsize)
+			c.Detail = config.HumanSize(free) + " free for " + d
+			if free < 10<<30 {
+				c.Result, c.Fix = Warn, "free some disk space: builds and the store volume grow"
+			} else {
+				c.Result = OK
+			}
+			return c
+		}
+		if d == "/" {
+			c.Result, c.Detail = Skip, "cannot stat "+dir
+			return c
+		}
+	}
+}
+
+func parent(p string) string {
+	i := strings.LastIndexByte(strings.TrimSuffix(p, "/"), '/')
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
+}
+
+// Failed returns the first failed check, if any.
+func Failed(checks []Check) (Check, bool) {
+	for _, c := range checks {
+		if c.Result == Fail {
+			return c, true
+		}
+	}
+	return Check{}, false
+}
+
+// Text renders the checks for the terminal.
+func Text(checks []Check) string {
+	var b strings.Builder
+	marks := map[string]string{OK: "ok  ", Warn: "warn", Fail: "FAIL", Skip: "skip"}
+	for _, c := range checks {
+		fmt.Fprintf(&b, "[%s] %-36s %s\n", marks[c.Result], c.Name, c.Detail)
+		if c.Fix != "" && c.Result != OK && c.Result != Skip {
+			fmt.Fprintf(&b, "       fix: %s\n", c.Fix)
+		}
+	}
+	return b.String()
+}

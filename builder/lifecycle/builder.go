@@ -1,0 +1,437 @@
+// Package lifecycle is the builder as one object: start, stop, status and
+// SSH access, shared by the CLI and the app. Start and stop hold a lock so
+// that both may act at the same time without corrupting anything.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/wrapix/wrapix-builder/builder/config"
+	"github.com/wrapix/wrapix-builder/builder/keys"
+	"github.com/wrapix/wrapix-builder/builder/lock"
+	"github.com/wrapix/wrapix-builder/builder/nixconf"
+	"github.com/wrapix/wrapix-builder/builder/nixdaemon"
+	"github.com/wrapix/wrapix-builder/builder/paths"
+	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/runtime"
+	"github.com/wrapix/wrapix-builder/builder/sshclient"
+)
+
+// Names the container is known by.
+const (
+	ContainerName = "wrapix-builder"
+	LabelKey      = "org.wrapix.builder"
+	StoreTarget   = "/wrapix/store" // the entrypoint binds it over /nix
+	KeysTarget    = "/wrapix/keys"  // read-only: host key + client public key only
+	StopGrace     = 15 * time.Second
+)
+
+// Builder ties the configuration to the runtime.
+type Builder struct {
+	Layout   paths.Layout
+	Config   config.Config
+	CLI      *runtime.CLI
+	Progress func(msg string) // start/stop steps, for the user; may be nil
+}
+
+// New returns a builder for the given layout and config, driving the
+// container CLI named cli ("container" normally).
+func New(l paths.Layout, c config.Config, cli string) *Builder {
+	return &Builder{Layout: l, Config: c, CLI: runtime.New(cli)}
+}
+
+func (b *Builder) say(format string, args ...any) {
+	if b.Progress != nil {
+		b.Progress(fmt.Sprintf(format, args...))
+	}
+}
+
+// SSHAddress is where the builder's sshd is published.
+func (b *Builder) SSHAddress() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.Config.Port))
+}
+
+func (b *Builder) lock(ctx context.Context, what string) (*lock.Lock, error) {
+	return lock.Acquire(ctx, b.Layout.LockFile(), what, func(holder string) {
+		b.say("waiting for another operation to finish (%s)…", holder)
+	})
+}
+
+// Start makes the builder ready. It is idempotent: a ready builder is left
+// alone. It returns only when SSH answers with the pinned host key and
+// nix-daemon responds, or with the reason it could not.
+func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
+	l, err := b.lock(ctx, "start")
+	if err != nil {
+		return false, err
+	}
+	defer l.Release()
+
+	if _, err := b.CLI.Version(ctx); err != nil {
+		return false, err
+	}
+	running, err := b.CLI.SystemRunning(ctx)
+	if err != nil {
+		return false, err
+	}
+	if !running {
+		b.say("starting the container system service (the first time downloads a Linux kernel)…")
+		if err := b.CLI.SystemStart(ctx); err != nil {
+			return false, err
+		}
+	}
+	ks, err := keys.Ensure(b.Layout)
+	if err != nil {
+		return false, err
+	}
+	c, err := b.CLI.Get(ctx, ContainerName)
+	if err != nil {
+		return false, err
+	}
+	if c != nil && c.Labels[LabelKey] == "" {
+		return false, problem.Newf(problem.Conflict, "rename or delete it: `container stop "+ContainerName+"` then `container delete "+ContainerName+"`",
+			"a container named %q exists that wrapix-builder did not create", ContainerName)
+	}
+	if c.Running() {
+		if err := b.checkPublished(c); err != nil {
+			return false, err
+		}
+		if _, err := b.probe(ctx, ks, 5*time.Second, true); err == nil {
+			b.say("already running and ready at %s", b.SSHAddress())
+			return true, nil
+		}
+		b.say("the builder is running; waiting for it to become ready…")
+		return false, b.waitReady(ctx, ks)
+	}
+	if c != nil { // stopped or stuck: recreate it with the current settings; the store is kept
+		if err := b.CLI.Stop(ctx, ContainerName, StopGrace); err != nil {
+			return false, err
+		}
+		if err := b.CLI.Delete(ctx, ContainerName); err != nil {
+			return false, err
+		}
+	}
+	if err := b.ensureImage(ctx); err != nil {
+		return false, err
+	}
+	storeSource, err := b.ensureStore(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := b.checkPortFree(); err != nil {
+		return false, err
+	}
+	spec := b.runSpec(storeSource, ks)
+	b.say("starting container %s (%d CPUs, %s memory, store: %s)…", ContainerName, spec.CPUs, runtime.MemoryArg(spec.MemoryBytes), b.Config.Store)
+	if err := b.CLI.Run(ctx, spec); err != nil {
+		switch {
+		case runtime.IsClass(err, runtime.ErrAlreadyExists):
+			return false, problem.Wrap(problem.Conflict, err, "another process created the builder container at the same time", "run `wrapix-builder status`")
+		case runtime.IsClass(err, runtime.ErrVolumeBusy):
+			return false, problem.Wrap(problem.Conflict, err, "the store volume "+b.Config.Volume+" is attached to another container", "stop the container that uses it (`container ls --all`)")
+		case runtime.IsClass(err, runtime.ErrPortInUse):
+			return false, b.portInUse(err)
+		}
+		return false, problem.Wrap(problem.Runtime, err, "cannot start the builder container", "see `wrapix-builder doctor`")
+	}
+	return false, b.waitReady(ctx, ks)
+}
+
+func (b *Builder) runSpec(storeSource string, ks *keys.Set) runtime.RunSpec {
+	return runtime.RunSpec{
+		Name:        ContainerName,
+		Image:       b.Config.Image,
+		Labels:      map[string]string{LabelKey: "1"},
+		HostPort:    b.Config.Port,
+		CPUs:        b.Config.CPUs,
+		MemoryBytes: b.Config.MemoryBytes,
+		Mounts: []runtime.MountSpec{
+			{Source: storeSource, Target: StoreTarget},
+			{Source: ks.GuestDir, Target: KeysTarget, ReadOnly: true},
+		},
+		Env: []string{
+			"WRAPIX_STORE_BACKEND=" + b.Config.Store,
+			"WRAPIX_MAX_JOBS=" + strconv.Itoa(b.Config.MaxJobs),
+			"WRAPIX_CORES=" + strconv.Itoa(b.Config.CPUs),
+			"WRAPIX_SYSTEMS=" + strings.Join(b.Config.Systems, " "),
+			"WRAPIX_FEATURES=" + strings.Join(b.Config.SupportedFeatures, " "),
+			"WRAPIX_SANDBOX=" + strconv.FormatBool(b.Config.Sandbox),
+			"WRAPIX_STORE_CAP=" + strconv.FormatInt(b.Config.StoreSizeCap, 10),
+		},
+		SysAdmin: true, // /nix is bind-mounted by the entrypoint, and the sandbox needs namespaces
+	}
+}
+
+func (b *Builder) ensureImage(ctx context.Context) error {
+	ok, err := b.CLI.ImageExists(ctx, b.Config.Image)
+	if err != nil || ok {
+		return err
+	}
+	if b.Config.ImageArchive == "" {
+		return problem.Newf(problem.Runtime, "build and load it: `make image` then `container image load -i result`, or set image-archive in "+b.Layout.ConfigFile(),
+			"the builder image %s is not loaded", b.Config.Image)
+	}
+	b.say("loading the builder image from %s…", b.Config.ImageArchive)
+	refs, err := b.CLI.ImageLoad(ctx, b.Config.ImageArchive)
+	if err != nil {
+		return problem.Wrap(problem.Runtime, err, "cannot load the builder image from "+b.Config.ImageArchive, "check that it is an OCI-layout tar (`make image`)")
+	}
+	for _, r := range refs {
+		if r == b.Config.Image || strings.HasSuffix(r, "/"+b.Config.Image) {
+			return nil
+		}
+	}
+	return problem.Newf(problem.Config, "set image = one of the loaded references in "+b.Layout.ConfigFile(),
+		"%s provides %s, not the configured image %s", b.Config.ImageArchive, strings.Join(refs, ", "), b.Config.Image)
+}
+
+// ensureStore creates the store backend and returns the mount source.
+func (b *Builder) ensureStore(ctx context.Context) (string, error) {
+	if b.Config.Store == config.StoreVolume {
+		created, err := b.CLI.VolumeEnsure(ctx, b.Config.Volume)
+		if err != nil {
+			return "", err
+		}
+		if created {
+			b.say("created store volume %s", b.Config.Volume)
+		}
+		return b.Config.Volume, nil
+	}
+	dir := b.Layout.StoreDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", problem.Wrap(problem.Internal, err, "cannot create the store directory "+dir, "")
+	}
+	insensitive, err := caseInsensitive(dir)
+	if err != nil {
+		return "", problem.Wrap(problem.Internal, err, "cannot check the store directory "+dir, "")
+	}
+	if insensitive {
+		return "", problem.Newf(problem.Config,
+			`use store = "volume" in `+b.Layout.ConfigFile()+`, or put $XDG_DATA_HOME on a case-sensitive APFS volume (Disk Utility ▸ Add Volume ▸ APFS (Case-sensitive))`,
+			"the store directory %s is on a case-insensitive filesystem, where Linux store paths collide", dir)
+	}
+	return dir, nil
+}
+
+// caseInsensitive creates a probe file and looks for it under another case.
+func caseInsensitive(dir string) (bool, error) {
+	f, err := os.CreateTemp(dir, ".wrapix-case-probe-")
+	if err != nil {
+		return false, err
+	}
+	name := f.Name()
+	f.Close()
+	defer os.Remove(name)
+	other := filepath.Join(dir, strings.ToUpper(filepath.Base(name)))
+	if other == name {
+		return false, errors.New("probe name has no letters")
+	}
+	_, err = os.Stat(other)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (b *Builder) checkPublished(c *runtime.Container) error {
+	pp, ok := c.PublishedTo(22)
+	if ok && pp.HostAddress == "127.0.0.1" && pp.HostPort == b.Config.Port {
+		return nil
+	}
+	where := "not published"
+	if ok {
+		where = fmt.Sprintf("published on %s:%d", pp.HostAddress, pp.HostPort)
+	}
+	return problem.Newf(problem.Conflict, "recreate it with the current settings: `wrapix-builder stop && wrapix-builder start`",
+		"the running builder's SSH port is %s, not 127.0.0.1:%d", where, b.Config.Port)
+}
+
+func (b *Builder) checkPortFree() error {
+	ln, err := net.Listen("tcp", b.SSHAddress())
+	if err != nil {
+		return b.portInUse(err)
+	}
+	ln.Close()
+	return nil
+}
+
+func (b *Builder) portInUse(err error) error {
+	return problem.Wrap(problem.Conflict, err, fmt.Sprintf("port %d on 127.0.0.1 is taken by another program", b.Config.Port),
+		fmt.Sprintf("stop that program (`lsof -nP -iTCP:%d -sTCP:LISTEN` shows it) or set port = %d in %s", b.Config.Port, b.Config.Port+1, b.Layout.ConfigFile()))
+}
+
+// Stop stops the builder gracefully and deletes the container; the store and
+// keys stay. Stopping a stopped builder is not an error.
+func (b *Builder) Stop(ctx context.Context) (wasRunning bool, err error) {
+	l, err := b.lock(ctx, "stop")
+	if err != nil {
+		return false, err
+	}
+	defer l.Release()
+	c, err := b.CLI.Get(ctx, ContainerName)
+	if err != nil {
+		return false, err
+	}
+	if c == nil {
+		return false, nil
+	}
+	if c.Labels[LabelKey] == "" {
+		return false, problem.Newf(problem.Conflict, "leave it or remove it yourself with `container stop` and `container delete`",
+			"the container %q was not created by wrapix-builder; not stopping it", ContainerName)
+	}
+	if c.Running() || c.State == runtime.StateStopping {
+		b.say("stopping %s…", ContainerName)
+		if err := b.CLI.Stop(ctx, ContainerName, StopGrace); err != nil {
+			return true, err
+		}
+	}
+	if err := b.CLI.Delete(ctx, ContainerName); err != nil {
+		return c.Running(), err
+	}
+	return c.Running(), nil
+}
+
+// Dial connects to the builder over SSH with the pinned host key.
+func (b *Builder) Dial(ctx context.Context) (*sshclient.Client, error) {
+	ks, err := keys.Load(b.Layout)
+	if err != nil {
+		return nil, err
+	}
+	return b.dial(ctx, ks)
+}
+
+func (b *Builder) dial(ctx context.Context, ks *keys.Set) (*sshclient.Client, error) {
+	c, err := sshclient.Dial(ctx, b.SSHAddress(), sshclient.User, ks.Client.Signer, ks.Host.Public)
+	if errors.Is(err, sshclient.ErrHostKeyMismatch) {
+		return nil, problem.Wrap(problem.Keys, err, "refusing to talk to "+b.SSHAddress(),
+			"if the builder was started before a key rotation, `wrapix-builder stop && wrapix-builder start`; otherwise another program answers on that port")
+	}
+	return c, err
+}
+
+// ProbeResult is one readiness check.
+type ProbeResult struct {
+	SSHLatency time.Duration
+	Daemon     string // nix-daemon's Nix version, or its protocol
+	Protocol   string
+}
+
+// probe connects and proves nix-daemon answers. thorough runs
+// `nix-daemon --stdio` as Nix's ssh-ng store does; otherwise it talks to the
+// daemon's socket through the SSH connection (no process on the builder),
+// falling back to the thorough check where the socket cannot be opened.
+func (b *Builder) probe(ctx context.Context, ks *keys.Set, timeout time.Duration, thorough bool) (ProbeResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t0 := time.Now()
+	c, err := b.dial(ctx, ks)
+	if err != nil {
+		return ProbeResult{}, err
+	}
+	defer c.Close()
+	r := ProbeResult{SSHLatency: time.Since(t0)}
+	var info nixdaemon.Info
+	if !thorough {
+		info, err = c.NixDaemonSocket(ctx)
+	}
+	if thorough || errors.As(err, new(*ssh.OpenChannelError)) {
+		info, err = c.NixDaemon(ctx)
+	}
+	if err != nil {
+		return r, fmt.Errorf("nix-daemon: %w", err)
+	}
+	r.Daemon, r.Protocol = info.Version, info.Protocol
+	return r, nil
+}
+
+// waitReady polls until the builder is ready, it stopped, or the start timeout.
+func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
+	deadline := time.Now().Add(b.Config.StartTimeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	delay := 50 * time.Millisecond
+	var last error
+	lastSaid := time.Now()
+	for {
+		c, err := b.CLI.Get(ctx, ContainerName)
+		if err != nil {
+			return err
+		}
+		if c == nil || c.State == runtime.StateStopped {
+			return problem.New(problem.Unhealthy, "the builder container stopped while starting", "read `wrapix-builder logs` for the reason")
+		}
+		if c.Running() {
+			r, err := b.probe(ctx, ks, 10*time.Second, true)
+			if err == nil {
+				b.say("ready at %s (nix-daemon %s)", b.SSHAddress(), r.Daemon)
+				return nil
+			}
+			if problem.Is(err, problem.Keys) {
+				return err
+			}
+			last = err
+		}
+		if time.Since(lastSaid) > 5*time.Second {
+			b.say("still waiting for the builder (the first start initialises the store)…")
+			lastSaid = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			if last == nil {
+				last = ctx.Err()
+			}
+			return problem.Wrap(problem.Timeout, last, fmt.Sprintf("the builder did not become ready within %s", b.Config.StartTimeout),
+				"read `wrapix-builder logs`, run `wrapix-builder doctor`, or raise start-timeout in "+b.Layout.ConfigFile())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
+
+// Params are the values the Nix/ssh outputs are generated from.
+func (b *Builder) Params(ks *keys.Set, form string) nixconf.Params {
+	return nixconf.Params{
+		User:           sshclient.User,
+		Port:           b.Config.Port,
+		Systems:        b.Config.Systems,
+		MaxJobs:        b.Config.MaxJobs,
+		SpeedFactor:    b.Config.SpeedFactor,
+		Features:       b.Config.SupportedFeatures,
+		HostKey:        ks.Host.AuthorizedLine(),
+		HostKeyBase64:  ks.HostKeyBase64(),
+		UserKeyPath:    ks.Client.PrivatePath,
+		UseSubstitutes: b.Config.UseSubstitutes,
+		Form:           form,
+	}
+}
+
+// RotateKeys replaces keys deliberately. The builder must be stopped: it
+// would keep presenting the old host key until restarted.
+func (b *Builder) RotateKeys(ctx context.Context, which keys.Which, now time.Time) (string, error) {
+	l, err := b.lock(ctx, "keys rotate")
+	if err != nil {
+		return "", err
+	}
+	defer l.Release()
+	if _, err := b.CLI.Version(ctx); err == nil {
+		c, err := b.CLI.Get(ctx, ContainerName)
+		if err != nil {
+			return "", err
+		}
+		if c.Running() {
+			return "", problem.New(problem.Conflict, "the builder is running", "stop it first: `wrapix-builder stop`, rotate, then start it again")
+		}
+	}
+	return keys.Rotate(b.Layout, which, now)
+}

@@ -1,0 +1,145 @@
+package lifecycle
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wrapix/wrapix-builder/builder/keys"
+	"github.com/wrapix/wrapix-builder/builder/nixconf"
+	"github.com/wrapix/wrapix-builder/builder/setup"
+	"github.com/wrapix/wrapix-builder/builder/status"
+	"github.com/wrapix/wrapix-builder/builder/version"
+)
+
+// StatusOptions tune what Status observes.
+type StatusOptions struct {
+	Root         string        // where /etc lives ("/" normally)
+	ProbeTimeout time.Duration // SSH + nix-daemon probe; 3 s when zero
+}
+
+// Status observes everything and decides the overall state. It never
+// changes anything and takes no lock.
+func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Report) {
+	if opt.Root == "" {
+		opt.Root = "/"
+	}
+	if opt.ProbeTimeout == 0 {
+		opt.ProbeTimeout = 3 * time.Second
+	}
+	r = &status.Report{
+		Container: status.Container{Name: ContainerName},
+		SSH:       status.SSH{Address: b.SSHAddress()},
+		Store:     status.Store{Backend: b.Config.Store, CapBytes: b.Config.StoreSizeCap},
+		Versions:  status.Versions{WrapixBuilder: version.Version},
+	}
+	r.Store.Location = b.Config.Volume
+	if b.Config.Store != "volume" {
+		r.Store.Location = b.Layout.StoreDir()
+	}
+	// The slow observations run concurrently: the host's `nix --version`
+	// and the SSH probe (tried speculatively; it fails fast when nothing listens).
+	nixVersion := make(chan string, 1)
+	go func() {
+		if nv, err := HostNixVersion(ctx); err == nil {
+			nixVersion <- nv.Raw
+		}
+		close(nixVersion)
+	}()
+	defer func() { r.Versions.HostNix = <-nixVersion }()
+
+	ks, keyErr := keys.Load(b.Layout)
+	type probeOutcome struct {
+		res ProbeResult
+		err error
+	}
+	probed := make(chan probeOutcome, 1)
+	if keyErr == nil {
+		go func() {
+			res, err := b.probe(ctx, ks, opt.ProbeTimeout, false)
+			probed <- probeOutcome{res, err}
+		}()
+		p := b.Params(ks, nixconf.FormAlias)
+		st := setup.Check(opt.Root, p)
+		r.Setup = status.Setup{Trust: st.Trust, NixConfig: st.NixConfig, ManagedBy: st.ManagedBy, Detail: st.Detail}
+		r.SSH.HostKeyFingerprint = ks.Host.Fingerprint()
+	} else {
+		r.Setup = status.Setup{Trust: setup.StateMissing, NixConfig: setup.StateMissing, ManagedBy: "wrapix-builder", Detail: "no keys yet"}
+	}
+
+	v, err := b.CLI.Version(ctx)
+	if err != nil {
+		r.Decide(err)
+		return r
+	}
+	r.Versions.ContainerCLI = v.String()
+	c, err := b.CLI.Get(ctx, ContainerName)
+	if err != nil {
+		r.Decide(err)
+		return r
+	}
+	if c != nil {
+		r.Container.Exists, r.Container.State, r.Container.IP, r.Container.Image = true, c.State, c.IP, c.Image
+		if !c.StartedAt.IsZero() {
+			t := c.StartedAt
+			r.Container.StartedAt = &t
+		}
+		if pp, ok := c.PublishedTo(22); ok {
+			r.Container.Published = pp.HostAddress + ":" + strconv.Itoa(pp.HostPort)
+		}
+		if m, ok := c.MountAt(StoreTarget); ok && m.Type == "volume" {
+			if n, ok := allocatedBytes(m.Source); ok {
+				r.Store.SizeBytes = &n
+			}
+		}
+	}
+	if c.Running() && keyErr == nil {
+		out := <-probed
+		res, err := out.res, out.err
+		if res.SSHLatency > 0 {
+			r.SSH.OK = true
+			r.SSH.LatencyMillis = float64(res.SSHLatency.Microseconds()) / 1000
+		}
+		if err != nil {
+			if r.SSH.OK {
+				r.NixDaemon.Error = strings.TrimPrefix(err.Error(), "nix-daemon: ")
+			} else {
+				r.SSH.Error = err.Error()
+			}
+		} else {
+			r.NixDaemon = status.NixDaemon{OK: true, Version: res.Daemon, Protocol: res.Protocol}
+		}
+	} else if c.Running() {
+		r.SSH.Error = keyErr.Error()
+	}
+	r.Decide(nil)
+	return r
+}
+
+// allocatedBytes is the space a (sparse) volume image really uses on the Mac.
+func allocatedBytes(path string) (int64, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return st.Blocks * 512, true
+}
+
+// HostNixVersion runs `nix --version` on the Mac.
+func HostNixVersion(ctx context.Context) (nixconf.NixVersion, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "nix", "--version").Output()
+	if err != nil {
+		return nixconf.NixVersion{}, err
+	}
+	return nixconf.ParseNixVersion(strings.TrimSpace(string(out)))
+}

@@ -1,0 +1,81 @@
+// Package lock serialises lifecycle operations (start, stop, key rotation)
+// between processes — the CLI and the app may act at the same moment. It is
+// an flock(2) on a file in the data directory: the kernel drops it when the
+// holder dies, so a crash never leaves a stale lock.
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wrapix/wrapix-builder/builder/problem"
+)
+
+// Lock is a held lock.
+type Lock struct{ f *os.File }
+
+// Acquire takes the lock at path, waiting until ctx ends. waiting is called
+// once (with the holder's description) if the lock is busy.
+func Acquire(ctx context.Context, path, what string, waiting func(holder string)) (*Lock, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, problem.Wrap(problem.Internal, err, "cannot create "+filepath.Dir(path), "")
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, problem.Wrap(problem.Internal, err, "cannot open lock file "+path, "")
+	}
+	told := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, problem.Wrap(problem.Internal, err, "cannot lock "+path, "")
+		}
+		holder := readHolder(path)
+		if !told && waiting != nil {
+			waiting(holder)
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, problem.Newf(problem.Conflict, "wait for it to finish, or stop that process",
+				"another wrapix-builder operation is in progress (%s)", holder)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	// Describe the holder for whoever waits; the content is informational only.
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(fmt.Sprintf("%d %s\n", os.Getpid(), what)), 0)
+	return &Lock{f: f}, nil
+}
+
+func readHolder(path string) string {
+	data, _ := os.ReadFile(path)
+	pid, what, ok := strings.Cut(strings.TrimSpace(string(data)), " ")
+	if _, err := strconv.Atoi(pid); !ok || err != nil {
+		return "unknown process"
+	}
+	return fmt.Sprintf("%s, pid %s", what, pid)
+}
+
+// Release drops the lock.
+func (l *Lock) Release() {
+	if l == nil || l.f == nil {
+		return
+	}
+	_ = l.f.Truncate(0)
+	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	l.f.Close()
+	l.f = nil
+}

@@ -1,0 +1,299 @@
+package setup
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/wrapix/wrapix-builder/builder/atomicfile"
+	"github.com/wrapix/wrapix-builder/builder/problem"
+)
+
+// JournalPath records what setup changed, so --undo can reverse it exactly.
+const JournalPath = "/etc/nix/wrapix_builder_setup.json"
+
+const (
+	blockBegin = "# BEGIN wrapix-builder (managed by `wrapix-builder setup`; remove with `sudo wrapix-builder setup --undo`)\n"
+	blockEnd   = "# END wrapix-builder\n"
+)
+
+// journal is the on-disk record of the state before the first apply.
+type journal struct {
+	Version  int                      `json:"version"`
+	Files    map[string]*originalFile `json:"files"`    // logical path → what was there before
+	Dirs     []string                 `json:"dirs"`     // directories we created, parents first
+	Commands [][]string               `json:"commands"` // undo commands of commands we ran, in order
+}
+
+type originalFile struct {
+	Existed      bool        `json:"existed"`
+	Mode         os.FileMode `json:"mode,omitempty"`
+	Content      []byte      `json:"content,omitempty"` // whole files only: restored on undo
+	Block        bool        `json:"block,omitempty"`   // shared file: undo removes our block
+	AddedNewline bool        `json:"addedNewline,omitempty"`
+}
+
+// Runner runs a privileged command; tests pass one that records.
+type Runner func(cmd []string) error
+
+func loadJournal(e Env) (*journal, error) {
+	data, err := os.ReadFile(e.abs(JournalPath))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &journal{Version: 1, Files: map[string]*originalFile{}}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var j journal
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, fmt.Errorf("%s is corrupt: %w", e.abs(JournalPath), err)
+	}
+	if j.Files == nil {
+		j.Files = map[string]*originalFile{}
+	}
+	return &j, nil
+}
+
+func (j *journal) save(e Env) error {
+	data, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(e.abs(JournalPath), append(data, '\n'), 0o600)
+}
+
+// Apply carries out the plan. It is idempotent: applying the same plan again
+// leaves every file byte for byte as it was.
+func Apply(e Env, plan Plan, run Runner) error {
+	j, err := loadJournal(e)
+	if err != nil {
+		return problem.Wrap(problem.Setup, err, "cannot read the setup journal", "move it aside only if you know what setup changed")
+	}
+	// The journal lives in /etc/nix; make sure that exists first (and is undone).
+	if err := j.mkdirs(e, filepath.Dir(JournalPath)); err != nil {
+		return err
+	}
+	if err := j.save(e); err != nil {
+		return problem.Wrap(problem.Setup, err, "cannot write "+e.abs(JournalPath), "run setup as root (sudo)")
+	}
+	for _, op := range plan.Ops {
+		if err := j.apply(e, op, run); err != nil {
+			_ = j.save(e) // keep what was done so far undoable
+			return err
+		}
+		if err := j.save(e); err != nil {
+			return problem.Wrap(problem.Setup, err, "cannot write "+e.abs(JournalPath), "")
+		}
+	}
+	return nil
+}
+
+func (j *journal) mkdirs(e Env, dir string) error {
+	var missing []string
+	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+		if _, err := os.Lstat(e.abs(d)); err == nil {
+			break
+		}
+		missing = append([]string{d}, missing...)
+	}
+	for _, d := range missing {
+		if err := os.Mkdir(e.abs(d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return problem.Wrap(problem.Setup, err, "cannot create "+e.abs(d), "run setup as root (sudo)")
+		}
+		if !slices.Contains(j.Dirs, d) {
+			j.Dirs = append(j.Dirs, d)
+		}
+	}
+	return nil
+}
+
+// remember records the state of path before our first change to it.
+func (j *journal) remember(e Env, path string, block bool) (*originalFile, error) {
+	if o, ok := j.Files[path]; ok {
+		return o, nil
+	}
+	o := &originalFile{Block: block}
+	fi, err := os.Lstat(e.abs(path))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, err
+	case fi.Mode()&os.ModeSymlink != 0:
+		return nil, fmt.Errorf("%s is a symlink; refusing to write through it", e.abs(path))
+	default:
+		o.Existed, o.Mode = true, fi.Mode().Perm()
+		if !block {
+			if o.Content, err = os.ReadFile(e.abs(path)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	j.Files[path] = o
+	return o, nil
+}
+
+func (j *journal) apply(e Env, op Op, run Runner) error {
+	fail := func(err error) error {
+		return problem.Wrap(problem.Setup, err, "setup could not "+op.Kind+" "+op.Path, "run it as root (sudo); `wrapix-builder setup --undo` reverses what was done")
+	}
+	switch op.Kind {
+	case OpWriteFile:
+		if err := j.mkdirs(e, filepath.Dir(op.Path)); err != nil {
+			return err
+		}
+		if _, err := j.remember(e, op.Path, false); err != nil {
+			return fail(err)
+		}
+		if _, err := atomicfile.WriteIfChanged(e.abs(op.Path), op.Content, op.Mode); err != nil {
+			return fail(err)
+		}
+	case OpBlock:
+		if err := j.mkdirs(e, filepath.Dir(op.Path)); err != nil {
+			return err
+		}
+		o, err := j.remember(e, op.Path, true)
+		if err != nil {
+			return fail(err)
+		}
+		old, err := os.ReadFile(e.abs(op.Path))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fail(err)
+		}
+		updated, addedNewline := withBlock(old, op.Content)
+		if addedNewline {
+			o.AddedNewline = true
+		}
+		mode := op.Mode
+		if o.Existed {
+			mode = o.Mode
+		}
+		if _, err := atomicfile.WriteIfChanged(e.abs(op.Path), updated, mode); err != nil {
+			return fail(err)
+		}
+	case OpRun:
+		if err := run(op.Cmd); err != nil {
+			return problem.Wrap(problem.Setup, err, "`"+strings.Join(op.Cmd, " ")+"` failed", "run it by hand to see why, then re-run setup")
+		}
+		if op.UndoCmd != nil && !containsCmd(j.Commands, op.UndoCmd) {
+			j.Commands = append(j.Commands, op.UndoCmd)
+		}
+	}
+	return nil
+}
+
+func containsCmd(list [][]string, c []string) bool {
+	return slices.ContainsFunc(list, func(x []string) bool { return slices.Equal(x, c) })
+}
+
+// withBlock returns content with our block set to body: replaced in place when
+// present, else appended (after a newline if the file lacked a final one).
+func withBlock(content, body []byte) ([]byte, bool) {
+	block := append(append([]byte(blockBegin), body...), blockEnd...)
+	if start, end, ok := findBlock(content); ok {
+		return slices.Concat(content[:start], block, content[end:]), false
+	}
+	addedNewline := len(content) > 0 && content[len(content)-1] != '\n'
+	out := slices.Clone(content)
+	if addedNewline {
+		out = append(out, '\n')
+	}
+	return append(out, block...), addedNewline
+}
+
+func findBlock(content []byte) (start, end int, ok bool) {
+	start = bytes.Index(content, []byte(blockBegin))
+	if start < 0 {
+		return 0, 0, false
+	}
+	rel := bytes.Index(content[start:], []byte(blockEnd))
+	if rel < 0 {
+		return 0, 0, false
+	}
+	return start, start + rel + len(blockEnd), true
+}
+
+// Undo reverses everything the journal records, then removes the journal.
+func Undo(e Env, run Runner) error {
+	if _, err := os.Lstat(e.abs(JournalPath)); errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing was set up: undo is a no-op
+	}
+	j, err := loadJournal(e)
+	if err != nil {
+		return problem.Wrap(problem.Setup, err, "cannot read the setup journal", "restore the files listed by `wrapix-builder setup --dry-run` by hand")
+	}
+	paths := make([]string, 0, len(j.Files))
+	for p := range j.Files {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		if err := undoFile(e, p, j.Files[p]); err != nil {
+			return problem.Wrap(problem.Setup, err, "cannot restore "+e.abs(p), "run undo as root (sudo)")
+		}
+	}
+	for i := len(j.Commands) - 1; i >= 0; i-- {
+		if err := run(j.Commands[i]); err != nil {
+			return problem.Wrap(problem.Setup, err, "`"+strings.Join(j.Commands[i], " ")+"` failed", "run it by hand")
+		}
+	}
+	if err := os.Remove(e.abs(JournalPath)); err != nil {
+		return problem.Wrap(problem.Setup, err, "cannot remove "+e.abs(JournalPath), "")
+	}
+	for i := len(j.Dirs) - 1; i >= 0; i-- {
+		_ = os.Remove(e.abs(j.Dirs[i])) // only succeeds when empty: never removes others' files
+	}
+	return nil
+}
+
+func undoFile(e Env, path string, o *originalFile) error {
+	abs := e.abs(path)
+	if fi, err := os.Lstat(abs); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return nil // replaced by a link since (e.g. nix-darwin took it over): not ours any more
+	}
+	if o.Block {
+		content, err := os.ReadFile(abs)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		start, end, ok := findBlock(content)
+		if !ok {
+			return nil
+		}
+		out := slices.Concat(content[:start], content[end:])
+		if o.AddedNewline && start == len(out) && len(out) > 0 && out[len(out)-1] == '\n' {
+			out = out[:len(out)-1]
+		}
+		if !o.Existed && len(out) == 0 {
+			return os.Remove(abs)
+		}
+		mode := o.Mode
+		if !o.Existed {
+			mode = filePerm(abs)
+		}
+		return atomicfile.Write(abs, out, mode)
+	}
+	if !o.Existed {
+		err := os.Remove(abs)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	return atomicfile.Write(abs, o.Content, o.Mode)
+}
+
+func filePerm(path string) os.FileMode {
+	if fi, err := os.Stat(path); err == nil {
+		return fi.Mode().Perm()
+	}
+	return 0o644
+}

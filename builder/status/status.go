@@ -1,0 +1,199 @@
+// Package status is the one model of the builder's state: the CLI prints it
+// as text or JSON, the app renders it as a menu. The JSON form is versioned
+// (Schema) and documented in docs/status.md.
+package status
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wrapix/wrapix-builder/builder/config"
+	"github.com/wrapix/wrapix-builder/builder/problem"
+)
+
+// Schema is the version of the JSON document. It changes only when a field
+// changes meaning or disappears; new fields may be added without a bump.
+const Schema = 1
+
+// Overall states.
+const (
+	Ready       = "ready"       // SSH answers with the pinned key and nix-daemon responds
+	Starting    = "starting"    // the container runs but is not ready yet (first start initialises the store)
+	Unhealthy   = "unhealthy"   // running, but SSH or nix-daemon fails
+	Stopped     = "stopped"     // no builder container is running
+	Unavailable = "unavailable" // the container runtime itself is missing or down
+)
+
+// Report is the status document.
+type Report struct {
+	Schema    int       `json:"schema"`
+	State     string    `json:"state"`
+	Summary   string    `json:"summary"`
+	Container Container `json:"container"`
+	SSH       SSH       `json:"ssh"`
+	NixDaemon NixDaemon `json:"nixDaemon"`
+	Store     Store     `json:"store"`
+	Setup     Setup     `json:"setup"`
+	Versions  Versions  `json:"versions"`
+	Problem   *Problem  `json:"problem,omitempty"`
+}
+
+type Container struct {
+	Name      string     `json:"name"`
+	Exists    bool       `json:"exists"`
+	State     string     `json:"state"` // the runtime's: running, stopped, stopping, unknown; "" when absent
+	IP        string     `json:"ip,omitempty"`
+	Image     string     `json:"image,omitempty"`
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	Published string     `json:"published,omitempty"` // host address:port of the builder's sshd
+}
+
+type SSH struct {
+	Address            string  `json:"address"`
+	OK                 bool    `json:"ok"`
+	HostKeyFingerprint string  `json:"hostKeyFingerprint,omitempty"`
+	LatencyMillis      float64 `json:"latencyMillis,omitempty"`
+	Error              string  `json:"error,omitempty"`
+}
+
+type NixDaemon struct {
+	OK       bool   `json:"ok"`
+	Version  string `json:"version,omitempty"`
+	Protocol string `json:"protocol,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+type Store struct {
+	Backend   string `json:"backend"`  // volume or directory
+	Location  string `json:"location"` // volume name or host directory
+	SizeBytes *int64 `json:"sizeBytes,omitempty"`
+	CapBytes  int64  `json:"capBytes"`
+}
+
+type Setup struct {
+	Trust     string `json:"trust"`     // ok, missing, stale
+	NixConfig string `json:"nixConfig"` // ok, missing, stale
+	ManagedBy string `json:"managedBy"` // wrapix-builder or nix-darwin
+	Detail    string `json:"detail,omitempty"`
+}
+
+type Versions struct {
+	WrapixBuilder string `json:"wrapixBuilder"`
+	ContainerCLI  string `json:"containerCLI,omitempty"`
+	HostNix       string `json:"hostNix,omitempty"`
+}
+
+type Problem struct {
+	What string `json:"what"`
+	Fix  string `json:"fix,omitempty"`
+}
+
+// ProblemFrom fills Problem from an error.
+func ProblemFrom(err error) *Problem {
+	if p, ok := err.(*problem.Error); ok {
+		what := p.What
+		if p.Err != nil {
+			what += ": " + p.Err.Error()
+		}
+		return &Problem{What: what, Fix: p.Fix}
+	}
+	return &Problem{What: err.Error()}
+}
+
+// Decide sets State and Summary from the observations.
+func (r *Report) Decide(runtimeErr error) {
+	r.Schema = Schema
+	switch {
+	case runtimeErr != nil:
+		r.State = Unavailable
+		r.Problem = ProblemFrom(runtimeErr)
+		r.Summary = "container runtime unavailable"
+	case !r.Container.Exists || r.Container.State != "running":
+		r.State = Stopped
+		r.Summary = "stopped"
+	case r.SSH.OK && r.NixDaemon.OK:
+		r.State = Ready
+		r.Summary = "ready at " + r.SSH.Address
+	case r.SSH.OK:
+		r.State = Unhealthy
+		r.Summary = "SSH answers but nix-daemon does not"
+		r.Problem = &Problem{What: "nix-daemon on the builder: " + r.NixDaemon.Error, Fix: "see `wrapix-builder logs`; `wrapix-builder stop && wrapix-builder start`"}
+	case strings.Contains(r.SSH.Error, "host key"):
+		r.State = Unhealthy
+		r.Summary = "wrong SSH host key"
+		r.Problem = &Problem{What: r.SSH.Error, Fix: "restart the builder so it picks up the current key: `wrapix-builder stop && wrapix-builder start`"}
+	default:
+		r.State = Starting
+		r.Summary = "running, waiting for SSH"
+		if r.SSH.Error != "" {
+			r.Problem = &Problem{What: "SSH: " + r.SSH.Error, Fix: "wait for the first start to finish; if it persists run `wrapix-builder doctor`"}
+		}
+	}
+}
+
+// ExitCode is the documented exit code of `status` for this report.
+func (r *Report) ExitCode() int {
+	switch r.State {
+	case Ready:
+		return 0
+	case Stopped:
+		return problem.ExitCodeOf(problem.NotRunning)
+	case Unavailable:
+		return problem.ExitCodeOf(problem.Runtime)
+	}
+	return problem.ExitCodeOf(problem.Unhealthy)
+}
+
+// Text renders the one-screen human form.
+func (r *Report) Text() string {
+	var b strings.Builder
+	line := func(k, v string) { fmt.Fprintf(&b, "%-12s %s\n", k+":", v) }
+	line("Builder", r.State+" — "+r.Summary)
+	c := r.Container.State
+	if !r.Container.Exists {
+		c = "absent"
+	}
+	if r.Container.IP != "" {
+		c += ", ip " + r.Container.IP
+	}
+	if r.Container.StartedAt != nil {
+		c += ", up since " + r.Container.StartedAt.Local().Format("2006-01-02 15:04")
+	}
+	line("Container", r.Container.Name+" ("+c+")")
+	if r.State != Unavailable && r.Container.Exists && r.Container.State == "running" {
+		ssh := "ok"
+		if !r.SSH.OK {
+			ssh = "failing: " + r.SSH.Error
+		} else if r.SSH.LatencyMillis > 0 {
+			ssh = fmt.Sprintf("ok (%.0f ms)", r.SSH.LatencyMillis)
+		}
+		line("SSH", r.SSH.Address+" "+ssh)
+		nd := "ok, Nix " + r.NixDaemon.Version
+		if !r.NixDaemon.OK {
+			nd = "failing: " + r.NixDaemon.Error
+		}
+		line("nix-daemon", nd)
+	}
+	st := r.Store.Backend + " " + r.Store.Location
+	if r.Store.SizeBytes != nil {
+		st += fmt.Sprintf(", %s used of %s cap", config.HumanSize(*r.Store.SizeBytes), config.HumanSize(r.Store.CapBytes))
+	}
+	line("Store", st)
+	line("Setup", fmt.Sprintf("trust %s, nix config %s (managed by %s)", r.Setup.Trust, r.Setup.NixConfig, r.Setup.ManagedBy))
+	v := "wrapix-builder " + r.Versions.WrapixBuilder
+	if r.Versions.ContainerCLI != "" {
+		v += ", container " + r.Versions.ContainerCLI
+	}
+	if r.Versions.HostNix != "" {
+		v += ", host Nix " + r.Versions.HostNix
+	}
+	line("Versions", v)
+	if r.Problem != nil {
+		line("Problem", r.Problem.What)
+		if r.Problem.Fix != "" {
+			line("Fix", r.Problem.Fix)
+		}
+	}
+	return b.String()
+}

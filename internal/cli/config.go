@@ -1,0 +1,167 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wrapix/wrapix-builder/builder/doctor"
+	"github.com/wrapix/wrapix-builder/builder/keys"
+	"github.com/wrapix/wrapix-builder/builder/nixconf"
+	"github.com/wrapix/wrapix-builder/builder/problem"
+)
+
+var formats = map[string]func(nixconf.Params) string{
+	"nix-darwin":  nixconf.NixDarwin,
+	"machines":    nixconf.MachinesLine,
+	"nix.conf":    nixconf.NixConf,
+	"determinate": nixconf.Determinate,
+	"ssh-config":  nixconf.SSHConfig,
+	"known-hosts": nixconf.KnownHosts,
+}
+
+func formatNames() []string {
+	names := make([]string, 0, len(formats))
+	for k := range formats {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func configCmd(e *env) *cobra.Command {
+	var format, uri string
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Print Nix configuration for the builder (nix-darwin snippet by default)",
+		Long: `Print configuration with the builder's real host key filled in. Formats:
+  nix-darwin   a module snippet for a permanent nix-darwin setup (default)
+  machines     one /etc/nix/machines line
+  nix.conf     builders and builders-use-substitutes lines
+  determinate  the same for Determinate Nix's /etc/nix/nix.custom.conf
+  ssh-config   the /etc/ssh/ssh_config.d drop-in
+  known-hosts  the known-hosts file with the pinned host key`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			render, ok := formats[format]
+			if !ok {
+				return problem.Newf(problem.Usage, "use one of: "+strings.Join(formatNames(), ", "), "unknown --format %q", format)
+			}
+			b, err := e.builder(true)
+			if err != nil {
+				return err
+			}
+			ks, err := keys.Load(b.Layout)
+			if err != nil {
+				return err
+			}
+			form, err := uriForm(cmd.Context(), uri)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(e.stdout, render(b.Params(ks, form)))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "nix-darwin", "one of: "+strings.Join(formatNames(), ", "))
+	cmd.Flags().StringVar(&uri, "uri", nixconf.FormAlias, "builders URI form: alias (every Nix) or port (Nix ≥ 2.31)")
+	_ = cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return formatNames(), cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+func doctorCmd(e *env) *cobra.Command {
+	var asJSON bool
+	var root string
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check every link from your Nix to the builder, with a fix for each failure",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := e.builder(false)
+			if err != nil {
+				return err
+			}
+			checks := doctor.Run(cmd.Context(), b, e.cfgErr, doctor.Options{Root: root})
+			if asJSON {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(map[string]any{"schema": 1, "checks": checks}); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprint(e.stdout, doctor.Text(checks))
+			}
+			if c, failed := doctor.Failed(checks); failed {
+				code := problem.ExitCodeOf(c.Kind)
+				if c.Kind == problem.Internal {
+					code = 1
+				}
+				return exitCode(code)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the checks as JSON")
+	cmd.Flags().StringVar(&root, "root", "/", "read the Mac's /etc under this directory")
+	_ = cmd.Flags().MarkHidden("root")
+	return cmd
+}
+
+func keysCmd(e *env) *cobra.Command {
+	keysRoot := &cobra.Command{Use: "keys", Short: "Show or rotate the builder's SSH keys"}
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Print the key fingerprints and paths",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := e.builder(false)
+			if err != nil {
+				return err
+			}
+			ks, err := keys.Load(b.Layout)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "host   %s  %s\nclient %s  %s\n", ks.Host.Fingerprint(), ks.Host.PublicPath, ks.Client.Fingerprint(), ks.Client.PublicPath)
+			return nil
+		},
+	}
+	var host, client bool
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Replace the keys deliberately (old ones are kept in builder-keys/old/)",
+		Long: `Replace the host key, the client key, or both (the default). The builder must be stopped.
+The old files are moved to builder-keys/old/<time>/, never deleted. Afterwards run
+` + "`sudo wrapix-builder setup`" + ` (or update your nix-darwin config) so root trusts the new keys.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := e.builder(false)
+			if err != nil {
+				return err
+			}
+			which := keys.Which{Host: host, Client: client}
+			if !host && !client {
+				which = keys.Which{Host: true, Client: true}
+			}
+			backup, err := b.RotateKeys(cmd.Context(), which, time.Now())
+			if err != nil {
+				return err
+			}
+			if backup != "" {
+				fmt.Fprintf(e.stdout, "old keys moved to %s\n", backup)
+			}
+			fmt.Fprintln(e.stdout, "new keys created; now run `sudo wrapix-builder setup` (or update your nix-darwin config from `wrapix-builder config`)")
+			return nil
+		},
+	}
+	rotate.Flags().BoolVar(&host, "host", false, "rotate the host key")
+	rotate.Flags().BoolVar(&client, "client", false, "rotate the client key")
+	keysRoot.AddCommand(show, rotate)
+	return keysRoot
+}

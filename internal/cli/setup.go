@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	goruntime "runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wrapix/wrapix-builder/builder/keys"
+	"github.com/wrapix/wrapix-builder/builder/lifecycle"
+	"github.com/wrapix/wrapix-builder/builder/nixconf"
+	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/setup"
+)
+
+func setupCmd(e *env) *cobra.Command {
+	var dryRun, undo bool
+	var root, uri string
+	cmd := &cobra.Command{
+		Use:   "setup",
+		Short: "Let root's nix-daemon use the builder (privileged; --dry-run, --undo)",
+		Long: `Install what the Mac's root nix-daemon needs to use the builder: root's copy of the client
+key (/etc/nix, 0600), a known-hosts file with the pinned host key, an ssh_config drop-in
+"Host wrapix-builder", the builders entry in /etc/nix/machines (unless nix-darwin manages
+Nix's config: then use ` + "`wrapix-builder config`" + `), and the VPN route fix when needed.
+Runs through sudo when not root. Idempotent. --dry-run prints the plan; --undo reverses
+exactly what setup did.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := e.builder(true)
+			if err != nil {
+				return err
+			}
+			ks, err := keys.Load(b.Layout)
+			if err != nil && !undo {
+				return err
+			}
+			if !dryRun && root == "/" && os.Geteuid() != 0 {
+				return e.reexecWithSudo(cmd.Context(), b.Layout.DataDir, b.Layout.ConfigDir, undo, uri)
+			}
+			var probe setup.RouteProber
+			if goruntime.GOOS == "darwin" && root == "/" {
+				probe = darwinRouteProbe
+			}
+			envr, err := setup.Observe(root, goruntime.GOOS, probe)
+			if err != nil {
+				return problem.Wrap(problem.Setup, err, "cannot inspect the system", "")
+			}
+			run := runner(e, root)
+			if undo {
+				if err := setup.Undo(envr, run); err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout, "setup undone: every file setup wrote or changed is as it was before")
+				return nil
+			}
+			form, err := uriForm(cmd.Context(), uri)
+			if err != nil {
+				return err
+			}
+			clientKey, err := os.ReadFile(ks.Client.PrivatePath)
+			if err != nil {
+				return problem.Wrap(problem.Keys, err, "cannot read "+ks.Client.PrivatePath, "")
+			}
+			plan := setup.Compute(envr, b.Params(ks, form), clientKey)
+			if dryRun {
+				fmt.Fprint(e.stdout, plan.Render())
+				return nil
+			}
+			if err := setup.Apply(envr, plan, run); err != nil {
+				return err
+			}
+			fmt.Fprint(e.stdout, plan.Render())
+			fmt.Fprintln(e.stdout, "setup done; `wrapix-builder setup --undo` reverses it")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, change nothing")
+	cmd.Flags().BoolVar(&undo, "undo", false, "reverse what setup did")
+	cmd.Flags().StringVar(&root, "root", "/", "apply to this directory instead of / (for testing)")
+	cmd.Flags().StringVar(&uri, "uri", nixconf.FormAlias, "builders URI form: alias (every Nix) or port (Nix ≥ 2.31)")
+	cmd.MarkFlagsMutuallyExclusive("dry-run", "undo")
+	return cmd
+}
+
+// reexecWithSudo runs this same setup as root. The user's directories are
+// passed explicitly: sudo resets $HOME and the XDG variables.
+func (e *env) reexecWithSudo(ctx context.Context, dataDir, configDir string, undo bool, uri string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return problem.Wrap(problem.Setup, err, "cannot find this program to run it through sudo", "run `sudo wrapix-builder setup`")
+	}
+	args := []string{"--", self, "setup", "--data-dir", dataDir, "--config-dir", configDir, "--uri", uri}
+	if undo {
+		args = append(args, "--undo")
+	}
+	fmt.Fprintln(e.stderr, "setup changes files under /etc: running it through sudo…")
+	cmd := exec.CommandContext(ctx, "sudo", args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = e.stdin, e.stdout, e.stderr
+	if err := cmd.Run(); err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return exitCode(ee.ExitCode())
+		}
+		return problem.Wrap(problem.Setup, err, "cannot run sudo", "run `sudo wrapix-builder setup` yourself")
+	}
+	return nil
+}
+
+func runner(e *env, root string) setup.Runner {
+	return func(argv []string) error {
+		if root != "/" {
+			fmt.Fprintf(e.stderr, "skipped (--root %s): %s\n", root, strings.Join(argv, " "))
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+}
+
+// darwinRouteProbe: a VPN that owns 192.168.64.0/24 captures the container subnet.
+func darwinRouteProbe() (*setup.RouteFix, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "/sbin/route", "-n", "get", "192.168.64.1").Output()
+	if err != nil {
+		return nil, nil // no route at all: nothing a route fix could repair
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && k == "interface" && strings.HasPrefix(strings.TrimSpace(v), "utun") {
+			return &setup.RouteFix{Subnet: "192.168.64.0/24", Interface: "bridge100"}, nil
+		}
+	}
+	return nil, nil
+}
+
+// uriForm validates --uri against the host's Nix.
+func uriForm(ctx context.Context, uri string) (string, error) {
+	switch uri {
+	case nixconf.FormAlias:
+		return uri, nil
+	case nixconf.FormPort:
+		nv, err := lifecycle.HostNixVersion(ctx)
+		if err != nil {
+			return "", problem.Wrap(problem.Usage, err, "--uri port needs to know the Nix version (`nix --version` failed)", "use --uri alias")
+		}
+		if !nv.SupportsPortURI() {
+			return "", problem.Newf(problem.Usage, "use --uri alias (works with every Nix)",
+				"--uri port needs Nix 2.31 or newer; this is %s %s", nv.Flavor, nv.Raw)
+		}
+		return uri, nil
+	}
+	return "", problem.Newf(problem.Usage, "use --uri alias or --uri port", "unknown --uri %q", uri)
+}

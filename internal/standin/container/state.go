@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// state is everything the stand-in remembers between invocations, in
+// $CONTAINER_STANDIN_STATE/state.json, guarded by an flock.
+type state struct {
+	SystemRunning   bool                  `json:"systemRunning"`
+	KernelInstalled bool                  `json:"kernelInstalled"`
+	Containers      map[string]*container `json:"containers"`
+	Volumes         map[string]*volume    `json:"volumes"`
+	Images          map[string]string     `json:"images"` // reference → digest
+	NextIP          int                   `json:"nextIP"`
+}
+
+type container struct {
+	ID          string            `json:"id"`
+	Image       string            `json:"image"`
+	State       string            `json:"state"`
+	IP          string            `json:"ip,omitempty"`
+	Labels      map[string]string `json:"labels"`
+	Ports       []port            `json:"ports"`
+	Mounts      []mount           `json:"mounts"`
+	Env         []string          `json:"env"`
+	CPUs        int               `json:"cpus"`
+	Memory      int64             `json:"memory"`
+	CapAdd      []string          `json:"capAdd"`
+	Created     time.Time         `json:"created"`
+	Started     *time.Time        `json:"started,omitempty"`
+	PID         int               `json:"pid,omitempty"` // sshd/e2e modes: the container's first process on this host
+	Mode        string            `json:"mode"`
+	Entrypoint  string            `json:"entrypoint,omitempty"`
+	Arguments   []string          `json:"arguments,omitempty"`
+	StopTimeout int               `json:"-"`
+}
+
+type port struct {
+	HostAddress   string `json:"hostAddress"`
+	HostPort      int    `json:"hostPort"`
+	ContainerPort int    `json:"containerPort"`
+	Proto         string `json:"proto"`
+}
+
+type mount struct {
+	Type        string `json:"type"` // virtiofs or volume
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	Volume      string `json:"volume,omitempty"`
+	ReadOnly    bool   `json:"readOnly"`
+}
+
+type volume struct {
+	Name    string            `json:"name"`
+	Options map[string]string `json:"options"`
+	Path    string            `json:"path"` // the volume.img stand-in: a directory holding the volume's files
+	Image   string            `json:"image"`
+}
+
+type store struct {
+	dir  string
+	lock *os.File
+	st   state
+}
+
+func openStore(dir string) (*store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "state.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, err
+	}
+	s := &store{dir: dir, lock: f}
+	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		s.st = state{
+			SystemRunning:   os.Getenv("CONTAINER_STANDIN_SYSTEM") != "stopped",
+			KernelInstalled: os.Getenv("CONTAINER_STANDIN_KERNEL") != "missing",
+			Containers:      map[string]*container{},
+			Volumes:         map[string]*volume{},
+			Images:          map[string]string{},
+			NextIP:          2,
+		}
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal(data, &s.st); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *store) save() error {
+	data, err := json.MarshalIndent(&s.st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(s.dir, "state.json.tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(s.dir, "state.json"))
+}
+
+// unlock lets other invocations in while this one waits on something slow.
+func (s *store) unlock() {
+	syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
+}
+
+func (s *store) relock() error {
+	return syscall.Flock(int(s.lock.Fd()), syscall.LOCK_EX)
+}
