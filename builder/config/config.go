@@ -305,7 +305,7 @@ func stringList(v any, valid func(string) bool) ([]string, error) {
 	return out, nil
 }
 
-var sizeRe = regexp.MustCompile(`^(\d+)\s*([KMGTP])(i?B)?$`)
+var sizeRe = regexp.MustCompile(`^(\d+)\s*([KMGTP])(IB|B)?$`)
 
 // ParseSize parses a binary size with a unit: "8G", "8GiB", "512MiB". A bare
 // number is refused on purpose: Apple's CLI reads it as bytes.

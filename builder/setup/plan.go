@@ -67,6 +67,9 @@ func (e Env) abs(p string) string { return filepath.Join(e.Root, p) }
 // Observe inspects the tree under root.
 func Observe(root, goos string, probe RouteProber) (Env, error) {
 	e := Env{Root: root, GOOS: goos}
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		return e, fmt.Errorf("root directory %s does not exist", root)
+	}
 	for _, p := range []string{"/etc/nix/nix.conf", nixconf.MachinesPath, nixconf.SSHConfigPath, nixconf.KnownHostsPath, nixconf.RootKeyPath, "/etc/nix/nix.custom.conf"} {
 		if fi, err := os.Lstat(e.abs(p)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 			e.ManagedLink = append(e.ManagedLink, p)

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,6 +26,7 @@ import (
 // env is what every command needs: resolved paths, the config and the builder.
 type env struct {
 	dataDir, configDir, containerCLI string
+	runtimeTimeout                   time.Duration
 	stdin                            *os.File
 	stdout, stderr                   io.Writer
 
@@ -45,6 +47,7 @@ func (e *env) builder(strict bool) (*lifecycle.Builder, error) {
 		return nil, e.cfgErr
 	}
 	b := lifecycle.New(e.layout, e.cfg, e.containerCLI)
+	b.CLI.Timeout = e.runtimeTimeout
 	b.Progress = func(msg string) { fmt.Fprintln(e.stderr, msg) }
 	return b, nil
 }
@@ -123,6 +126,8 @@ Typical first use:
 	root.PersistentFlags().StringVar(&e.configDir, "config-dir", "", "config directory (default $XDG_CONFIG_HOME/wrapix)")
 	root.PersistentFlags().StringVar(&e.containerCLI, "container-cli", "container", "Apple's container CLI to drive")
 	_ = root.PersistentFlags().MarkHidden("container-cli")
+	root.PersistentFlags().DurationVar(&e.runtimeTimeout, "runtime-timeout", 0, "deadline for each container CLI call (default 30s)")
+	_ = root.PersistentFlags().MarkHidden("runtime-timeout")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return problem.Wrap(problem.Usage, err, "bad usage of `"+c.CommandPath()+"`", "see `"+c.CommandPath()+" --help`")
 	})

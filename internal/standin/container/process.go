@@ -124,7 +124,7 @@ func (c *cli) startSSHD(ct *container) error {
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		os.Chown(storeDir, uid, gid)
-		storeEnv = "SetEnv NIX_REMOTE=local?root=" + storeDir
+		storeEnv = "SetEnv NIX_REMOTE=local?root=" + storeDir + " \"NIX_CONFIG=substituters =\""
 	}
 	cfg := filepath.Join(run, "sshd_config")
 	conf := strings.Join([]string{

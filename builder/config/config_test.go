@@ -1,0 +1,117 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wrapix/wrapix-builder/builder/problem"
+)
+
+func TestMissingFileGivesDefaults(t *testing.T) {
+	c, err := Load(filepath.Join(t.TempDir(), "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Defaults()
+	if c.CPUs != d.CPUs || c.MemoryBytes != 8<<30 || c.Port != 2222 || c.Store != StoreVolume || c.MaxJobs != c.CPUs {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	c, err := Parse([]byte(`
+cpus = 6
+memory = "12GiB"
+port = 2345
+systems = ["aarch64-linux", "x86_64-linux"]
+supported-features = ["big-parallel"]
+store = "directory"
+store-size-cap = "50G"
+use-substitutes = false
+start-timeout = "90s"
+`), "config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CPUs != 6 || c.MemoryBytes != 12<<30 || c.Port != 2345 || len(c.Systems) != 2 || c.Store != StoreDirectory ||
+		c.StoreSizeCap != 50<<30 || c.UseSubstitutes || c.StartTimeout != 90*time.Second {
+		t.Fatalf("unexpected: %+v", c)
+	}
+	if c.MaxJobs != 6 {
+		t.Fatalf("max-jobs should follow cpus when unset, got %d", c.MaxJobs)
+	}
+}
+
+func TestBadValuesNameFileKeyAndAllowed(t *testing.T) {
+	cases := []struct{ body, key, allowed string }{
+		{`cpus = 0`, "cpus", "1 to 64"},
+		{`cpus = "four"`, "cpus", "1 to 64"},
+		{`memory = "8"`, "memory", "unit"},
+		{`memory = "8X"`, "memory", "unit"},
+		{`memory = 8`, "memory", "unit"},
+		{`memory = "100MiB"`, "memory", "1GiB"},
+		{`port = 80`, "port", "1024 to 65535"},
+		{`systems = ["mips-linux"]`, "systems", "aarch64-linux"},
+		{`systems = []`, "systems", "non-empty"},
+		{`store = "nfs"`, "store", `"volume"`},
+		{`volume = "bad/name"`, "volume", "volume name"},
+		{`image = "Has Spaces"`, "image", "image reference"},
+		{`image-archive = "relative.tar"`, "image-archive", "absolute path"},
+		{`use-substitutes = "yes"`, "use-substitutes", "true or false"},
+		{`start-timeout = "1s"`, "start-timeout", "10s"},
+		{`supported-features = ["Big Parallel"]`, "supported-features", "lower-case"},
+		{`cpu = 4`, "cpu", "cpus"}, // unknown key: the fix lists the known ones
+	}
+	for _, tc := range cases {
+		t.Run(tc.body, func(t *testing.T) {
+			_, err := Parse([]byte(tc.body+"\n"), "/home/u/.config/wrapix/config.toml")
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if problem.KindOf(err) != problem.Config || problem.ExitCode(err) != 3 {
+				t.Fatalf("kind %v", problem.KindOf(err))
+			}
+			msg := err.Error()
+			for _, want := range []string{"/home/u/.config/wrapix/config.toml", `"` + tc.key + `"`, tc.allowed} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("%q lacks %q", msg, want)
+				}
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("not one line: %q", msg)
+			}
+		})
+	}
+}
+
+func TestSyntaxErrorNamesFile(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(f, []byte("cpus = = 4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(f)
+	if err == nil || !strings.Contains(err.Error(), f) || problem.KindOf(err) != problem.Config {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSizes(t *testing.T) {
+	for in, want := range map[string]int64{"8G": 8 << 30, "8GiB": 8 << 30, "512MiB": 512 << 20, "1t": 1 << 40, "64 KiB": 64 << 10} {
+		got, err := ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"8", "", "G", "8Q", "-1G", "99999999999999999999P"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+	if FormatSize(6<<30) != "6GiB" || FormatSize(1536<<20) != "1536MiB" {
+		t.Error("FormatSize")
+	}
+}

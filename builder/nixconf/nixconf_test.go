@@ -1,0 +1,128 @@
+package nixconf
+
+import (
+	"encoding/base64"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFTmwF2TfZ+RH8NkDsC8tjKvalQehx9UHkKNE1Nzw6fv"
+
+func params(form string) Params {
+	return Params{User: "builder", Port: 2222, Systems: []string{"aarch64-linux"}, MaxJobs: 4, SpeedFactor: 1,
+		Features: []string{"benchmark", "big-parallel"}, HostKey: hostKey, HostKeyBase64: base64.StdEncoding.EncodeToString([]byte(hostKey)),
+		UserKeyPath: "/Users/o'brien smith/.local/share/wrapix/builder-keys/client_ed25519", UseSubstitutes: true, Form: form}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from its golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestGoldenOutputs(t *testing.T) {
+	for _, form := range []string{FormAlias, FormPort} {
+		p := params(form)
+		golden(t, "machines-"+form, MachinesLine(p))
+		golden(t, "nix.conf-"+form, NixConf(p))
+		golden(t, "determinate-"+form, Determinate(p))
+		golden(t, "ssh-config-"+form, SSHConfig(p))
+		golden(t, "known-hosts-"+form, KnownHosts(p))
+		golden(t, "nix-darwin-"+form, NixDarwin(p))
+	}
+}
+
+func TestMachinesLineShape(t *testing.T) {
+	f := strings.Fields(MachinesLine(params(FormAlias)))
+	if len(f) != 8 {
+		t.Fatalf("machines line has %d fields", len(f))
+	}
+	if f[0] != "ssh-ng://builder@wrapix-builder" || f[2] != RootKeyPath || f[6] != "-" {
+		t.Errorf("fields %v", f)
+	}
+	dec, err := base64.StdEncoding.DecodeString(f[7])
+	if err != nil || string(dec) != hostKey {
+		t.Errorf("field 8 %q does not decode to the host key", f[7])
+	}
+	p := params(FormAlias)
+	p.Features = nil
+	if strings.Fields(MachinesLine(p))[5] != "-" {
+		t.Error("empty features must be '-'")
+	}
+	// Never a bare localhost: Nix would use the local store.
+	for _, form := range []string{FormAlias, FormPort} {
+		if u := params(form).URI(); !strings.Contains(u, "builder@") {
+			t.Errorf("URI %s has no user", u)
+		}
+	}
+}
+
+// Real Nix must parse the nix-darwin snippet.
+func TestNixDarwinSnippetParses(t *testing.T) {
+	if _, err := exec.LookPath("nix-instantiate"); err != nil {
+		t.Fatal("nix-instantiate is required (apt-get install nix-bin)")
+	}
+	for _, form := range []string{FormAlias, FormPort} {
+		p := params(form)
+		p.UserKeyPath = "/Users/x/${evil}''/key" // must stay a literal inside the Nix strings
+		f := filepath.Join(t.TempDir(), "snippet.nix")
+		os.WriteFile(f, []byte(NixDarwin(p)), 0o644)
+		out, err := exec.Command("nix-instantiate", "--parse", f).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nix-instantiate --parse: %v\n%s", err, out)
+		}
+		// Evaluate it as a plain attribute set: the values must be the literal strings.
+		expr := "let c = import " + f + "; in [ (builtins.head c.nix.buildMachines).publicHostKey c.environment.etc.\"ssh/ssh_config.d/100-wrapix-builder.conf\".text ]"
+		out, err = exec.Command("nix-instantiate", "--eval", "--strict", "--json", "-E", expr).CombinedOutput()
+		if err != nil {
+			t.Fatalf("eval: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), p.HostKeyBase64) || !strings.Contains(string(out), `${evil}''`) {
+			t.Errorf("evaluated values are not literal: %s", out)
+		}
+		sshConf := SSHConfig(p)
+		if !strings.Contains(string(out), strings.ReplaceAll(strings.TrimSuffix(sshConf, "\n"), "\n", `\n`)) {
+			t.Errorf("ssh_config text in the snippet differs from SSHConfig():\n%s", out)
+		}
+	}
+}
+
+func TestParseNixVersion(t *testing.T) {
+	cases := []struct {
+		in, flavor string
+		port       bool
+	}{
+		{"nix (Nix) 2.8.0", "nix", false},
+		{"nix (Nix) 2.31.2", "nix", true},
+		{"nix (Determinate Nix 3.6.2) 2.29.0", "determinate", false},
+		{"nix (Determinate Nix 3.12.0) 2.32.1", "determinate", true},
+		{"nix (Lix, like Nix) 2.91.1", "lix", false},
+		{"nix (Nix) 3.0.0", "nix", true},
+	}
+	for _, tc := range cases {
+		v, err := ParseNixVersion(tc.in)
+		if err != nil || v.Flavor != tc.flavor || v.SupportsPortURI() != tc.port {
+			t.Errorf("%q: %+v %v", tc.in, v, err)
+		}
+	}
+	if _, err := ParseNixVersion("bash: nix: command not found"); err == nil {
+		t.Error("accepted garbage")
+	}
+}

@@ -1,0 +1,178 @@
+// Package testenv builds the test world: a private $HOME with XDG
+// directories, the container stand-in on $PATH, free loopback ports, and a
+// real sshd when a test needs one.
+package testenv
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// Binaries builds the container stand-in and the wrapix-builder CLI once per
+// test process and returns the directory holding them (`container`,
+// `wrapix-builder`).
+func Binaries(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "wrapix-test-bin-")
+		if buildErr != nil {
+			return
+		}
+		for out, pkg := range map[string]string{
+			"container":      "github.com/wrapix/wrapix-builder/internal/standin/container",
+			"wrapix-builder": "github.com/wrapix/wrapix-builder/cmd/wrapix-builder",
+		} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, out), pkg)
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				buildErr = &buildError{pkg, string(msg), err}
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building test binaries: %v", buildErr)
+	}
+	return binDir
+}
+
+type buildError struct {
+	pkg, out string
+	err      error
+}
+
+func (e *buildError) Error() string { return e.pkg + ": " + e.err.Error() + "\n" + e.out }
+
+// World is one isolated user environment.
+type World struct {
+	T          testing.TB
+	Home       string
+	DataDir    string // $XDG_DATA_HOME/wrapix
+	ConfigDir  string // $XDG_CONFIG_HOME/wrapix
+	StandinDir string // the stand-in's state
+	Port       int
+}
+
+// New sets $HOME, the XDG variables, $PATH (stand-in first) and the stand-in
+// environment for the test, and writes a config with a free port.
+func New(t testing.TB) *World {
+	t.Helper()
+	bin := Binaries(t)
+	home := t.TempDir()
+	w := &World{T: t, Home: home, DataDir: filepath.Join(home, "data", "wrapix"), ConfigDir: filepath.Join(home, "config", "wrapix"),
+		StandinDir: filepath.Join(home, "standin"), Port: FreePort(t)}
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_DATA_HOME", filepath.Join(home, "data"))
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("CONTAINER_STANDIN_STATE", w.StandinDir)
+	t.Setenv("CONTAINER_STANDIN_IMAGES", "wrapix-builder:latest")
+	t.Setenv("CONTAINER_STANDIN_MODE", "record")
+	t.Setenv("CONTAINER_STANDIN_VERSION", "")
+	t.Setenv("CONTAINER_STANDIN_FAULTS", "")
+	w.WriteConfig("")
+	t.Cleanup(w.stopAll)
+	return w
+}
+
+// WriteConfig writes config.toml: the port line plus extra.
+func (w *World) WriteConfig(extra string) {
+	w.T.Helper()
+	if err := os.MkdirAll(w.ConfigDir, 0o755); err != nil {
+		w.T.Fatal(err)
+	}
+	body := "port = " + itoa(w.Port) + "\n" + extra
+	if err := os.WriteFile(filepath.Join(w.ConfigDir, "config.toml"), []byte(body), 0o644); err != nil {
+		w.T.Fatal(err)
+	}
+}
+
+// Calls returns the stand-in's recorded invocations, one argv per call.
+func (w *World) Calls() [][]string {
+	data, _ := os.ReadFile(filepath.Join(w.StandinDir, "calls.log"))
+	var out [][]string
+	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var argv []string
+		if err := jsonUnmarshal(line, &argv); err == nil {
+			out = append(out, argv)
+		}
+	}
+	return out
+}
+
+// CallsStarting returns the recorded invocations whose argv starts with prefix.
+func (w *World) CallsStarting(prefix ...string) [][]string {
+	var out [][]string
+	for _, c := range w.Calls() {
+		if len(c) >= len(prefix) && strings.Join(c[:len(prefix)], "\x00") == strings.Join(prefix, "\x00") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// stopAll stops any container process the stand-in started (sshd mode).
+func (w *World) stopAll() {
+	cmd := exec.Command(filepath.Join(binDir, "container"), "stop", "--all", "--time", "1")
+	cmd.Env = append(os.Environ(), "CONTAINER_STANDIN_STATE="+w.StandinDir, "CONTAINER_STANDIN_FAULTS=")
+	_ = cmd.Run()
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// RequireBuilderUser makes sure the local account `builder` exists with a
+// usable (non-locked) password field, as the image's builder user has; the
+// stand-in's sshd mode logs in as it. Creating it needs root.
+func RequireBuilderUser(t testing.TB) {
+	t.Helper()
+	if _, err := user.Lookup("builder"); err == nil {
+		// sshd (UsePAM no) refuses a locked account ("!" in shadow): unlock it as the image does.
+		if shadow, err := os.ReadFile("/etc/shadow"); err == nil && bytes.Contains(shadow, []byte("\nbuilder:!")) && os.Geteuid() == 0 {
+			_ = exec.Command("usermod", "--password", "*", "builder").Run()
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs a local user `builder` (as root: useradd -m -s /bin/sh -p '*' builder)")
+	}
+	if out, err := exec.Command("useradd", "--create-home", "--shell", "/bin/sh", "--password", "*", "builder").CombinedOutput(); err != nil {
+		t.Fatalf("useradd builder: %v: %s", err, out)
+	}
+}
+
+// Require fails the test (never skips) when a tool is missing: CI installs them.
+func Require(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if _, err2 := os.Stat("/usr/sbin/" + tool); err2 == nil {
+				continue
+			}
+			t.Fatalf("%s is required (apt-get install nix-bin openssh-server openssh-client): %v", tool, err)
+		}
+	}
+}
