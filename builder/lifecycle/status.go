@@ -11,6 +11,7 @@ import (
 
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
+	"github.com/wrapix/wrapix-builder/builder/runtime"
 	"github.com/wrapix/wrapix-builder/builder/setup"
 	"github.com/wrapix/wrapix-builder/builder/status"
 	"github.com/wrapix/wrapix-builder/builder/version"
@@ -78,6 +79,12 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 	}
 	r.Versions.ContainerCLI = v.String()
 	c, err := b.CLI.Get(ctx, ContainerName)
+	if runtime.IsClass(err, runtime.ErrAPIServerDown) {
+		// Nothing runs while the service is down: the builder is stopped, and start fixes it.
+		r.Decide(nil)
+		r.Summary = "stopped (the container system service is not running; `wrapix-builder start` starts it)"
+		return r
+	}
 	if err != nil {
 		r.Decide(err)
 		return r

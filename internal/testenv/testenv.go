@@ -93,7 +93,7 @@ func (w *World) WriteConfig(extra string) {
 	if err := os.MkdirAll(w.ConfigDir, 0o755); err != nil {
 		w.T.Fatal(err)
 	}
-	body := "port = " + itoa(w.Port) + "\n" + extra
+	body := "port = " + itoa(w.Port) + "\nstart-timeout = \"20s\"\n" + extra
 	if err := os.WriteFile(filepath.Join(w.ConfigDir, "config.toml"), []byte(body), 0o644); err != nil {
 		w.T.Fatal(err)
 	}

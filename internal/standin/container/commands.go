@@ -228,10 +228,12 @@ func (c *cli) run(args []string) error {
 		if m.Type != "volume" {
 			continue
 		}
+		busy := c.fault("volume-busy", "run")
 		for _, other := range c.st.st.Containers {
-			if other.State == "running" && other.usesVolume(m.Volume) || c.fault("volume-busy", "run") {
-				return c.errorf("invalidState", "volume '%s' is currently in use and cannot be accessed by another container, or deleted", m.Volume)
-			}
+			busy = busy || other.State == "running" && other.usesVolume(m.Volume)
+		}
+		if busy {
+			return c.errorf("invalidState", "volume '%s' is currently in use and cannot be accessed by another container, or deleted", m.Volume)
 		}
 	}
 	c.st.st.Containers[id] = ct

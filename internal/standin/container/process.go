@@ -111,6 +111,12 @@ func (c *cli) startSSHD(ct *container) error {
 	}
 	os.Chmod(auth, 0o644)
 	os.Chmod(run, 0o755)
+	// sshd reads authorized_keys, and the builder user's nix-daemon its
+	// store, with the builder's own rights: let it traverse down to them.
+	traversable(run)
+	if storeDir != "" {
+		traversable(storeDir)
+	}
 	userName := "builder"
 	u, err := user.Lookup(userName)
 	if err != nil {
@@ -192,4 +198,13 @@ func listening(host string, p int) bool {
 	}
 	conn.Close()
 	return true
+}
+
+// traversable adds o+x to dir and its parents (test temp dirs are 0700).
+func traversable(dir string) {
+	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			os.Chmod(d, fi.Mode().Perm()|0o001)
+		}
+	}
 }

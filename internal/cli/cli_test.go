@@ -1,0 +1,341 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wrapix/wrapix-builder/builder/status"
+	"github.com/wrapix/wrapix-builder/internal/testenv"
+)
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// wb runs the CLI in-process with the test's environment.
+func wb(t *testing.T, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(args, nil, &out, &errb)
+	return result{out.String(), errb.String(), code}
+}
+
+// oneErrorLine checks the error contract: exactly one line on stderr
+// starting with "wrapix-builder:", naming a fix.
+func oneErrorLine(t *testing.T, r result, code int, wants ...string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit %d, want %d; stderr: %s", r.code, code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "wrapix-builder: ") {
+		t.Fatalf("last stderr line is not the error: %q", r.stderr)
+	}
+	for _, l := range lines[:len(lines)-1] { // progress lines may come first, never other errors
+		if strings.HasPrefix(l, "wrapix-builder:") {
+			t.Fatalf("more than one error line: %q", r.stderr)
+		}
+	}
+	for _, w := range wants {
+		if !strings.Contains(last, w) {
+			t.Errorf("error %q lacks %q", last, w)
+		}
+	}
+}
+
+func snapshotDir(t *testing.T, dir string) string {
+	var b strings.Builder
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.IsDir() && fi.Name() == "standin" {
+			return filepath.SkipDir // the stand-in's own state (and its sparse 512 GiB volume image)
+		}
+		if err == nil && fi.Mode().IsRegular() && !strings.HasSuffix(p, ".lock") {
+			data, _ := os.ReadFile(p)
+			b.WriteString(p + " " + fi.Mode().String() + " " + string(data) + "\n")
+		}
+		return nil
+	})
+	return b.String()
+}
+
+func hasArgs(argv []string, want ...string) bool {
+	for i := 0; i+len(want) <= len(argv); i++ {
+		if slices.Equal(argv[i:i+len(want)], want) {
+			return true
+		}
+	}
+	return false
+}
+
+// The whole lifecycle against the stand-in running a real sshd, for CLI
+// versions of both JSON generations.
+func TestLifecycleEveryVersion(t *testing.T) {
+	testenv.Require(t, "sshd", "nix-daemon")
+	testenv.RequireBuilderUser(t)
+	for _, v := range []string{"1.2.2", "1.0.0", "0.12.0", "0.9.0", "0.6.0"} {
+		t.Run(v, func(t *testing.T) {
+			w := testenv.New(t)
+			t.Setenv("CONTAINER_STANDIN_VERSION", v)
+			t.Setenv("CONTAINER_STANDIN_MODE", "sshd")
+			t.Setenv("CONTAINER_STANDIN_SYSTEM", "stopped")
+
+			r := wb(t, "status")
+			if r.code != 6 || !strings.Contains(r.stdout, "stopped") {
+				t.Fatalf("status before start: %d %s %s", r.code, r.stdout, r.stderr)
+			}
+			r = wb(t, "start")
+			if r.code != 0 || !strings.Contains(r.stdout, "ready at 127.0.0.1:"+strconv.Itoa(w.Port)) {
+				t.Fatalf("start: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+			}
+			if len(w.CallsStarting("system", "start", "--enable-kernel-install")) != 1 {
+				t.Error("the container system was not started non-interactively")
+			}
+			runs := w.CallsStarting("run")
+			if len(runs) != 1 {
+				t.Fatalf("runs: %v", runs)
+			}
+			run := runs[0]
+			for _, want := range [][]string{
+				{"--publish", "127.0.0.1:" + strconv.Itoa(w.Port) + ":22/tcp"},
+				{"--memory", "8G"}, {"--cpus", "4"}, {"--name", "wrapix-builder"}, {"--label", "org.wrapix.builder=1"},
+				{"--volume", "wrapix-builder-nix:/wrapix/store"},
+				{"--volume", filepath.Join(w.DataDir, "builder-keys", "guest") + ":/wrapix/keys:ro"},
+			} {
+				if !hasArgs(run, want...) {
+					t.Errorf("run lacks %v: %v", want, run)
+				}
+			}
+			newCaps := v == "0.12.0" || strings.HasPrefix(v, "1.") // --cap-add and volume --opt arrived in 0.12
+			if hasArgs(run, "--cap-add", "SYS_ADMIN") != newCaps {
+				t.Errorf("--cap-add gating wrong for %s: %v", v, run)
+			}
+			vc := w.CallsStarting("volume", "create")
+			if len(vc) != 1 || hasArgs(vc[0], "--opt", "journal=ordered") != newCaps {
+				t.Errorf("volume create for %s: %v", v, vc)
+			}
+			// Keys: private, and the client private key never mounted into the guest.
+			guest, _ := os.ReadDir(filepath.Join(w.DataDir, "builder-keys", "guest"))
+			for _, g := range guest {
+				if strings.HasPrefix(g.Name(), "client_ed25519") && !strings.HasSuffix(g.Name(), ".pub") {
+					t.Error("client private key in the guest mount")
+				}
+			}
+
+			r = wb(t, "start")
+			if r.code != 0 || !strings.Contains(r.stdout, "already running") || len(w.CallsStarting("run")) != 1 {
+				t.Fatalf("second start not idempotent: %d %s %s", r.code, r.stdout, r.stderr)
+			}
+
+			r = wb(t, "status", "--json")
+			var rep status.Report
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+				t.Fatalf("status --json: %v\n%s", err, r.stdout)
+			}
+			if r.code != 0 || rep.Schema != 1 || rep.State != "ready" || !rep.SSH.OK || !rep.NixDaemon.OK || rep.NixDaemon.Version == "" ||
+				rep.Container.Published != "127.0.0.1:"+strconv.Itoa(w.Port) || rep.Versions.ContainerCLI != v {
+				t.Fatalf("status: %d %+v", r.code, rep)
+			}
+
+			r = wb(t, "ssh", "echo hello from $(id -un); exit 3")
+			if r.code != 3 || r.stdout != "hello from builder\n" {
+				t.Fatalf("ssh: %d %q %q", r.code, r.stdout, r.stderr)
+			}
+
+			r = wb(t, "stop")
+			if r.code != 0 || !strings.Contains(r.stdout, "stopped") {
+				t.Fatalf("stop: %d %s %s", r.code, r.stdout, r.stderr)
+			}
+			if c := w.Calls(); !hasArgs(c[len(c)-2], "stop") || !hasArgs(c[len(c)-1], "delete", "wrapix-builder") {
+				t.Errorf("stop must stop then delete (never delete --force): %v", c[len(c)-2:])
+			}
+			if r := wb(t, "stop"); r.code != 0 || !strings.Contains(r.stdout, "not running") {
+				t.Fatalf("second stop: %d %s", r.code, r.stdout)
+			}
+			if r := wb(t, "status"); r.code != 6 {
+				t.Fatalf("status after stop: %d", r.code)
+			}
+			if _, err := os.Stat(filepath.Join(w.DataDir, "builder-keys", "host_ed25519")); err != nil {
+				t.Error("stop removed the keys")
+			}
+		})
+	}
+}
+
+// Every failure: one clear line, its documented exit code, nothing lost.
+func TestBadInputs(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, w *testenv.World)
+		args  []string
+		code  int
+		wants []string
+	}{
+		{"container CLI missing", func(t *testing.T, w *testenv.World) { t.Setenv("PATH", "/usr/bin:/bin") },
+			[]string{"start"}, 4, []string{"`container` CLI was not found", "github.com/apple/container"}},
+		{"apiserver down", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_FAULTS", "apiserver-down") },
+			[]string{"start"}, 4, []string{"container system service is not running", "container system start"}},
+		{"too old", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_VERSION", "0.5.0") },
+			[]string{"start"}, 4, []string{"0.5.0 is too old", "upgrade"}},
+		{"hanging CLI", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_FAULTS", "hang:ls") },
+			[]string{"--runtime-timeout", "1s", "start"}, 8, []string{"did not answer within 1s", "container system stop"}},
+		{"garbage JSON", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_FAULTS", "garbage-json:ls") },
+			[]string{"start"}, 4, []string{"printed output we cannot read"}},
+		{"port taken", nil, []string{"start"}, 9, []string{"is taken by another program", "set port ="}},
+		{"name in use", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_FAULTS", "name-in-use") },
+			[]string{"start"}, 9, []string{"another process created the builder container"}},
+		{"volume busy", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_FAULTS", "volume-busy") },
+			[]string{"start"}, 9, []string{"store volume wrapix-builder-nix is attached to another container"}},
+		{"image missing", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_IMAGES", "other:latest") },
+			[]string{"start"}, 4, []string{"builder image wrapix-builder:latest is not loaded", "container image load"}},
+		{"foreign container", func(t *testing.T, w *testenv.World) {
+			if out, err := exec.Command("container", "run", "--detach", "--name", "wrapix-builder", "wrapix-builder:latest").CombinedOutput(); err != nil {
+				t.Fatalf("%v %s", err, out)
+			}
+		}, []string{"stop"}, 9, []string{"was not created by wrapix-builder"}},
+		{"corrupt key", func(t *testing.T, w *testenv.World) {
+			if r := wb(t, "keys", "rotate"); r.code != 0 {
+				t.Fatal(r.stderr)
+			}
+			os.WriteFile(filepath.Join(w.DataDir, "builder-keys", "client_ed25519"), []byte("-----BEGIN OPENSSH PRIVATE KEY-----\ngarbage\n"), 0o600)
+		}, []string{"start"}, 5, []string{"client_ed25519 is corrupt", "keys rotate"}},
+		{"world-readable key", func(t *testing.T, w *testenv.World) {
+			wb(t, "keys", "rotate")
+			os.Chmod(filepath.Join(w.DataDir, "builder-keys", "host_ed25519"), 0o644)
+		}, []string{"start"}, 5, []string{"unsafe permissions 0644", "chmod 600"}},
+		{"bad config value", func(t *testing.T, w *testenv.World) { w.WriteConfig(`memory = "8"` + "\n") },
+			[]string{"start"}, 3, []string{"config.toml", `"memory"`, `"8GiB"`}},
+		{"unknown config key", func(t *testing.T, w *testenv.World) { w.WriteConfig("cpu = 4\n") },
+			[]string{"status"}, 3, []string{`unknown key "cpu"`, "cpus"}},
+		{"config syntax", func(t *testing.T, w *testenv.World) { w.WriteConfig("[[[\n") },
+			[]string{"config"}, 3, []string{"not valid TOML"}},
+		{"no keys for config", nil, []string{"config"}, 5, []string{"no SSH keys yet", "wrapix-builder start"}},
+		{"bad format", nil, []string{"config", "--format", "yaml"}, 2, []string{`unknown --format "yaml"`, "nix-darwin"}},
+		{"port URI on old Nix", func(t *testing.T, w *testenv.World) { wb(t, "keys", "rotate") },
+			[]string{"config", "--uri", "port"}, 2, []string{"needs Nix 2.31"}},
+		{"unknown flag", nil, []string{"start", "--bogus"}, 2, []string{"unknown flag: --bogus"}},
+		{"ssh when stopped", func(t *testing.T, w *testenv.World) { wb(t, "keys", "rotate") },
+			[]string{"ssh", "true"}, 1, []string{"cannot connect to the builder", "wrapix-builder status"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := testenv.New(t)
+			if tc.name == "port taken" {
+				ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(w.Port))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+			}
+			if tc.setup != nil {
+				tc.setup(t, w)
+			}
+			before := snapshotDir(t, w.Home)
+			start := time.Now()
+			r := wb(t, tc.args...)
+			oneErrorLine(t, r, tc.code, tc.wants...)
+			if time.Since(start) > 20*time.Second {
+				t.Errorf("took %s: every call must be bounded", time.Since(start))
+			}
+			// Nothing the user had is lost: every file present before is still there, unchanged.
+			after := snapshotDir(t, w.Home)
+			for _, line := range strings.Split(before, "\n") {
+				if line != "" && !strings.Contains(after, line) && !strings.Contains(line, "standin") {
+					t.Errorf("changed or lost: %s", line)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigOutputsUseTheRealHostKey(t *testing.T) {
+	w := testenv.New(t)
+	if r := wb(t, "keys", "rotate"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	pub, _ := os.ReadFile(filepath.Join(w.DataDir, "builder-keys", "host_ed25519.pub"))
+	keyLine := strings.Join(strings.Fields(string(pub))[:2], " ")
+	for _, f := range []string{"nix-darwin", "machines", "nix.conf", "determinate", "ssh-config", "known-hosts"} {
+		r := wb(t, "config", "--format", f)
+		if r.code != 0 || r.stdout == "" {
+			t.Fatalf("%s: %d %s", f, r.code, r.stderr)
+		}
+		if f == "known-hosts" && !strings.Contains(r.stdout, "wrapix-builder "+keyLine) {
+			t.Errorf("known-hosts lacks the host key:\n%s", r.stdout)
+		}
+		if f == "ssh-config" && !strings.Contains(r.stdout, "Port "+strconv.Itoa(w.Port)) {
+			t.Errorf("ssh-config lacks the port:\n%s", r.stdout)
+		}
+	}
+	if r := wb(t, "config"); !strings.Contains(r.stdout, "nix.buildMachines") {
+		t.Error("default format is not nix-darwin")
+	}
+}
+
+func TestSetupDryRunAndRootOverride(t *testing.T) {
+	w := testenv.New(t)
+	wb(t, "keys", "rotate")
+	root := t.TempDir()
+	r := wb(t, "setup", "--dry-run", "--root", root)
+	if r.code != 0 || !strings.Contains(r.stdout, "/etc/nix/wrapix_builder_ed25519 (mode 0600)") {
+		t.Fatalf("dry run: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatal("dry run wrote files")
+	}
+	r = wb(t, "setup", "--root", root)
+	if r.code != 0 {
+		t.Fatalf("setup: %s", r.stderr)
+	}
+	key, _ := os.ReadFile(filepath.Join(root, "etc/nix/wrapix_builder_ed25519"))
+	mine, _ := os.ReadFile(filepath.Join(w.DataDir, "builder-keys", "client_ed25519"))
+	if !bytes.Equal(key, mine) {
+		t.Error("root's key is not the client key")
+	}
+	if !strings.Contains(r.stderr, "skipped (--root") {
+		t.Error("commands must not run against a --root tree")
+	}
+	if r := wb(t, "setup", "--undo", "--root", root); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatalf("undo left %v", entries)
+	}
+}
+
+func TestVersionAndCompletion(t *testing.T) {
+	testenv.New(t)
+	if r := wb(t, "--version"); r.code != 0 || !strings.HasPrefix(r.stdout, "wrapix-builder ") {
+		t.Fatalf("%+v", r)
+	}
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		if r := wb(t, "completion", sh); r.code != 0 || !strings.Contains(r.stdout, "wrapix-builder") {
+			t.Fatalf("completion %s: %d %s", sh, r.code, r.stderr)
+		}
+	}
+}
+
+func TestRotateRefusedWhileRunning(t *testing.T) {
+	testenv.Require(t, "sshd")
+	testenv.RequireBuilderUser(t)
+	w := testenv.New(t)
+	t.Setenv("CONTAINER_STANDIN_MODE", "sshd")
+	if r := wb(t, "start"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	before := snapshotDir(t, filepath.Join(w.DataDir, "builder-keys"))
+	oneErrorLine(t, wb(t, "keys", "rotate"), 9, "the builder is running", "wrapix-builder stop")
+	if after := snapshotDir(t, filepath.Join(w.DataDir, "builder-keys")); after != before {
+		t.Fatal("keys changed")
+	}
+}
