@@ -339,3 +339,35 @@ func TestRotateRefusedWhileRunning(t *testing.T) {
 		t.Fatal("keys changed")
 	}
 }
+
+// Two starts at the same moment (the CLI and the app) serialise on the lock:
+// one runs the container, the other finds it running; nothing is corrupted.
+func TestConcurrentStartsAreSerialised(t *testing.T) {
+	testenv.Require(t, "sshd")
+	testenv.RequireBuilderUser(t)
+	w := testenv.New(t)
+	t.Setenv("CONTAINER_STANDIN_MODE", "sshd")
+	bin := filepath.Join(testenv.Binaries(t), "wrapix-builder")
+	var cmds []*exec.Cmd
+	var outs []*bytes.Buffer
+	for i := 0; i < 3; i++ {
+		cmd := exec.Command(bin, "start")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, &out)
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("start %d: %v\n%s", i, err, outs[i])
+		}
+	}
+	if runs := w.CallsStarting("run"); len(runs) != 1 {
+		t.Fatalf("%d runs for 3 concurrent starts", len(runs))
+	}
+	if r := wb(t, "status"); r.code != 0 {
+		t.Fatalf("status after concurrent starts: %d\n%s", r.code, r.stdout)
+	}
+}

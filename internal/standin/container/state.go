@@ -119,7 +119,3 @@ func (s *store) save() error {
 func (s *store) unlock() {
 	syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
 }
-
-func (s *store) relock() error {
-	return syscall.Flock(int(s.lock.Fd()), syscall.LOCK_EX)
-}

@@ -1,0 +1,34 @@
+# Wrapix Builder. `make` lists the targets.
+SHELL   := /bin/bash
+VERSION := $(shell cat VERSION)
+LDFLAGS := -X github.com/wrapix/wrapix-builder/builder/version.Version=$(VERSION)
+GO      ?= go
+
+.DEFAULT_GOAL := help
+.PHONY: help build test lint bench demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## build the CLI for this machine and for macOS (bin/)
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/wrapix-builder ./cmd/wrapix-builder
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/darwin-arm64/wrapix-builder ./cmd/wrapix-builder
+
+lint: ## gofmt, go vet (linux and darwin), staticcheck, darwin cross-build
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wrapix-builder
+
+test: lint ## lint, then every test (needs nix-bin, openssh, busybox-static and root: see .ci/run)
+	$(GO) test -count=1 ./...
+
+bench: ## benchmarks, each printing its baseline measured in the same run
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
+
+clean: ## remove build output
+	rm -rf bin
+
+demo: ## the main job on Linux (as root): start the builder via the stand-in, build through it, status, stop
+	internal/demo/demo.sh

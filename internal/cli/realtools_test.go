@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wrapix/wrapix-builder/internal/testenv"
+)
+
+// startWithSetup starts the builder (stand-in running a real sshd), applies
+// setup into a temporary root, and returns that root plus an ssh_config with
+// the root's paths (the generated drop-in names /etc/nix/…).
+func startWithSetup(t *testing.T, w *testenv.World) (root, sshConfig string) {
+	t.Helper()
+	testenv.Require(t, "sshd", "ssh", "nix-build", "nix-daemon")
+	testenv.RequireBuilderUser(t)
+	t.Setenv("CONTAINER_STANDIN_MODE", "sshd")
+	if r := wb(t, "start"); r.code != 0 {
+		t.Fatalf("start: %s", r.stderr)
+	}
+	root = t.TempDir()
+	if r := wb(t, "setup", "--root", root); r.code != 0 {
+		t.Fatalf("setup: %s", r.stderr)
+	}
+	dropIn, err := os.ReadFile(filepath.Join(root, "etc/ssh/ssh_config.d/100-wrapix-builder.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshConfig = filepath.Join(root, "ssh_config")
+	rewritten := strings.ReplaceAll(string(dropIn), "/etc/nix/", filepath.Join(root, "etc/nix")+"/")
+	if err := os.WriteFile(sshConfig, []byte(rewritten), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root, sshConfig
+}
+
+// Real OpenSSH, configured only by what setup wrote, connects with
+// StrictHostKeyChecking yes, and refuses a builder with another host key.
+func TestOpenSSHUsesGeneratedConfig(t *testing.T) {
+	w := testenv.New(t)
+	root, cfg := startWithSetup(t, w)
+	out, err := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "wrapix-builder", "echo connected as $(id -un)").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "connected as builder" {
+		t.Fatalf("ssh with the generated config: %v\n%s", err, out)
+	}
+	if strings.Contains(string(mustRead(t, cfg)), "StrictHostKeyChecking no") || !strings.Contains(string(mustRead(t, cfg)), "StrictHostKeyChecking yes") {
+		t.Fatal("the drop-in must pin the host key strictly")
+	}
+	// Pin another key: ssh must refuse.
+	other := filepath.Join(t.TempDir(), "other")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	pub := mustRead(t, other+".pub")
+	kh := filepath.Join(root, "etc/nix/wrapix_builder_known_hosts")
+	if err := os.WriteFile(kh, []byte("wrapix-builder "+strings.Join(strings.Fields(string(pub))[:2], " ")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "wrapix-builder", "true").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Host key verification failed") {
+		t.Fatalf("ssh accepted a builder with the wrong host key: %v\n%s", err, out)
+	}
+	// And a missing known-hosts entry is refused too (no trust on first use).
+	os.WriteFile(kh, nil, 0o644)
+	out, err = exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "wrapix-builder", "true").CombinedOutput()
+	if err == nil {
+		t.Fatalf("ssh trusted an unknown host key:\n%s", out)
+	}
+}
+
+// Debian's Nix reads our machines line and builds through the builder over
+// ssh-ng, with only the generated ssh_config, key and known hosts.
+func TestNixBuildsThroughGeneratedMachinesLine(t *testing.T) {
+	w := testenv.New(t)
+	w.WriteConfig(`systems = ["x86_64-linux"]` + "\n")
+	root, cfg := startWithSetup(t, w)
+	machines := string(mustRead(t, filepath.Join(root, "etc/nix/machines")))
+	var line string
+	for _, l := range strings.Split(machines, "\n") {
+		if strings.HasPrefix(l, "ssh-ng://") {
+			line = strings.ReplaceAll(l, "/etc/nix/", filepath.Join(root, "etc/nix")+"/")
+		}
+	}
+	if line == "" {
+		t.Fatalf("no builders entry in %q", machines)
+	}
+	// A hermetic derivation: a static busybox imported into the client store.
+	bb := filepath.Join(t.TempDir(), "bb")
+	os.MkdirAll(filepath.Join(bb, "bin"), 0o755)
+	data, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal("static busybox is required (apt-get install busybox-static)")
+	}
+	os.WriteFile(filepath.Join(bb, "bin/busybox"), data, 0o755)
+	os.Symlink("busybox", filepath.Join(bb, "bin/sh"))
+	drv := filepath.Join(t.TempDir(), "probe.nix")
+	os.WriteFile(drv, []byte(`let bb = builtins.path { path = `+bb+`; name = "bb"; }; in
+derivation { name = "wrapix-probe"; system = "x86_64-linux"; builder = "${bb}/bin/sh";
+  args = [ "-c" "echo built-by-$(${bb}/bin/busybox id -un)-$RANDOM > $out" ]; }
+`), 0o644)
+	clientStore := filepath.Join(t.TempDir(), "client")
+	cmd := exec.Command("nix-build", drv, "--store", clientStore, "--max-jobs", "0", "--no-out-link",
+		"--option", "builders-use-substitutes", "false", "--option", "substituters", "", "--option", "build-users-group", "",
+		"--builders", line)
+	cmd.Env = append(os.Environ(), "NIX_SSHOPTS=-F "+cfg)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("nix-build through the builder: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "on 'ssh-ng://builder@wrapix-builder'") {
+		t.Fatalf("not built remotely:\n%s", out)
+	}
+	outPath := strings.TrimSpace(string(out)[strings.LastIndex(strings.TrimSpace(string(out)), "\n")+1:])
+	got := mustRead(t, filepath.Join(clientStore, outPath))
+	if !strings.HasPrefix(string(got), "built-by-") {
+		t.Fatalf("unexpected output %q", got)
+	}
+	// The same bytes are in the builder's store (the stand-in's volume).
+	remote := mustRead(t, filepath.Join(w.StandinDir, "volumes/wrapix-builder-nix/data", outPath))
+	if string(remote) != string(got) {
+		t.Fatalf("builder has %q, client %q", remote, got)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
