@@ -371,3 +371,49 @@ func TestConcurrentStartsAreSerialised(t *testing.T) {
 		t.Fatalf("status after concurrent starts: %d\n%s", r.code, r.stdout)
 	}
 }
+
+func TestDoctorAndLogs(t *testing.T) {
+	testenv.Require(t, "sshd")
+	testenv.RequireBuilderUser(t)
+	w := testenv.New(t)
+	t.Setenv("CONTAINER_STANDIN_MODE", "sshd")
+	r := wb(t, "doctor")
+	if r.code != 5 || !strings.Contains(r.stdout, "[FAIL] SSH keys") || !strings.Contains(r.stdout, "fix: run `wrapix-builder start`") {
+		t.Fatalf("doctor before start: %d\n%s", r.code, r.stdout)
+	}
+	if r := wb(t, "start"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	root := t.TempDir()
+	r = wb(t, "doctor", "--root", root)
+	if r.code != 10 || !strings.Contains(r.stdout, "[FAIL] root's SSH trust") || !strings.Contains(r.stdout, "sudo wrapix-builder setup") {
+		t.Fatalf("doctor before setup: %d\n%s", r.code, r.stdout)
+	}
+	if r := wb(t, "setup", "--root", root); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	r = wb(t, "doctor", "--json", "--root", root)
+	var doc struct {
+		Schema int
+		Checks []struct{ Name, Result, Detail string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || r.code != 0 {
+		t.Fatalf("doctor after setup: %d %v\n%s", r.code, err, r.stdout)
+	}
+	results := map[string]string{}
+	for _, c := range doc.Checks {
+		results[c.Name] = c.Result
+	}
+	for _, name := range []string{"container CLI", "builder container", "published port", "SSH banner", "SSH as the user (pinned host key)", "nix-daemon on the builder", "root's SSH trust", "Nix builders entry"} {
+		if results[name] != "ok" {
+			t.Errorf("%s: %q", name, results[name])
+		}
+	}
+	r = wb(t, "logs")
+	if r.code != 0 || !strings.Contains(r.stdout, "Server listening on 127.0.0.1 port "+strconv.Itoa(w.Port)) {
+		t.Fatalf("logs: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	wb(t, "stop")
+	wb(t, "stop")
+	oneErrorLine(t, wb(t, "logs"), 6, "no builder container")
+}
