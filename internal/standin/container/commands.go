@@ -265,6 +265,10 @@ func (c *cli) boot(ct *container) error {
 		}
 	}
 	switch ct.Mode {
+	case "e2e":
+		if err := c.startE2E(ct); err != nil {
+			return err
+		}
 	case "sshd":
 		if err := c.startSSHD(ct); err != nil {
 			return err

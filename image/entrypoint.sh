@@ -1,0 +1,161 @@
+#!/bin/sh
+# Wrapix Builder's container entrypoint (PID 1). Runs with busybox sh while
+# /nix is still empty. It
+#   1. puts the persistent store (/wrapix/store: an ext4 volume or a host
+#      directory) over /nix,
+#   2. initialises it from the image's seed closure on first start — atomic
+#      and resumable: paths are unpacked into a staging directory, moved in
+#      one by one, registered in the Nix database, and only then is the seed
+#      marked done; an image upgrade imports the new closure the same way,
+#      never wiping the store,
+#   3. writes nix.conf and sshd_config, the builder user and its key,
+#   4. runs nix-daemon and sshd, and stops both cleanly on SIGTERM.
+#
+# Image layout: /nix-image/{store.tar,registration,seed-id,roots[,profile]}.
+# Settings arrive as WRAPIX_* environment variables from `wrapix-builder start`.
+set -eu
+
+log() { echo "wrapix-builder: $*"; }
+die() { log "error: $*"; exit 1; }
+
+SEED=${WRAPIX_SEED:-/nix-image}
+STORE_MOUNT=${WRAPIX_STORE_MOUNT:-/wrapix/store}
+KEYS=${WRAPIX_KEYS:-/wrapix/keys}
+PROGRESS=/run/wrapix/progress
+export PATH="/bin:/usr/bin:/usr/sbin:/sbin"
+if [ -r "$SEED/profile" ]; then
+	PATH="$(cat "$SEED/profile")/bin:$PATH"
+fi
+
+mkdir -p /run/wrapix /tmp /var/empty /run/sshd /etc/nix /etc/ssh
+chmod 1777 /tmp
+progress() { echo "$*" > "$PROGRESS.tmp" && mv "$PROGRESS.tmp" "$PROGRESS"; log "$*"; }
+
+# 1. The persistent store over /nix.
+if [ -d "$STORE_MOUNT" ] && ! grep -q " /nix " /proc/self/mountinfo 2>/dev/null; then
+	mkdir -p /nix
+	mount --bind "$STORE_MOUNT" /nix || die "cannot bind $STORE_MOUNT over /nix (the container needs CAP_SYS_ADMIN)"
+fi
+mkdir -p /nix/store /nix/var/nix/gcroots /nix/var/nix/profiles /nix/var/nix/daemon-socket
+
+# 2. Users, keys and configuration (written at every start from the settings).
+add_line() { grep -q "^$2" "$1" 2>/dev/null || echo "$3" >> "$1"; }
+members=""
+for i in $(seq 1 32); do members="$members${members:+,}nixbld$i"; done
+add_line /etc/group "nixbld:" "nixbld:x:30000:$members"
+for i in $(seq 1 32); do
+	add_line /etc/passwd "nixbld$i:" "nixbld$i:x:$((30000 + i)):30000:Nix build user $i:/var/empty:/bin/false"
+done
+add_line /etc/group "builder:" "builder:x:1000:"
+add_line /etc/passwd "builder:" "builder:x:1000:1000:Wrapix builder:/home/builder:/bin/sh"
+add_line /etc/group "sshd:" "sshd:x:74:"
+add_line /etc/passwd "sshd:" "sshd:x:74:74:sshd privsep:/var/empty:/bin/false"
+touch /etc/shadow && chmod 600 /etc/shadow
+add_line /etc/shadow "builder:" "builder:*:1::::::"   # '*': key-only, and not "locked" for sshd
+sed -i 's/^builder:![^:]*:/builder:*:/' /etc/shadow
+builder_uid=$(grep '^builder:' /etc/passwd | cut -d: -f3)
+builder_gid=$(grep '^builder:' /etc/passwd | cut -d: -f4)
+mkdir -p /home/builder/.ssh
+cp "$KEYS/authorized_keys" /home/builder/.ssh/authorized_keys || die "no authorized_keys in $KEYS"
+chmod 755 /home/builder && chmod 700 /home/builder/.ssh && chmod 600 /home/builder/.ssh/authorized_keys
+chown -R "$builder_uid:$builder_gid" /home/builder
+cp "$KEYS/ssh_host_ed25519_key" /etc/ssh/ssh_host_ed25519_key || die "no host key in $KEYS"
+chmod 600 /etc/ssh/ssh_host_ed25519_key
+
+features=$(echo "${WRAPIX_FEATURES:-benchmark big-parallel}" | tr ',' ' ')
+{
+	echo "build-users-group = nixbld"
+	echo "trusted-users = root builder"
+	echo "max-jobs = ${WRAPIX_MAX_JOBS:-4}"
+	echo "cores = 0"
+	echo "system-features = $features"
+	echo "sandbox = ${WRAPIX_SANDBOX:-true}"
+	echo "experimental-features = nix-command"
+	echo "min-free = 0"                    # it would measure the wrong disk; GC is by store size (wrapix-builder gc)
+	echo "auto-optimise-store = false"     # no hard links: they misbehave over VirtioFS
+	case " ${WRAPIX_SYSTEMS:-} " in *" x86_64-linux "*) echo "extra-platforms = x86_64-linux" ;; esac
+	if [ "${WRAPIX_STORE_BACKEND:-volume}" = directory ]; then echo "use-sqlite-wal = false"; fi
+	if [ -n "${WRAPIX_SUBSTITUTERS+set}" ]; then echo "substituters = $WRAPIX_SUBSTITUTERS"; fi
+} > /etc/nix/nix.conf
+
+# 3. Seed the store from the image's closure.
+seed_id=$(cat "$SEED/seed-id" 2>/dev/null || echo none)
+have_id=$(cat /nix/.wrapix-seed-id 2>/dev/null || echo "")
+if [ "$seed_id" != none ] && [ "$seed_id" != "$have_id" ]; then
+	if [ -z "$have_id" ]; then progress "initialising the store (first start)…"; else progress "importing the new image's tools into the store…"; fi
+	staging=/nix/.wrapix-staging
+	rm -rf "$staging"            # a half-unpacked earlier attempt is redone, never trusted
+	mkdir -p "$staging"
+	tar -xf "$SEED/store.tar" -C "$staging"
+	# Paths already valid (an upgrade, or a restart after the move step) stay as they are.
+	invalid=$(cd "$staging/nix/store" && for p in *; do echo "/nix/store/$p"; done | xargs nix-store --check-validity --print-invalid 2>/dev/null || true)
+	n=0
+	for p in $invalid; do
+		name=${p#/nix/store/}
+		rm -rf "/nix/store/$name"        # an unregistered leftover is garbage
+		mv "$staging/nix/store/$name" "/nix/store/$name"
+		n=$((n + 1))
+	done
+	rm -rf "$staging"
+	progress "registering $n new store paths…"
+	nix-store --load-db < "$SEED/registration" || die "cannot register the seed closure"
+	# GC roots for the builder's own tools: the current seed's roots only.
+	rm -rf /nix/var/nix/gcroots/wrapix.new && mkdir -p /nix/var/nix/gcroots/wrapix.new
+	i=0
+	for r in $(cat "$SEED/roots" 2>/dev/null); do
+		i=$((i + 1)); ln -s "$r" "/nix/var/nix/gcroots/wrapix.new/root-$i"
+	done
+	rm -rf /nix/var/nix/gcroots/wrapix && mv /nix/var/nix/gcroots/wrapix.new /nix/var/nix/gcroots/wrapix
+	sync
+	echo "$seed_id" > /nix/.wrapix-seed-id.tmp && mv /nix/.wrapix-seed-id.tmp /nix/.wrapix-seed-id   # last: now it counts
+	progress "store initialised ($n paths)"
+fi
+
+listen=${WRAPIX_SSHD_LISTEN:-0.0.0.0:22}
+cat > /etc/ssh/sshd_config <<SSHD
+ListenAddress $listen
+HostKey /etc/ssh/ssh_host_ed25519_key
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+AllowUsers builder
+AuthorizedKeysFile .ssh/authorized_keys
+UsePAM no
+AllowStreamLocalForwarding yes
+PermitListen none
+GatewayPorts no
+X11Forwarding no
+ClientAliveInterval 15
+PidFile /run/sshd.pid
+SetEnv PATH=$PATH
+SSHD
+
+# 4. The services. PID 1 forwards SIGTERM and reaps.
+daemon_pid="" sshd_pid=""
+stop() {
+	log "stopping"
+	[ -n "$sshd_pid" ] && kill -TERM "$sshd_pid" 2>/dev/null
+	[ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null
+	wait
+	log "stopped"
+	exit 0
+}
+trap stop TERM INT
+
+nix-daemon &
+daemon_pid=$!
+sshd_bin=$(command -v sshd) || die "sshd not found"
+"$sshd_bin" -D -e -f /etc/ssh/sshd_config &
+sshd_pid=$!
+progress "ready: sshd on $listen, nix-daemon $(nix-daemon --version 2>/dev/null | sed 's/.* //')"
+
+# Run until a service dies (then the container stops and status shows it).
+# `wait` on the sleep lets the shell reap every child, adopted orphans included.
+alive() { [ -e "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+while alive "$sshd_pid" && alive "$daemon_pid"; do
+	sleep 2 &
+	wait $! 2>/dev/null || true
+done
+log "a service exited; stopping the builder"
+stop
