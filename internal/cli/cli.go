@@ -248,7 +248,11 @@ code are passed through. Arguments are joined with spaces, as OpenSSH does.`,
 			if remote == "" || isTerminal(e.stdin) && len(args) == 0 {
 				code, err = c.Interactive(cmd.Context(), remote, e.stdin, e.stdout, e.stderr)
 			} else {
-				code, err = c.Run(cmd.Context(), remote, e.stdin, e.stdout, e.stderr)
+				var in io.Reader // a nil *os.File must not become a non-nil reader
+				if e.stdin != nil {
+					in = e.stdin
+				}
+				code, err = c.Run(cmd.Context(), remote, in, e.stdout, e.stderr)
 			}
 			if err != nil {
 				return problem.Wrap(problem.Unhealthy, err, "ssh session failed", "")

@@ -1,0 +1,362 @@
+// Package e2e proves the whole chain on Linux with real processes: the CLI
+// starts the builder through the container stand-in in end-to-end mode (the
+// project's entrypoint as PID 1 in new namespaces, Debian's sshd and
+// nix-daemon), setup writes the trust into a temporary root, and a host-side
+// Nix with its own /nix and max-jobs = 0 builds through it over ssh-ng.
+// These tests need root, as CI has.
+package e2e
+
+import (
+	"bytes"
+	"crypto/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wrapix/wrapix-builder/internal/cli"
+	"github.com/wrapix/wrapix-builder/internal/testenv"
+)
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func wb(t testing.TB, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := cli.Main(args, nil, &out, &errb)
+	return result{out.String(), errb.String(), code}
+}
+
+func mustWB(t testing.TB, args ...string) string {
+	t.Helper()
+	r := wb(t, args...)
+	if r.code != 0 {
+		t.Fatalf("wrapix-builder %v: exit %d\n%s%s", args, r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// host is the Mac's side: the setup root and a client Nix of its own.
+type host struct {
+	t         testing.TB
+	root      string // where setup wrote /etc
+	sshConfig string // the drop-in with the root's paths
+	machines  string // the builders line with the root's paths
+	work      string
+}
+
+func newHost(t testing.TB) *host {
+	t.Helper()
+	h := &host{t: t, root: t.TempDir(), work: t.TempDir()}
+	os.Chmod(h.work, 0o755)
+	mustWB(t, "setup", "--root", h.root)
+	dropIn, err := os.ReadFile(filepath.Join(h.root, "etc/ssh/ssh_config.d/100-wrapix-builder.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nixDir := filepath.Join(h.root, "etc/nix") + "/"
+	h.sshConfig = filepath.Join(h.work, "ssh_config")
+	os.WriteFile(h.sshConfig, []byte(strings.ReplaceAll(string(dropIn), "/etc/nix/", nixDir)), 0o644)
+	machines, _ := os.ReadFile(filepath.Join(h.root, "etc/nix/machines"))
+	for _, l := range strings.Split(string(machines), "\n") {
+		if strings.HasPrefix(l, "ssh-ng://") {
+			h.machines = strings.ReplaceAll(l, "/etc/nix/", nixDir)
+		}
+	}
+	if h.machines == "" {
+		t.Fatalf("setup wrote no builders entry: %q", machines)
+	}
+	// The busybox every test derivation runs with (imported into the client store, uploaded to the builder).
+	bb := filepath.Join(h.work, "bb/bin")
+	os.MkdirAll(bb, 0o755)
+	data, _ := os.ReadFile("/bin/busybox")
+	os.WriteFile(filepath.Join(bb, "busybox"), data, 0o755)
+	os.Symlink("busybox", filepath.Join(bb, "sh"))
+	return h
+}
+
+// derivation writes a hermetic derivation file; script runs under busybox sh.
+func (h *host) derivation(name, script string) string {
+	f := filepath.Join(h.work, name+".nix")
+	expr := `let bb = builtins.path { path = ` + filepath.Join(h.work, "bb") + `; name = "busybox"; }; in
+derivation { name = "` + name + `"; system = "x86_64-linux"; builder = "${bb}/bin/sh";
+  PATH = "${bb}/bin"; args = [ "-c" ''` + script + `'' ]; }
+`
+	if err := os.WriteFile(f, []byte(expr), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	return f
+}
+
+// build runs nix-build single-user in its own mount namespace with its own
+// /nix (clientNix) and max-jobs = 0, using only the generated configuration.
+func (h *host) build(clientNix, drv string, timeout time.Duration) (string, error) {
+	os.MkdirAll(clientNix, 0o755)
+	os.MkdirAll("/nix", 0o755)
+	script := `mount --bind "$1" /nix && shift && exec "$@"`
+	args := []string{"--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", clientNix,
+		"timeout", strconv.Itoa(int(timeout.Seconds())), "nix-build", drv, "--no-out-link", "--max-jobs", "0",
+		"--option", "build-users-group", "", "--option", "substituters", "", "--option", "builders-use-substitutes", "false",
+		"--builders", h.machines}
+	cmd := exec.Command("unshare", args...)
+	cmd.Env = append(os.Environ(), "NIX_SSHOPTS=-F "+h.sshConfig)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func outPath(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// builderStore is the builder's /nix as the stand-in keeps it (the volume's data).
+func builderStore(w *testenv.World) string {
+	return filepath.Join(w.StandinDir, "volumes/wrapix-builder-nix/data")
+}
+
+func setup(t *testing.T, extra map[string][]byte) (*testenv.World, string) {
+	w := testenv.New(t)
+	testenv.Require(t, "unshare", "ssh")
+	rootfs := testenv.Image(t, extra)
+	w.E2E(rootfs)
+	w.WriteConfig(`systems = ["x86_64-linux"]` + "\n")
+	return w, rootfs
+}
+
+func logs(w *testenv.World) string {
+	data, _ := os.ReadFile(filepath.Join(w.StandinDir, "logs/wrapix-builder.log"))
+	return string(data)
+}
+
+// start → ready; a host-side Nix builds through the builder; stop + start keeps
+// the store; the same derivation from an empty client store is copied back, not rebuilt.
+func TestRemoteBuildAndPersistence(t *testing.T) {
+	w, _ := setup(t, nil)
+	if out := mustWB(t, "start"); !strings.Contains(out, "ready") {
+		t.Fatal(out)
+	}
+	if n := strings.Count(logs(w), "initialising the store (first start)"); n != 1 {
+		t.Fatalf("first start initialised %d times:\n%s", n, logs(w))
+	}
+	h := newHost(t)
+	drv := h.derivation("hello", `echo "hello $RANDOM$RANDOM from $(hostname)" > $out`)
+	out, err := h.build(filepath.Join(h.work, "client1"), drv, 60*time.Second)
+	if err != nil {
+		t.Fatalf("remote build: %v\n%s\n--- builder log\n%s", err, out, logs(w))
+	}
+	if !strings.Contains(out, "on 'ssh-ng://builder@wrapix-builder'") {
+		t.Fatalf("not built on the builder:\n%s", out)
+	}
+	p := outPath(out)
+	client, err := os.ReadFile(filepath.Join(h.work, "client1", strings.TrimPrefix(p, "/nix")))
+	if err != nil {
+		t.Fatalf("output not in the client's store: %v", err)
+	}
+	remote, err := os.ReadFile(filepath.Join(builderStore(w), strings.TrimPrefix(p, "/nix")))
+	if err != nil || !bytes.Equal(remote, client) {
+		t.Fatalf("output not in the builder's store: %v", err)
+	}
+
+	mustWB(t, "stop")
+	mustWB(t, "start")
+	if n := strings.Count(logs(w), "initialising the store"); n != 1 {
+		t.Fatalf("the second start initialised the store again (%d)", n)
+	}
+	out, err = h.build(filepath.Join(h.work, "client2"), drv, 60*time.Second)
+	if err != nil {
+		t.Fatalf("build after restart: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		// The client always says "building … on 'ssh-ng://…'"; a bare "building …" line is the builder really building.
+		if strings.HasPrefix(l, "building '") && !strings.Contains(l, " on '") {
+			t.Fatalf("rebuilt instead of copied back:\n%s", out)
+		}
+	}
+	again, _ := os.ReadFile(filepath.Join(h.work, "client2", strings.TrimPrefix(outPath(out), "/nix")))
+	if !bytes.Equal(again, client) {
+		t.Fatalf("different output after restart: %q vs %q", again, client)
+	}
+	verify(t)
+}
+
+// verify runs `nix-store --verify --check-contents` on the builder.
+func verify(t *testing.T) {
+	t.Helper()
+	r := wb(t, "ssh", "nix-store --verify --check-contents 2>&1; echo rc=$?")
+	if r.code != 0 || !strings.Contains(r.stdout, "rc=0") || strings.Contains(r.stdout, "was modified") {
+		t.Fatalf("store verification failed: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// kill -9 of the builder mid-build: the client fails cleanly and quickly, the
+// next start works, the store verifies, nothing already built is lost.
+func TestKillMidBuild(t *testing.T) {
+	w, _ := setup(t, nil)
+	mustWB(t, "start")
+	h := newHost(t)
+	done := h.derivation("done-before", `echo kept $RANDOM > $out`)
+	out, err := h.build(filepath.Join(h.work, "c0"), done, 60*time.Second)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	kept := outPath(out)
+	slow := h.derivation("slow", `sleep 30; echo late > $out`)
+	type res struct {
+		out string
+		err error
+		dur time.Duration
+	}
+	ch := make(chan res, 1)
+	go func() {
+		t0 := time.Now()
+		out, err := h.build(filepath.Join(h.work, "c1"), slow, 90*time.Second)
+		ch <- res{out, err, time.Since(t0)}
+	}()
+	waitFor(t, 30*time.Second, func() bool { return processRunning("sleep\x0030") })
+	time.Sleep(500 * time.Millisecond)
+	if out, err := exec.Command("container", "kill", "wrapix-builder").CombinedOutput(); err != nil {
+		t.Fatalf("kill: %v %s", err, out)
+	}
+	r := <-ch
+	if r.err == nil {
+		t.Fatalf("the build survived a killed builder?\n%s", r.out)
+	}
+	if r.dur > 60*time.Second {
+		t.Fatalf("the client hung for %s after the builder died", r.dur)
+	}
+	if st := wb(t, "status"); st.code != 6 {
+		t.Fatalf("status after kill: %d\n%s", st.code, st.stdout)
+	}
+	mustWB(t, "start")
+	verify(t)
+	if _, err := os.Stat(filepath.Join(builderStore(w), strings.TrimPrefix(kept, "/nix"))); err != nil {
+		t.Fatalf("an output built before the crash was lost: %v", err)
+	}
+}
+
+// processRunning looks for a process (the builder's build step) by its command line.
+func processRunning(cmdline string) bool {
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, d := range dirs {
+		if data, err := os.ReadFile(d); err == nil && strings.HasPrefix(string(data), cmdline) {
+			return true
+		}
+	}
+	return false
+}
+
+// kill -9 while the first start copies the seed: the next start redoes the
+// copy; nothing half-done is trusted.
+func TestKillMidFirstStartCopy(t *testing.T) {
+	big := make([]byte, 400<<20)
+	rand.Read(big)
+	w, _ := setup(t, map[string][]byte{"big-tool": big})
+	r := make(chan result, 1)
+	go func() { r <- wb(t, "start") }()
+	waitFor(t, 30*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(builderStore(w), ".wrapix-staging"))
+		return err == nil
+	})
+	if out, err := exec.Command("container", "kill", "wrapix-builder").CombinedOutput(); err != nil {
+		t.Fatalf("kill: %v %s", err, out)
+	}
+	if res := <-r; res.code == 0 {
+		t.Log("start finished before the kill; the copy was too fast to interrupt")
+	}
+	if _, err := os.Stat(filepath.Join(builderStore(w), ".wrapix-seed-id")); err == nil {
+		t.Fatal("the seed is marked done after an interrupted copy")
+	}
+	mustWB(t, "start")
+	if n := strings.Count(logs(w), "initialising the store (first start)"); n < 2 {
+		t.Fatalf("the interrupted first start was not redone:\n%s", logs(w))
+	}
+	verify(t)
+	r2 := wb(t, "ssh", "nix-store --check-validity $(ls -d /nix/store/*-big-tool) && echo valid")
+	if !strings.Contains(r2.stdout, "valid") {
+		t.Fatalf("the seed path is not valid after the redo: %s %s", r2.stdout, r2.stderr)
+	}
+}
+
+// An image upgrade imports the new closure into the existing store: earlier
+// outputs stay, new tools arrive, the GC roots follow the new seed.
+func TestImageUpgradeKeepsStore(t *testing.T) {
+	w, _ := setup(t, nil)
+	mustWB(t, "start")
+	h := newHost(t)
+	out, err := h.build(filepath.Join(h.work, "c"), h.derivation("before-upgrade", `echo $RANDOM > $out`), 60*time.Second)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	earlier := outPath(out)
+	mustWB(t, "stop")
+	rootfs2 := testenv.Image(t, map[string][]byte{"new-tool": []byte("version 2\n")})
+	t.Setenv("CONTAINER_STANDIN_ROOTFS", rootfs2)
+	mustWB(t, "start")
+	if !strings.Contains(logs(w), "importing the new image's tools") {
+		t.Fatalf("upgrade not imported:\n%s", logs(w))
+	}
+	r := wb(t, "ssh", "nix-store --check-validity "+earlier+" $(ls -d /nix/store/*-new-tool) && ls /nix/var/nix/gcroots/wrapix/ && echo ok")
+	if !strings.Contains(r.stdout, "ok") {
+		t.Fatalf("after upgrade: %s %s", r.stdout, r.stderr)
+	}
+	verify(t)
+}
+
+// Security against the running builder.
+func TestSecurity(t *testing.T) {
+	w, _ := setup(t, nil)
+	mustWB(t, "start")
+	keys := filepath.Join(w.DataDir, "builder-keys")
+	kh := filepath.Join(t.TempDir(), "kh")
+	pub, _ := os.ReadFile(filepath.Join(keys, "host_ed25519.pub"))
+	os.WriteFile(kh, []byte("[127.0.0.1]:"+strconv.Itoa(w.Port)+" "+strings.Join(strings.Fields(string(pub))[:2], " ")+"\n"), 0o644)
+	ssh := func(user string, opts ...string) (string, error) {
+		args := append([]string{"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + kh, "-p", strconv.Itoa(w.Port)}, opts...)
+		args = append(args, user+"@127.0.0.1", "true")
+		out, err := exec.Command("ssh", args...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := ssh("builder", "-i", filepath.Join(keys, "client_ed25519"), "-o", "IdentitiesOnly=yes"); err != nil {
+		t.Fatalf("the key itself must work: %v %s", err, out)
+	}
+	for _, methods := range []string{"password", "keyboard-interactive"} {
+		out, err := ssh("builder", "-o", "PreferredAuthentications="+methods, "-o", "PubkeyAuthentication=no")
+		if err == nil || !strings.Contains(out, "Permission denied") {
+			t.Errorf("%s auth not refused: %v %s", methods, err, out)
+		}
+	}
+	if out, err := ssh("root", "-i", filepath.Join(keys, "client_ed25519"), "-o", "IdentitiesOnly=yes"); err == nil {
+		t.Errorf("root login accepted: %s", out)
+	}
+	// The port is bound on 127.0.0.1 only.
+	listen, _ := exec.Command("ss", "-Hltn", "sport = :"+strconv.Itoa(w.Port)).Output()
+	for _, l := range strings.Split(strings.TrimSpace(string(listen)), "\n") {
+		if l != "" && !strings.Contains(l, "127.0.0.1:"+strconv.Itoa(w.Port)) {
+			t.Errorf("listening beyond loopback: %s", l)
+		}
+	}
+	// The client private key is nowhere inside the container.
+	priv, _ := os.ReadFile(filepath.Join(keys, "client_ed25519"))
+	secret := strings.Split(string(priv), "\n")[2] // a line of the key's base64 body
+	r := wb(t, "ssh", "grep -rlF -- '"+secret+"' /wrapix /home /etc /run /tmp /root 2>/dev/null; echo done")
+	if strings.TrimSpace(r.stdout) != "done" {
+		t.Fatalf("client private key material found in the container: %q %s", r.stdout, r.stderr)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
