@@ -4,7 +4,9 @@
 package lifecycle
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -363,6 +365,7 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 	delay := 50 * time.Millisecond
 	var last error
 	lastSaid := time.Now()
+	seen := map[string]bool{}
 	for {
 		c, err := b.CLI.Get(ctx, ContainerName)
 		if err != nil {
@@ -382,8 +385,10 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 			}
 			last = err
 		}
-		if time.Since(lastSaid) > 5*time.Second {
-			b.say("still waiting for the builder (the first start initialises the store)…")
+		if b.showProgress(ctx, seen) {
+			lastSaid = time.Now()
+		} else if time.Since(lastSaid) > 5*time.Second {
+			b.say("still waiting for the builder…")
 			lastSaid = time.Now()
 		}
 		select {
@@ -434,4 +439,27 @@ func (b *Builder) RotateKeys(ctx context.Context, which keys.Which, now time.Tim
 		}
 	}
 	return keys.Rotate(b.Layout, which, now)
+}
+
+// showProgress relays the entrypoint's progress lines ("wrapix-builder: …",
+// e.g. the first start's store initialisation) from the container's log.
+func (b *Builder) showProgress(ctx context.Context, seen map[string]bool) bool {
+	if b.Progress == nil {
+		return false
+	}
+	var out bytes.Buffer
+	if err := b.CLI.Logs(ctx, ContainerName, false, 20, &out, io.Discard); err != nil {
+		return false
+	}
+	said := false
+	for _, line := range strings.Split(out.String(), "\n") {
+		msg, ok := strings.CutPrefix(strings.TrimSpace(line), "wrapix-builder: ")
+		if !ok || seen[msg] {
+			continue
+		}
+		seen[msg] = true
+		b.say("builder: %s", msg)
+		said = true
+	}
+	return said
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/builder/doctor"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
@@ -164,4 +165,39 @@ The old files are moved to builder-keys/old/<time>/, never deleted. Afterwards r
 	rotate.Flags().BoolVar(&client, "client", false, "rotate the client key")
 	keysRoot.AddCommand(show, rotate)
 	return keysRoot
+}
+
+func gcCmd(e *env) *cobra.Command {
+	var capFlag string
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Collect garbage on the builder until its store is under store-size-cap",
+		Long: `Measure the builder's store and, when it is over store-size-cap (config.toml, default 100GiB)
+or --cap, collect garbage there until it is under. The builder's own tools are GC roots and stay.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := e.builder(true)
+			if err != nil {
+				return err
+			}
+			limit := b.Config.StoreSizeCap
+			if capFlag != "" {
+				if limit, err = config.ParseSize(capFlag); err != nil {
+					return problem.Wrap(problem.Usage, err, "bad --cap", `use a size with a unit, e.g. --cap 50GiB`)
+				}
+			}
+			res, err := b.GC(cmd.Context(), limit)
+			if err != nil {
+				return err
+			}
+			if !res.Collected {
+				fmt.Fprintf(e.stdout, "store is %s, under its cap of %s: nothing to do\n", config.HumanSize(res.Before), config.HumanSize(res.Cap))
+				return nil
+			}
+			fmt.Fprintf(e.stdout, "store went from %s to %s (cap %s)\n", config.HumanSize(res.Before), config.HumanSize(res.After), config.HumanSize(res.Cap))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&capFlag, "cap", "", "size to bring the store under (default: store-size-cap)")
+	return cmd
 }

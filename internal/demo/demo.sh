@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on a Linux machine, as a user would see it. It
-# builds wrapix-builder and the test stand-in for Apple's `container` CLI,
-# starts the builder, lets setup write the Nix/ssh trust into a scratch root,
-# runs a real Nix remote build over ssh-ng through it from a separate store,
-# shows status, stops, and cleans up. Needs root (a local `builder` account),
-# nix-bin, openssh-server/-client and busybox-static (.ci/run installs them).
+# builds wrapix-builder and the test stand-in for Apple's `container` CLI and
+# a builder image (the project's entrypoint + a seed closure made by Debian's
+# Nix), starts the builder (the entrypoint runs as PID 1 in new namespaces
+# with real sshd and nix-daemon), lets setup write the Nix/ssh trust into a
+# scratch root, runs a real Nix remote build over ssh-ng from a separate
+# host-side /nix with max-jobs 0, shows status, stops, and cleans up.
+# Needs root, nix-bin, openssh-server/-client and busybox-static (.ci/run installs them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -26,12 +28,26 @@ go build -o "$work/bin/container" ./internal/standin/container
 ok "$("$work/bin/wrapix-builder" --version)"
 
 export PATH="$work/bin:$PATH" HOME="$work/home" XDG_DATA_HOME="$work/home/data" XDG_CONFIG_HOME="$work/home/config"
-export CONTAINER_STANDIN_STATE="$work/standin" CONTAINER_STANDIN_MODE=sshd CONTAINER_STANDIN_IMAGES=wrapix-builder:latest CONTAINER_STANDIN_SYSTEM=stopped
+step "Make the builder image: the entrypoint and a seed closure (a static busybox) for the store"
+img="$work/image"
+mkdir -p "$img/nix-image" "$work/seed-src/bin"
+cp /bin/busybox "$work/seed-src/bin/busybox" && ln -s busybox "$work/seed-src/bin/sh"
+seedstore="$work/seed-store"
+seed=$(NIX_CONFIG='build-users-group =' nix-store --store "local?root=$seedstore" --add "$work/seed-src" 2>/dev/null)
+closure=$(NIX_CONFIG='build-users-group =' nix-store --store "local?root=$seedstore" -qR "$seed" 2>/dev/null)
+NIX_CONFIG='build-users-group =' nix-store --store "local?root=$seedstore" --dump-db $closure > "$img/nix-image/registration" 2>/dev/null
+tar -cf "$img/nix-image/store.tar" -C "$seedstore" $(for p in $closure; do echo "${p#/}"; done)
+echo "$seed" > "$img/nix-image/roots"
+sha256sum "$img/nix-image/registration" | cut -c1-16 > "$img/nix-image/seed-id"
+cp image/entrypoint.sh "$img/entrypoint"
+ok "seed $seed"
+
+export CONTAINER_STANDIN_STATE="$work/standin" CONTAINER_STANDIN_MODE=e2e CONTAINER_STANDIN_ROOTFS="$img" CONTAINER_STANDIN_IMAGES=wrapix-builder:latest CONTAINER_STANDIN_SYSTEM=stopped
+export CONTAINER_STANDIN_GUEST_ENV='["WRAPIX_SUBSTITUTERS="]'   # no internet here
 mkdir -p "$XDG_CONFIG_HOME/wrapix"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 22422)
 system=$(uname -m)-linux
 printf 'port = %s\nsystems = ["%s"]\nstart-timeout = "60s"\n' "$port" "$system" > "$XDG_CONFIG_HOME/wrapix/config.toml"
-id builder >/dev/null 2>&1 || useradd --create-home --shell /bin/sh --password '*' builder
 
 step "wrapix-builder start"
 wrapix-builder start
@@ -44,7 +60,7 @@ root="$work/root"
 mkdir -p "$root"
 wrapix-builder setup --root "$root"
 
-step "A real Nix build from a separate store, through the builder, with the generated config"
+step "A real Nix build from a separate host-side /nix (max-jobs 0), through the builder, with only the generated config"
 sed "s#/etc/nix/#$root/etc/nix/#g" "$root/etc/ssh/ssh_config.d/100-wrapix-builder.conf" > "$work/ssh_config"
 line=$(grep '^ssh-ng://' "$root/etc/nix/machines" | sed "s#/etc/nix/#$root/etc/nix/#")
 mkdir -p "$work/bb/bin" && cp /bin/busybox "$work/bb/bin/busybox" && ln -s busybox "$work/bb/bin/sh"
@@ -53,9 +69,11 @@ let bb = builtins.path { path = $work/bb; name = "busybox"; }; in
 derivation { name = "hello-from-wrapix"; system = "$system"; builder = "\${bb}/bin/sh";
   args = [ "-c" "echo hello from the builder, built at \$(\${bb}/bin/busybox date) > \$out" ]; }
 NIX
-out=$(NIX_SSHOPTS="-F $work/ssh_config" nix-build "$work/hello.nix" --store "$work/client-store" --max-jobs 0 --no-out-link \
+mkdir -p "$work/client-nix" /nix
+out=$(NIX_SSHOPTS="-F $work/ssh_config" unshare --mount --propagation private -- sh -c 'mount --bind "$1" /nix && shift && exec "$@"' sh "$work/client-nix" \
+	nix-build "$work/hello.nix" --max-jobs 0 --no-out-link \
 	--option builders-use-substitutes false --option substituters '' --option build-users-group '' --builders "$line")
-ok "output $out: $(cat "$work/client-store$out")"
+ok "output $out: $(cat "$work/client-nix/${out#/nix/}")"
 
 step "wrapix-builder doctor (the Mac-only checks are skipped here)"
 wrapix-builder doctor --root "$root" || true

@@ -360,3 +360,36 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// gc brings an over-cap store under its cap without touching the builder's own closure.
+func TestGCBringsStoreUnderCap(t *testing.T) {
+	_, _ = setup(t, nil)
+	mustWB(t, "start")
+	h := newHost(t)
+	for i := 0; i < 3; i++ {
+		drv := h.derivation("garbage-"+strconv.Itoa(i), `head -c 8000000 /dev/urandom > $out`)
+		if out, err := h.build(filepath.Join(h.work, "c"+strconv.Itoa(i)), drv, 60*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	r := wb(t, "ssh", "du -sk /nix/store")
+	kib, _ := strconv.ParseInt(strings.Fields(r.stdout)[0], 10, 64)
+	capKiB := kib - 12000 // needs at least two of the three 8 MB outputs gone
+	out := mustWB(t, "gc", "--cap", strconv.FormatInt(capKiB, 10)+"KiB")
+	if !strings.Contains(out, "store went from") {
+		t.Fatalf("gc: %s", out)
+	}
+	r = wb(t, "ssh", "du -sk /nix/store")
+	after, _ := strconv.ParseInt(strings.Fields(r.stdout)[0], 10, 64)
+	if after > capKiB {
+		t.Fatalf("store is %d KiB after gc, cap %d KiB", after, capKiB)
+	}
+	r = wb(t, "ssh", "for r in /nix/var/nix/gcroots/wrapix/*; do nix-store --check-validity $(readlink $r) || exit 1; done; echo roots-ok")
+	if !strings.Contains(r.stdout, "roots-ok") {
+		t.Fatalf("the builder's own closure was collected: %s %s", r.stdout, r.stderr)
+	}
+	verify(t)
+	if out := mustWB(t, "gc", "--cap", "1TiB"); !strings.Contains(out, "nothing to do") {
+		t.Fatalf("gc under cap: %s", out)
+	}
+}
