@@ -55,6 +55,7 @@ func newHost(t testing.TB) *host {
 	t.Helper()
 	h := &host{t: t, root: t.TempDir(), work: t.TempDir()}
 	os.Chmod(h.work, 0o755)
+	os.Chmod(filepath.Dir(h.work), 0o711) // the test's temp root: others (the multi-user client) may traverse
 	mustWB(t, "setup", "--root", h.root)
 	dropIn, err := os.ReadFile(filepath.Join(h.root, "etc/ssh/ssh_config.d/100-wrapix-builder.conf"))
 	if err != nil {
@@ -391,5 +392,49 @@ func TestGCBringsStoreUnderCap(t *testing.T) {
 	verify(t)
 	if out := mustWB(t, "gc", "--cap", "1TiB"); !strings.Contains(out, "nothing to do") {
 		t.Fatalf("gc under cap: %s", out)
+	}
+}
+
+// Multi-user: a root nix-daemon on the host side (its own /nix) reads the
+// machines file setup wrote and builds through the builder for an
+// unprivileged user, with root's copy of the key.
+func TestMultiUserDaemonUsesMachinesFile(t *testing.T) {
+	_, _ = setup(t, nil)
+	testenv.Require(t, "setpriv")
+	mustWB(t, "start")
+	h := newHost(t)
+	conf := filepath.Join(h.work, "daemon-conf")
+	os.MkdirAll(conf, 0o755)
+	machines := filepath.Join(conf, "machines")
+	os.WriteFile(machines, []byte(h.machines+"\n"), 0o644)
+	os.WriteFile(filepath.Join(conf, "nix.conf"), []byte("builders = @"+machines+"\nmax-jobs = 0\nbuild-users-group =\nsubstituters =\nbuilders-use-substitutes = false\n"), 0o644)
+	drv := h.derivation("multi-user", `echo "built for $RANDOM" > $out`)
+	clientNix := filepath.Join(h.work, "daemon-nix")
+	os.MkdirAll(clientNix, 0o755)
+	userHome := filepath.Join(h.work, "nobody-home")
+	os.MkdirAll(userHome, 0o777)
+	script := `set -e
+mount --bind "$CLIENT_NIX" /nix
+mkdir -p /nix/var/nix/daemon-socket
+NIX_CONF_DIR="$CONF" NIX_SSHOPTS="-F $SSHCFG" nix-daemon >"$WORK/daemon.log" 2>&1 &
+daemon=$!
+for i in $(seq 100); do [ -S /nix/var/nix/daemon-socket/socket ] && break; sleep 0.05; done
+rc=0
+setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$USER_HOME" NIX_REMOTE=daemon timeout 90 nix-build "$DRV" --no-out-link || rc=$?
+kill $daemon
+exit $rc`
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "CLIENT_NIX="+clientNix, "CONF="+conf, "SSHCFG="+h.sshConfig, "WORK="+h.work, "USER_HOME="+userHome, "DRV="+drv)
+	out, err := cmd.CombinedOutput()
+	daemonLog, _ := os.ReadFile(filepath.Join(h.work, "daemon.log"))
+	if err != nil {
+		t.Fatalf("multi-user build: %v\n%s\n--- host daemon\n%s", err, out, daemonLog)
+	}
+	if !strings.Contains(string(out), "on 'ssh-ng://builder@wrapix-builder'") {
+		t.Fatalf("not built remotely:\n%s", out)
+	}
+	p := outPath(string(out))
+	if _, err := os.Stat(filepath.Join(clientNix, strings.TrimPrefix(p, "/nix"))); err != nil {
+		t.Fatalf("output not in the host daemon's store: %v", err)
 	}
 }
