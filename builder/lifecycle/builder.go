@@ -357,24 +357,18 @@ func (b *Builder) probe(ctx context.Context, ks *keys.Set, timeout time.Duration
 	return r, nil
 }
 
-// waitReady polls until the builder is ready, it stopped, or the start timeout.
+// waitReady polls until the builder is ready, it stopped, or the start
+// timeout. The cheap check (an SSH banner on the port) runs every 10 ms; the
+// container's state and its progress lines are read every half second; the
+// full probe (pinned host key, `nix-daemon --stdio`) runs once a banner shows.
 func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
-	deadline := time.Now().Add(b.Config.StartTimeout)
-	ctx, cancel := context.WithDeadline(ctx, deadline)
+	ctx, cancel := context.WithTimeout(ctx, b.Config.StartTimeout)
 	defer cancel()
-	delay := 50 * time.Millisecond
 	var last error
-	lastSaid := time.Now()
+	lastSaid, lastState := time.Now(), time.Time{}
 	seen := map[string]bool{}
 	for {
-		c, err := b.CLI.Get(ctx, ContainerName)
-		if err != nil {
-			return err
-		}
-		if c == nil || c.State == runtime.StateStopped {
-			return problem.New(problem.Unhealthy, "the builder container stopped while starting", "read `wrapix-builder logs` for the reason")
-		}
-		if c.Running() {
+		if sshBanner(ctx, b.SSHAddress()) {
 			r, err := b.probe(ctx, ks, 10*time.Second, true)
 			if err == nil {
 				b.say("ready at %s (nix-daemon %s)", b.SSHAddress(), r.Daemon)
@@ -385,11 +379,21 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 			}
 			last = err
 		}
-		if b.showProgress(ctx, seen) {
-			lastSaid = time.Now()
-		} else if time.Since(lastSaid) > 5*time.Second {
-			b.say("still waiting for the builder…")
-			lastSaid = time.Now()
+		if time.Since(lastState) > 500*time.Millisecond {
+			lastState = time.Now()
+			c, err := b.CLI.Get(ctx, ContainerName)
+			if err != nil {
+				return err
+			}
+			if c == nil || c.State == runtime.StateStopped {
+				return problem.New(problem.Unhealthy, "the builder container stopped while starting", "read `wrapix-builder logs` for the reason")
+			}
+			if b.showProgress(ctx, seen) {
+				lastSaid = time.Now()
+			} else if time.Since(lastSaid) > 5*time.Second {
+				b.say("still waiting for the builder…")
+				lastSaid = time.Now()
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -398,10 +402,23 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 			}
 			return problem.Wrap(problem.Timeout, last, fmt.Sprintf("the builder did not become ready within %s", b.Config.StartTimeout),
 				"read `wrapix-builder logs`, run `wrapix-builder doctor`, or raise start-timeout in "+b.Layout.ConfigFile())
-		case <-time.After(delay):
+		case <-time.After(10 * time.Millisecond):
 		}
-		delay = min(delay*2, time.Second)
 	}
+}
+
+// sshBanner reports whether an SSH server greets on addr.
+func sshBanner(ctx context.Context, addr string) bool {
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(conn, buf)
+	return err == nil && string(buf) == "SSH-"
 }
 
 // Params are the values the Nix/ssh outputs are generated from.

@@ -30,10 +30,17 @@ type Info struct {
 }
 
 // Handshake runs the worker-protocol handshake over rw (a daemon socket, or
-// the stdio of `nix-daemon --stdio` over SSH).
+// the stdio of `nix-daemon --stdio` over SSH). The client's whole part is
+// sent in one write (hello, version, no CPU affinity, no reserved space):
+// every round trip over SSH counts. That assumes a daemon speaking protocol
+// ≥ 1.14 (Nix ≥ 1.8); older ones are refused.
 func Handshake(rw io.ReadWriter) (Info, error) {
 	var info Info
-	if err := writeU64(rw, workerMagic1); err != nil {
+	hello := make([]byte, 0, 32)
+	for _, v := range []uint64{workerMagic1, clientVersion, 0, 0} {
+		hello = binary.LittleEndian.AppendUint64(hello, v)
+	}
+	if _, err := rw.Write(hello); err != nil {
 		return info, fmt.Errorf("sending hello: %w", err)
 	}
 	magic, err := readU64(rw)
@@ -47,24 +54,11 @@ func Handshake(rw io.ReadWriter) (Info, error) {
 	if err != nil {
 		return info, err
 	}
-	if daemonVersion>>8 != 1 || daemonVersion&0xff < 10 {
-		return info, fmt.Errorf("unsupported nix-daemon protocol %d.%d", daemonVersion>>8, daemonVersion&0xff)
+	if daemonVersion>>8 != 1 || daemonVersion&0xff < 14 {
+		return info, fmt.Errorf("unsupported nix-daemon protocol %d.%d (need 1.14 or newer)", daemonVersion>>8, daemonVersion&0xff)
 	}
 	minor := min(daemonVersion&0xff, clientVersion&0xff)
 	info.Protocol = fmt.Sprintf("1.%d", daemonVersion&0xff)
-	if err := writeU64(rw, clientVersion); err != nil {
-		return info, err
-	}
-	if minor >= 14 {
-		if err := writeU64(rw, 0); err != nil { // no CPU affinity
-			return info, err
-		}
-	}
-	if minor >= 11 {
-		if err := writeU64(rw, 0); err != nil { // no reserve space
-			return info, err
-		}
-	}
 	if minor >= 33 {
 		if info.Version, err = readString(rw); err != nil {
 			return info, err
@@ -95,13 +89,6 @@ func Handshake(rw io.ReadWriter) (Info, error) {
 			return info, fmt.Errorf("unexpected nix-daemon message %#x", msg)
 		}
 	}
-}
-
-func writeU64(w io.Writer, v uint64) error {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	_, err := w.Write(b[:])
-	return err
 }
 
 func readU64(r io.Reader) (uint64, error) {

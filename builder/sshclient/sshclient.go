@@ -146,7 +146,7 @@ func (c *Client) NixDaemon(ctx context.Context) (nixdaemon.Info, error) {
 	info, err := nixdaemon.Handshake(struct {
 		io.Reader
 		io.Writer
-	}{stdout, stdin})
+	}{c.ackingReader(stdout), stdin})
 	if err != nil {
 		if ctx.Err() != nil {
 			return info, fmt.Errorf("nix-daemon on the builder did not answer in time: %w", ctx.Err())
@@ -190,9 +190,30 @@ func (c *Client) NixDaemonSocket(ctx context.Context) (nixdaemon.Info, error) {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	info, err := nixdaemon.Handshake(conn)
+	info, err := nixdaemon.Handshake(struct {
+		io.Reader
+		io.Writer
+	}{c.ackingReader(conn), conn})
 	if err != nil && ctx.Err() != nil {
 		return info, fmt.Errorf("nix-daemon on the builder did not answer in time: %w", ctx.Err())
 	}
 	return info, err
 }
+
+// ackingReader sends a no-reply keepalive after every read. sshd writes
+// non-interactive channels with Nagle's algorithm on, so a second small reply
+// packet waits for our delayed TCP ACK (~40 ms on Linux) — twice per
+// handshake. Any packet from us carries the ACK at once.
+func (c *Client) ackingReader(r io.Reader) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		n, err := r.Read(p)
+		if n > 0 {
+			_, _, _ = c.SendRequest("keepalive@openssh.com", false, nil)
+		}
+		return n, err
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
