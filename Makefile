@@ -5,7 +5,7 @@ LDFLAGS := -X github.com/wrapix/wrapix-builder/builder/version.Version=$(VERSION
 GO      ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint bench demo clean
+.PHONY: help build test lint bench demo image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,3 +32,6 @@ clean: ## remove build output
 
 demo: ## the main job on Linux (as root): start the builder via the stand-in, build through it, status, stop
 	internal/demo/demo.sh
+
+image: ## build the builder image (OCI tar) with Nix: on a Mac no Linux builder is needed
+	nix --extra-experimental-features 'nix-command flakes' build .#builder-image

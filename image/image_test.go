@@ -1,0 +1,61 @@
+// Package image holds the builder image (image.nix, entrypoint.sh); these
+// tests check what can be checked on Linux with Debian's Nix and no nixpkgs.
+package image
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestImageNixParses(t *testing.T) {
+	if out, err := exec.Command("nix-instantiate", "--parse", "image.nix").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// image.nix evaluated with recording stubs: every assembly step is a host
+// (darwin) derivation, Linux packages are only stock allow-listed ones, and
+// the recipe strips case-hack names and relocates busybox.
+func TestImageIsBuiltOnTheHostOnly(t *testing.T) {
+	out, err := exec.Command("nix-instantiate", "--readonly-mode", "--eval", "--strict", "--json", "testdata/stub.nix").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var got struct {
+		ImageSystem, RootfsSystem, ProfileSystem, SeedSystem string
+		SeedRoots                                            []string
+		RootfsScript, ImageScript, ImageRef                  string
+	}
+	if err := json.Unmarshal(out[strings.IndexByte(string(out), '{'):], &got); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for name, sys := range map[string]string{"image": got.ImageSystem, "rootfs": got.RootfsSystem, "profile": got.ProfileSystem, "closureInfo": got.SeedSystem} {
+		if sys != "aarch64-darwin" {
+			t.Errorf("%s is built for %s: it would need a Linux builder", name, sys)
+		}
+	}
+	if strings.Join(got.SeedRoots, " ") != "nix openssh coreutils bashInteractive gitMinimal cacert buildEnv" {
+		t.Errorf("seed roots %v", got.SeedRoots)
+	}
+	for _, want := range []string{"--transform='flags=r;s/~nix~case~hack~[0-9][0-9]*//g'", "patchelf --set-interpreter /lib/ld-linux-aarch64.so.1", "--format=gnu", "nix-image/registration", "nix-image/seed-id"} {
+		if !strings.Contains(got.RootfsScript, want) {
+			t.Errorf("rootfs recipe lacks %q", want)
+		}
+	}
+	for _, want := range []string{`architecture: "arm64"`, "io.containerd.image.name", "application/vnd.oci.image.index.v1+json", "oci-layout"} {
+		if !strings.Contains(got.ImageScript, want) {
+			t.Errorf("image recipe lacks %q", want)
+		}
+	}
+	if got.ImageRef != "wrapix-builder:latest" {
+		t.Errorf("image ref %q does not match the default config image", got.ImageRef)
+	}
+}
+
+func TestEntrypointIsPOSIXShell(t *testing.T) {
+	if out, err := exec.Command("busybox", "sh", "-n", "entrypoint.sh").CombinedOutput(); err != nil {
+		t.Fatalf("busybox sh -n: %v\n%s", err, out)
+	}
+}
