@@ -59,3 +59,9 @@ func TestEntrypointIsPOSIXShell(t *testing.T) {
 		t.Fatalf("busybox sh -n: %v\n%s", err, out)
 	}
 }
+
+func TestFlakeParses(t *testing.T) {
+	if out, err := exec.Command("nix-instantiate", "--parse", "../flake.nix").CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
