@@ -6,9 +6,9 @@ package lifecycle
 import (
 	"bytes"
 	"context"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
