@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // End-to-end mode: a running "container" is the image's real entrypoint as

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command container is a TEST STAND-IN for Apple's `container` CLI, which
 // cannot run on Linux. It is never shipped. It answers the subset that
 // wrapix-builder uses exactly as docs/../shared/reference/apple-container.md
