@@ -174,6 +174,9 @@ func TestRemoteBuildAndPersistence(t *testing.T) {
 	}
 
 	mustWB(t, "stop")
+	if !strings.Contains(logs(w), "wrapix-builder: stopped") {
+		t.Fatalf("the entrypoint did not stop cleanly on SIGTERM:\n%s", logs(w))
+	}
 	mustWB(t, "start")
 	if n := strings.Count(logs(w), "initialising the store"); n != 1 {
 		t.Fatalf("the second start initialised the store again (%d)", n)
@@ -445,5 +448,62 @@ exit $rc`
 	p := outPath(string(out))
 	if _, err := os.Stat(filepath.Join(clientNix, strings.TrimPrefix(p, "/nix"))); err != nil {
 		t.Fatalf("output not in the host daemon's store: %v", err)
+	}
+}
+
+// kill -9 of the builder while the client uploads a large input: the client
+// fails cleanly, the partial path is never valid, the retry works.
+func TestKillMidUpload(t *testing.T) {
+	w, _ := setup(t, nil)
+	mustWB(t, "start")
+	h := newHost(t)
+	big := filepath.Join(h.work, "bigin")
+	os.MkdirAll(big, 0o755)
+	blob := make([]byte, 256<<20)
+	rand.Read(blob)
+	os.WriteFile(filepath.Join(big, "blob"), blob, 0o644)
+	drv := filepath.Join(h.work, "upload.nix")
+	os.WriteFile(drv, []byte(`let bb = builtins.path { path = `+filepath.Join(h.work, "bb")+`; name = "busybox"; };
+  input = builtins.path { path = `+big+`; name = "bigin"; }; in
+derivation { name = "uses-big-input"; system = "x86_64-linux"; builder = "${bb}/bin/sh";
+  args = [ "-c" "${bb}/bin/busybox wc -c ${input}/blob > $out" ]; }
+`), 0o644)
+	ch := make(chan error, 1)
+	var out string
+	go func() {
+		var err error
+		out, err = h.build(filepath.Join(h.work, "c"), drv, 120*time.Second)
+		ch <- err
+	}()
+	// Kill once the upload has started: the input's path shows up, unregistered, in the builder's store.
+	waitFor(t, 60*time.Second, func() bool {
+		entries, _ := os.ReadDir(filepath.Join(builderStore(w), "store"))
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), "-bigin") {
+				return true
+			}
+		}
+		return false
+	})
+	if o, err := exec.Command("container", "kill", "wrapix-builder").CombinedOutput(); err != nil {
+		t.Fatalf("kill: %v %s", err, o)
+	}
+	select {
+	case err := <-ch:
+		if err == nil {
+			t.Logf("the upload finished before the kill:\n%s", out)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the client hung after the builder died")
+	}
+	mustWB(t, "start")
+	verify(t)
+	out2, err := h.build(filepath.Join(h.work, "c"), drv, 120*time.Second)
+	if err != nil {
+		t.Fatalf("retry after a killed upload: %v\n%s", err, out2)
+	}
+	got, _ := os.ReadFile(filepath.Join(h.work, "c", strings.TrimPrefix(outPath(out2), "/nix")))
+	if !strings.HasPrefix(strings.TrimSpace(string(got)), strconv.Itoa(256<<20)) {
+		t.Fatalf("the retried build saw a different input: %q", got)
 	}
 }
