@@ -361,35 +361,25 @@ func (c *CLI) Run(ctx context.Context, s RunSpec) error {
 // Stop stops the container gracefully: SIGTERM, then SIGKILL after grace. A
 // missing container counts as stopped.
 func (c *CLI) Stop(ctx context.Context, id string, grace time.Duration) error {
-	if _, err := c.Version(ctx); err != nil {
-		return err
-	}
-	secs := int(grace / time.Second)
-	_, err := c.exec(ctx, grace+c.timeout(), "stop", "--time", strconv.Itoa(secs), id)
-	if IsClass(err, ErrNotFound) {
-		return nil
-	}
-	return asProblem(err)
+	return c.onContainer(ctx, grace+c.timeout(), "stop", "--time", strconv.Itoa(int(grace/time.Second)), id)
 }
 
-// Kill sends SIGKILL.
+// Kill sends SIGKILL; a missing container counts as killed.
 func (c *CLI) Kill(ctx context.Context, id string) error {
-	if _, err := c.Version(ctx); err != nil {
-		return err
-	}
-	_, err := c.exec(ctx, c.timeout(), "kill", id)
-	if IsClass(err, ErrNotFound) {
-		return nil
-	}
-	return asProblem(err)
+	return c.onContainer(ctx, c.timeout(), "kill", id)
 }
 
 // Delete removes a stopped container; a missing one counts as deleted.
 func (c *CLI) Delete(ctx context.Context, id string) error {
+	return c.onContainer(ctx, c.timeout(), "delete", id)
+}
+
+// onContainer runs an idempotent lifecycle call: "not found" is success.
+func (c *CLI) onContainer(ctx context.Context, timeout time.Duration, args ...string) error {
 	if _, err := c.Version(ctx); err != nil {
 		return err
 	}
-	_, err := c.exec(ctx, c.timeout(), "delete", id)
+	_, err := c.exec(ctx, timeout, args...)
 	if IsClass(err, ErrNotFound) {
 		return nil
 	}

@@ -89,13 +89,7 @@ func TestNixBuildsThroughGeneratedMachinesLine(t *testing.T) {
 	}
 	// A hermetic derivation: a static busybox imported into the client store.
 	bb := filepath.Join(t.TempDir(), "bb")
-	os.MkdirAll(filepath.Join(bb, "bin"), 0o755)
-	data, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal("static busybox is required (apt-get install busybox-static)")
-	}
-	os.WriteFile(filepath.Join(bb, "bin/busybox"), data, 0o755)
-	os.Symlink("busybox", filepath.Join(bb, "bin/sh"))
+	testenv.BusyboxDir(t, bb)
 	drv := filepath.Join(t.TempDir(), "probe.nix")
 	os.WriteFile(drv, []byte(`let bb = builtins.path { path = `+bb+`; name = "bb"; }; in
 derivation { name = "wrapix-probe"; system = "x86_64-linux"; builder = "${bb}/bin/sh";

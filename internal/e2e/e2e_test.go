@@ -74,11 +74,7 @@ func newHost(t testing.TB) *host {
 		t.Fatalf("setup wrote no builders entry: %q", machines)
 	}
 	// The busybox every test derivation runs with (imported into the client store, uploaded to the builder).
-	bb := filepath.Join(h.work, "bb/bin")
-	os.MkdirAll(bb, 0o755)
-	data, _ := os.ReadFile("/bin/busybox")
-	os.WriteFile(filepath.Join(bb, "busybox"), data, 0o755)
-	os.Symlink("busybox", filepath.Join(bb, "sh"))
+	testenv.BusyboxDir(t, filepath.Join(h.work, "bb"))
 	return h
 }
 

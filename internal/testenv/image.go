@@ -23,13 +23,7 @@ func Image(t testing.TB, extra map[string][]byte) string {
 	os.Chmod(dir, 0o755)
 	seedStore := filepath.Join(dir, "seed-store")
 	bb := filepath.Join(dir, "busybox")
-	os.MkdirAll(filepath.Join(bb, "bin"), 0o755)
-	data, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Fatal("a static busybox is required (apt-get install busybox-static)")
-	}
-	os.WriteFile(filepath.Join(bb, "bin/busybox"), data, 0o755)
-	os.Symlink("busybox", filepath.Join(bb, "bin/sh"))
+	BusyboxDir(t, bb)
 	inputs := []string{bb}
 	for name, content := range extra {
 		p := filepath.Join(dir, name)
@@ -103,4 +97,24 @@ func (w *World) E2E(rootfs string) {
 	w.T.Setenv("CONTAINER_STANDIN_ROOTFS", rootfs)
 	// No internet here: the builder must not try cache.nixos.org.
 	w.T.Setenv("CONTAINER_STANDIN_GUEST_ENV", `["WRAPIX_SUBSTITUTERS="]`)
+}
+
+// BusyboxDir makes dir/bin/{busybox,sh} from the host's static busybox: the
+// one tool hermetic test derivations run with (busybox needs argv[0] to be
+// an applet name, hence the directory).
+func BusyboxDir(t testing.TB, dir string) {
+	t.Helper()
+	data, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal("a static busybox is required (apt-get install busybox-static)")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("busybox", filepath.Join(dir, "bin/sh")); err != nil {
+		t.Fatal(err)
+	}
 }
