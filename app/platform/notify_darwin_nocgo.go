@@ -1,0 +1,5 @@
+//go:build darwin && !cgo
+
+package platform
+
+func nativeOrScriptNotifier() Notifier { return scriptNotifier{} }
