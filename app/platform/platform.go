@@ -10,7 +10,9 @@ import (
 )
 
 // Notifier shows a desktop notification.
-type Notifier interface{ Notify(title, body string) error }
+type Notifier interface {
+	Notify(title, body string) error
+}
 
 // Clipboard puts text on the clipboard.
 type Clipboard interface{ Copy(text string) error }

@@ -30,7 +30,9 @@ func osascript(args []string) error {
 
 type scriptNotifier struct{}
 
-func (scriptNotifier) Notify(title, body string) error { return osascript(NotificationArgs(title, body)) }
+func (scriptNotifier) Notify(title, body string) error {
+	return osascript(NotificationArgs(title, body))
+}
 
 type pbcopy struct{}
 

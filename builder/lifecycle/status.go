@@ -21,6 +21,7 @@ import (
 type StatusOptions struct {
 	Root         string        // where /etc lives ("/" normally)
 	ProbeTimeout time.Duration // SSH + nix-daemon probe; 3 s when zero
+	HostNix      string        // the Mac's Nix version when already known (the app asks once): no `nix --version` then
 }
 
 // Status observes everything and decides the overall state. It never
@@ -46,7 +47,9 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 	// and the SSH probe (tried speculatively; it fails fast when nothing listens).
 	nixVersion := make(chan string, 1)
 	go func() {
-		if nv, err := HostNixVersion(ctx); err == nil {
+		if opt.HostNix != "" {
+			nixVersion <- opt.HostNix
+		} else if nv, err := HostNixVersion(ctx); err == nil {
 			nixVersion <- nv.Raw
 		}
 		close(nixVersion)

@@ -1,0 +1,79 @@
+package menu
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/wrapix/wrapix-builder/builder/status"
+)
+
+func report(state string) *status.Report {
+	size := int64(3 << 30)
+	r := &status.Report{State: state, Summary: state,
+		SSH:       status.SSH{Address: "127.0.0.1:2222", HostKeyFingerprint: "SHA256:x"},
+		Container: status.Container{Exists: state != status.Stopped, IP: "192.168.64.5"},
+		NixDaemon: status.NixDaemon{Version: "2.31.2"},
+		Store:     status.Store{SizeBytes: &size, CapBytes: 100 << 30},
+		Setup:     status.Setup{Trust: "ok", NixConfig: "ok"}}
+	if state == status.Unhealthy {
+		r.Problem = &status.Problem{What: "nix-daemon on the builder: connection refused"}
+	}
+	return r
+}
+
+func TestRenderEveryState(t *testing.T) {
+	type want struct {
+		icon, status                                  string
+		start, stop, restart, shell, setup, copyConf bool
+	}
+	cases := []struct {
+		name string
+		s    State
+		w    want
+	}{
+		{"checking", State{}, want{IconBusy, "Builder: checking…", false, false, false, false, false, false}},
+		{"stopped", State{Report: report(status.Stopped)}, want{IconStopped, "Builder: stopped", true, false, false, false, true, true}},
+		{"starting", State{Report: report(status.Starting)}, want{IconStarting, "Builder: starting…", false, true, true, false, true, true}},
+		{"ready", State{Report: report(status.Ready), RunningBuilds: 2}, want{IconReady, "Builder: ready at 127.0.0.1:2222", false, true, true, true, true, true}},
+		{"unhealthy", State{Report: report(status.Unhealthy)}, want{IconProblem, "Builder: unhealthy", false, true, true, false, true, true}},
+		{"unavailable", State{Report: report(status.Unavailable)}, want{IconProblem, "Builder: container runtime unavailable", true, false, false, false, true, true}},
+		{"busy starting", State{Report: report(status.Stopped), Busy: "Starting"}, want{IconBusy, "Builder: starting…", false, false, false, false, false, true}},
+		{"busy stopping", State{Report: report(status.Ready), Busy: "Stopping"}, want{IconBusy, "Builder: stopping…", false, false, false, true, false, true}},
+		{"failed action", State{Report: report(status.Stopped), LastError: "Start failed: port taken"}, want{IconProblem, "Builder: stopped", true, false, false, false, true, true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := Render(tc.s)
+			if m.Icon != tc.w.icon || m.Items[StatusLine].Title != tc.w.status {
+				t.Fatalf("icon %q status %q", m.Icon, m.Items[StatusLine].Title)
+			}
+			for id, en := range map[string]bool{Start: tc.w.start, Stop: tc.w.stop, Restart: tc.w.restart, OpenShell: tc.w.shell, RunSetup: tc.w.setup, CopyConfig: tc.w.copyConf} {
+				if m.Items[id].Enabled != en {
+					t.Errorf("%s enabled = %v, want %v", id, m.Items[id].Enabled, en)
+				}
+			}
+			if !m.Items[Quit].Enabled || !m.Items[StartAtLogin].Checkbox {
+				t.Error("Quit and Start at login are always there")
+			}
+			for _, id := range Order {
+				if _, ok := m.Items[id]; id != "" && !ok {
+					t.Errorf("item %s missing", id)
+				}
+			}
+			if m.Items[StatusLine].Enabled {
+				t.Error("status lines are not clickable")
+			}
+		})
+	}
+	ready := Render(State{Report: report(status.Ready), RunningBuilds: 2})
+	if ready.Items[BuildsLine].Title != "2 builds running" || !strings.Contains(ready.Items[DetailLine].Title, "3.0 GiB") {
+		t.Errorf("ready detail %+v / %+v", ready.Items[DetailLine], ready.Items[BuildsLine])
+	}
+	failed := Render(State{Report: report(status.Stopped), LastError: "Start failed: port taken"})
+	if !strings.Contains(failed.Items[DetailLine].Title, "port taken") || !failed.Items[DetailLine].Visible {
+		t.Error("a failed action must show")
+	}
+	if Render(State{Report: report(status.Ready), StartAtLogin: true}).Items[StartAtLogin].Checked != true {
+		t.Error("start at login check")
+	}
+}

@@ -1,0 +1,104 @@
+// Command gen draws the menu-bar template icons (black + alpha, as macOS
+// template images want) for every state at 1x (18 px) and 2x (36 px):
+// go run ./assets/gen assets/icons. The output is committed; a test checks
+// it is what this program draws.
+package main
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// The glyph: a rounded box (the builder) with a state mark at its centre.
+func draw(state string, size int) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, size, size))
+	s := float64(size) / 18 // design grid: 18 units
+	set := func(x, y int, a float64) {
+		if a <= 0 {
+			return
+		}
+		if a > 1 {
+			a = 1
+		}
+		old := float64(img.NRGBAAt(x, y).A) / 255
+		img.SetNRGBA(x, y, color.NRGBA{0, 0, 0, uint8(math.Round(255 * math.Max(old, a)))})
+	}
+	// coverage of a pixel by a shape, by 4×4 supersampling
+	cover := func(inside func(x, y float64) bool) {
+		for py := 0; py < size; py++ {
+			for px := 0; px < size; px++ {
+				n := 0
+				for sy := 0; sy < 4; sy++ {
+					for sx := 0; sx < 4; sx++ {
+						if inside((float64(px)+(float64(sx)+0.5)/4)/s, (float64(py)+(float64(sy)+0.5)/4)/s) {
+							n++
+						}
+					}
+				}
+				set(px, py, float64(n)/16)
+			}
+		}
+	}
+	box := func(x, y float64, stroke float64) bool { // rounded square outline, 2..16, radius 3
+		d := roundedBoxDist(x-9, y-9, 7, 3)
+		return d <= 0 && d > -stroke
+	}
+	cover(func(x, y float64) bool { return box(x, y, 1.5) })
+	dist := func(x, y float64) float64 { return math.Hypot(x-9, y-9) }
+	switch state {
+	case "ready": // a filled dot
+		cover(func(x, y float64) bool { return dist(x, y) <= 3.2 })
+	case "starting": // the left half of the dot
+		cover(func(x, y float64) bool { return dist(x, y) <= 3.2 && x <= 9 })
+		cover(func(x, y float64) bool { d := dist(x, y); return d <= 3.2 && d >= 2.4 })
+	case "stopped": // an empty ring
+		cover(func(x, y float64) bool { d := dist(x, y); return d <= 3.2 && d >= 2.2 })
+	case "problem": // an exclamation mark
+		cover(func(x, y float64) bool { return math.Abs(x-9) <= 0.9 && y >= 5 && y <= 10.5 })
+		cover(func(x, y float64) bool { return math.Hypot(x-9, y-12.6) <= 1.1 })
+	case "busy": // three dots
+		for _, cx := range []float64{6, 9, 12} {
+			cx := cx
+			cover(func(x, y float64) bool { return math.Hypot(x-cx, y-9) <= 1.1 })
+		}
+	}
+	return img
+}
+
+func roundedBoxDist(x, y, half, r float64) float64 {
+	qx, qy := math.Abs(x)-half+r, math.Abs(y)-half+r
+	return math.Hypot(math.Max(qx, 0), math.Max(qy, 0)) + math.Min(math.Max(qx, qy), 0) - r
+}
+
+// States are the icon states the menu uses.
+var States = []string{"ready", "starting", "stopped", "problem", "busy"}
+
+func main() {
+	dir := "assets/icons"
+	if len(os.Args) > 1 {
+		dir = os.Args[1]
+	}
+	for _, st := range States {
+		for _, scale := range []int{1, 2} {
+			name := st + ".png"
+			if scale == 2 {
+				name = st + "@2x.png"
+			}
+			f, err := os.Create(filepath.Join(dir, name))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			if err := png.Encode(f, draw(st, 18*scale)); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			f.Close()
+		}
+	}
+}
