@@ -23,7 +23,7 @@ func report(state string) *status.Report {
 
 func TestRenderEveryState(t *testing.T) {
 	type want struct {
-		icon, status                                  string
+		icon, status                                 string
 		start, stop, restart, shell, setup, copyConf bool
 	}
 	cases := []struct {
