@@ -43,8 +43,10 @@ func (clipboard) Copy(text string) error {
 		}
 		cmd := exec.Command(c[0], c[1:]...)
 		cmd.Stdin = strings.NewReader(text)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s: %v: %s", c[0], err, out)
+		// No output pipes: xclip and wl-copy leave a child serving the
+		// selection, which would hold a pipe open and block us forever.
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %v", c[0], err)
 		}
 		return nil
 	}

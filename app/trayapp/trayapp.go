@@ -64,6 +64,7 @@ type App struct {
 	wake     chan string // reasons to observe now
 	conn     *sshclient.Client
 	stopping bool // we stop the builder: its death is not news
+	wasReady bool // the builder was last seen ready (until seen stopped)
 }
 
 // Run drives the app until ctx ends or the user quits.
@@ -74,6 +75,11 @@ func (a *App) Run(ctx context.Context) error {
 		a.Root = "/"
 	}
 	a.wake = make(chan string, 8)
+	a.Builder.Progress = func(msg string) {
+		if strings.Contains(msg, "store initialised") { // the entrypoint's first-start line
+			a.notify("Wrapix Builder store initialised", strings.TrimPrefix(msg, "builder: "))
+		}
+	}
 	if nv, err := lifecycle.HostNixVersion(ctx); err == nil {
 		a.hostNix = nv.Raw
 	}
@@ -141,22 +147,29 @@ func (a *App) nextPoll() time.Duration {
 func (a *App) observe(ctx context.Context, reason string) {
 	r := a.Builder.Status(ctx, lifecycle.StatusOptions{Root: a.Root, HostNix: a.hostNix})
 	a.mu.Lock()
-	prev := a.state.Report
 	a.state.Report = r
-	busy, stopping := a.state.Busy != "", a.stopping
+	busy, stopping, wasReady := a.state.Busy != "", a.stopping, a.wasReady
 	if !busy {
 		a.stopping = false // our own stop has been seen through
 	}
+	switch r.State {
+	case status.Ready:
+		a.wasReady = true
+	case status.Stopped, status.Unavailable:
+		a.wasReady = false
+	}
 	a.mu.Unlock()
-	if prev != nil && !busy {
-		switch {
-		case prev.State == status.Ready && (r.State == status.Stopped || r.State == status.Unavailable) && !stopping:
-			a.notify("Wrapix Builder stopped unexpectedly", "The builder is no longer running. Start it again from the menu.")
-		case prev.State == status.Ready && r.State == status.Unhealthy:
-			a.notify("Wrapix Builder is unhealthy", r.Summary)
-		case prev.State != status.Ready && r.State == status.Ready && reason != "startup":
-			a.notify("Wrapix Builder is ready", "Builds for "+strings.Join(a.Builder.Config.Systems, ", ")+" can use it at "+r.SSH.Address+".")
-		}
+	// wasReady survives the in-between states an observation can catch (a
+	// kill seen by the SSH probe before the runtime reports it), so every
+	// death of a ready builder is reported once.
+	switch {
+	case busy:
+	case wasReady && (r.State == status.Stopped || r.State == status.Unavailable) && !stopping:
+		a.notify("Wrapix Builder stopped unexpectedly", "The builder is no longer running. Start it again from the menu.")
+	case wasReady && r.State == status.Unhealthy:
+		a.notify("Wrapix Builder is unhealthy", r.Summary)
+	case !wasReady && r.State == status.Ready && reason != "startup":
+		a.notify("Wrapix Builder is ready", "Builds for "+strings.Join(a.Builder.Config.Systems, ", ")+" can use it at "+r.SSH.Address+".")
 	}
 	if r.State == status.Ready {
 		a.keepConn(ctx)
@@ -331,6 +344,14 @@ func (a *App) notify(title, body string) {
 	}
 }
 
+// readyNow reports a start we made; the next observation then has nothing new to say.
+func (a *App) readyNow() {
+	a.mu.Lock()
+	a.wasReady = true
+	a.mu.Unlock()
+	a.notify("Wrapix Builder is ready", "Builds for "+strings.Join(a.Builder.Config.Systems, ", ")+" can use it at "+a.Builder.SSHAddress()+".")
+}
+
 // click runs an action. Long ones run in the background with Busy set.
 func (a *App) click(ctx context.Context, id string) {
 	switch id {
@@ -338,9 +359,7 @@ func (a *App) click(ctx context.Context, id string) {
 		a.background(ctx, "Starting", func() error {
 			_, err := a.Builder.Start(ctx)
 			return err
-		}, func() {
-			a.notify("Wrapix Builder is ready", "Nix can build for "+strings.Join(a.Builder.Config.Systems, ", ")+" on it now.")
-		}, "Start failed")
+		}, a.readyNow, "Start failed")
 	case menu.Stop:
 		a.background(ctx, "Stopping", func() error {
 			_, err := a.Builder.Stop(ctx)
@@ -353,7 +372,7 @@ func (a *App) click(ctx context.Context, id string) {
 			}
 			_, err := a.Builder.Start(ctx)
 			return err
-		}, nil, "Restart failed")
+		}, a.readyNow, "Restart failed")
 	case menu.CopyConfig:
 		if err := a.copyConfig(); err != nil {
 			a.fail("Copy failed", err)

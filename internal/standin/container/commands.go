@@ -357,11 +357,10 @@ func (c *cli) kill(args []string) error {
 		if !ok {
 			return c.aggregate("notFound", "failed to kill container", "container with ID "+id+" not found")
 		}
-		if ct.PID > 0 {
-			syscall.Kill(ct.PID, sig)
-		}
 		if sig == syscall.SIGKILL || ct.PID == 0 {
 			c.stopProcess(ct, syscall.SIGKILL, 0)
+		} else {
+			syscall.Kill(ct.PID, sig)
 		}
 		fmt.Println(id)
 	}

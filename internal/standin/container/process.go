@@ -43,8 +43,50 @@ func (c *cli) refresh() {
 	}
 }
 
-// stopProcess sends sig, waits up to grace seconds, then SIGKILL.
+// descendants lists pid's children, grandchildren, … from /proc.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, st := range stats {
+		data, err := os.ReadFile(st)
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		p, _ := strconv.Atoi(filepath.Base(filepath.Dir(st)))
+		children[ppid] = append(children[ppid], p)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, ch := range children[p] {
+			out = append(out, ch)
+			queue = append(queue, ch)
+		}
+	}
+	return out
+}
+
+// stopProcess sends sig, waits up to grace seconds, then SIGKILL. A KILL
+// takes every process of the container down, as a VM's death does (in sshd
+// mode the per-connection sshd processes would otherwise outlive it).
 func (c *cli) stopProcess(ct *container, sig syscall.Signal, grace int) {
+	if ct.PID > 0 && sig == syscall.SIGKILL {
+		for _, p := range descendants(ct.PID) {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
 	if ct.PID > 0 {
 		syscall.Kill(ct.PID, sig)
 		deadline := time.Now().Add(time.Duration(grace) * time.Second)
@@ -52,6 +94,9 @@ func (c *cli) stopProcess(ct *container, sig syscall.Signal, grace int) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if alive(ct.PID) {
+			for _, p := range descendants(ct.PID) {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
 			syscall.Kill(ct.PID, syscall.SIGKILL)
 			for i := 0; i < 100 && alive(ct.PID); i++ {
 				time.Sleep(10 * time.Millisecond)
