@@ -1,0 +1,91 @@
+//go:build darwin && cgo
+
+package platform
+
+// Native notifications through UNUserNotificationCenter, called with
+// darwinkit's objc package (github.com/progrium/darwinkit v0.5.0:
+// objc/call.go Call[T] with objc.Void for void methods, objc/class.go
+// GetClass, objc/block.go turning Go funcs into ObjC blocks,
+// dispatch/queue.go MainQueue().DispatchAsync). Selectors and the bundle
+// guard follow ../shared/reference/macos-apis.md §2: an unbundled process
+// aborts inside +currentNotificationCenter, so outside an .app bundle the
+// osascript fallback is used.
+
+/*
+#cgo LDFLAGS: -framework UserNotifications
+*/
+import "C"
+
+import (
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/progrium/darwinkit/dispatch"
+	"github.com/progrium/darwinkit/objc"
+)
+
+const unAuthorizationAlertSound = uint64(1<<2 | 1<<1) // UNAuthorizationOptionAlert | UNAuthorizationOptionSound
+
+type nativeNotifier struct {
+	fallback Notifier
+	denied   atomic.Bool
+	seq      atomic.Int64
+}
+
+func nativeOrScriptNotifier() Notifier {
+	if !canUseNotificationCenter() {
+		return scriptNotifier{}
+	}
+	n := &nativeNotifier{fallback: scriptNotifier{}}
+	dispatch.MainQueue().DispatchAsync(func() {
+		objc.WithAutoreleasePool(func() {
+			objc.Call[objc.Void](notificationCenter(), objc.Sel("requestAuthorizationWithOptions:completionHandler:"), unAuthorizationAlertSound,
+				func(granted bool, _ objc.Object) { // may run on a background thread: touches only the flag
+					n.denied.Store(!granted)
+				})
+		})
+	})
+	return n
+}
+
+// canUseNotificationCenter: the framework is loaded and this is the main
+// executable of an .app bundle with a bundle identifier.
+func canUseNotificationCenter() bool {
+	if objc.GetClass("UNUserNotificationCenter").Ptr() == nil {
+		return false
+	}
+	bundle := objc.Call[objc.Object](objc.GetClass("NSBundle"), objc.Sel("mainBundle"))
+	id := objc.Call[string](bundle, objc.Sel("bundleIdentifier"))
+	path := objc.Call[string](bundle, objc.Sel("bundlePath"))
+	return id != "" && strings.HasSuffix(path, ".app")
+}
+
+func notificationCenter() objc.Object {
+	return objc.Call[objc.Object](objc.GetClass("UNUserNotificationCenter"), objc.Sel("currentNotificationCenter"))
+}
+
+// Notify posts the notification now (nil trigger); a refusal falls back to osascript.
+func (n *nativeNotifier) Notify(title, body string) error {
+	if n.denied.Load() {
+		return n.fallback.Notify(title, body)
+	}
+	id := "wrapix-builder-" + strconv.FormatInt(n.seq.Add(1), 10)
+	dispatch.MainQueue().DispatchAsync(func() {
+		objc.WithAutoreleasePool(func() {
+			content := objc.Call[objc.Object](objc.GetClass("UNMutableNotificationContent"), objc.Sel("new"))
+			defer content.Release()
+			objc.Call[objc.Void](content, objc.Sel("setTitle:"), title)
+			objc.Call[objc.Void](content, objc.Sel("setBody:"), body)
+			request := objc.Call[objc.Object](objc.GetClass("UNNotificationRequest"),
+				objc.Sel("requestWithIdentifier:content:trigger:"), id, content, nil)
+			objc.Call[objc.Void](notificationCenter(), objc.Sel("addNotificationRequest:withCompletionHandler:"), request,
+				func(err objc.Object) {
+					if !err.IsNil() {
+						go n.fallback.Notify(title, body)
+					}
+				})
+		})
+	})
+	return nil
+}

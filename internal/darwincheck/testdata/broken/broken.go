@@ -1,0 +1,19 @@
+//go:build darwin && cgo
+
+// Package broken is a deliberately wrong call into the macOS glue's
+// libraries: the darwin type-check must reject it (darwincheck's test).
+package broken
+
+// #cgo LDFLAGS: -framework Cocoa
+import "C"
+
+import (
+	"fyne.io/systray"
+	"github.com/progrium/darwinkit/objc"
+)
+
+func Broken() {
+	systray.SetTitle(42)                            // not a string
+	objc.Call[objc.Void](objc.GetClass("X"), "sel") // a string is not a Selector
+	_ = C.whatever                                  // unchecked: C is fake
+}
