@@ -66,7 +66,7 @@ func (b *bus) notified(prefix string) bool {
 	return false
 }
 
-func startBus(t *testing.T) (string, *bus) {
+func startBus(t testing.TB) (string, *bus) {
 	t.Helper()
 	testenv.Require(t, "dbus-daemon")
 	cmd := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address")
@@ -100,7 +100,7 @@ func startBus(t *testing.T) (string, *bus) {
 	return addr, b
 }
 
-func startXvfb(t *testing.T) string {
+func startXvfb(t testing.TB) string {
 	t.Helper()
 	testenv.Require(t, "Xvfb", "xclip")
 	for n := 90; n < 120; n++ {
@@ -140,7 +140,7 @@ type layoutNode struct {
 	Children []dbus.Variant
 }
 
-func (b *bus) layout(t *testing.T) []menuItem {
+func (b *bus) layout(t testing.TB) []menuItem {
 	t.Helper()
 	b.mu.Lock()
 	item := b.item
@@ -194,7 +194,7 @@ func find(items []menuItem, prefix string) (menuItem, bool) {
 }
 
 // waitMenu polls the layout until cond holds, recording status labels seen.
-func (b *bus) waitMenu(t *testing.T, d time.Duration, what string, seen map[string]bool, cond func([]menuItem) bool) []menuItem {
+func (b *bus) waitMenu(t testing.TB, d time.Duration, what string, seen map[string]bool, cond func([]menuItem) bool) []menuItem {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	var items []menuItem
@@ -212,7 +212,7 @@ func (b *bus) waitMenu(t *testing.T, d time.Duration, what string, seen map[stri
 	return nil
 }
 
-func (b *bus) click(t *testing.T, label string) {
+func (b *bus) click(t testing.TB, label string) {
 	t.Helper()
 	items := b.layout(t)
 	it, ok := find(items, label)
