@@ -10,8 +10,9 @@ GO      ?= go
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-build: ## build the CLI for this machine and for macOS (bin/)
+build: ## build the CLI and the app for this machine, and the CLI for macOS (bin/)
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/wrapix-builder ./cmd/wrapix-builder
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/wrapix-builder-app ./app
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/darwin-arm64/wrapix-builder ./cmd/wrapix-builder
 
 lint: ## gofmt, go vet (linux and darwin), staticcheck, darwin cross-build, darwin+cgo type-check

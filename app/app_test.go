@@ -353,6 +353,7 @@ func TestAppOverDBus(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(wantArgv, "|") {
 		t.Fatalf("pkexec argv %q, want %q", got, wantArgv)
 	}
+	waitFor(t, 5*time.Second, "setup notification", func() bool { return b.notified("Wrapix Builder setup done") }, b)
 	filepath.Walk(w.Home, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && fi.Name() == "pwned" {
 			t.Errorf("something executed the home directory's name: %s", p)
