@@ -5,7 +5,7 @@ LDFLAGS := -X github.com/wrapix/wrapix-builder/builder/version.Version=$(VERSION
 GO      ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint bench demo image clean
+.PHONY: help build test lint bench demo image app dmg install clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,8 +29,19 @@ test: lint ## lint, then every test (needs nix-bin, openssh, busybox-static and 
 bench: ## benchmarks, each printing its baseline measured in the same run
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
 
+app: ## assemble dist/Wrapix Builder.app (ad-hoc signed on macOS) and a zip
+	packaging/make-app.sh dist zip
+
+dmg: ## the app as a .dmg (macOS only)
+	packaging/make-app.sh dist dmg
+
+PREFIX ?= /usr/local
+install: build ## link the CLI onto PATH ($(PREFIX)/bin)
+	install -d $(PREFIX)/bin
+	ln -sf $(CURDIR)/bin/$(if $(filter Darwin,$(shell uname -s)),darwin-arm64/,)wrapix-builder $(PREFIX)/bin/wrapix-builder
+
 clean: ## remove build output
-	rm -rf bin
+	rm -rf bin dist
 
 demo: ## the main job on Linux (as root): start the builder via the stand-in, build through it, status, stop
 	internal/demo/demo.sh

@@ -78,7 +78,60 @@ func roundedBoxDist(x, y, half, r float64) float64 {
 // States are the icon states the menu uses.
 var States = []string{"ready", "starting", "stopped", "problem", "busy"}
 
+// appIcon is the application icon: the ready glyph in white on a blue rounded square.
+func appIcon(size int) *image.NRGBA {
+	glyph := draw("ready", size*10/16)
+	img := image.NewNRGBA(image.Rect(0, 0, size, size))
+	half, r := float64(size)/2*0.9, float64(size)*0.18
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			d := roundedBoxDist(float64(x)+0.5-float64(size)/2, float64(y)+0.5-float64(size)/2, half, r)
+			a := math.Max(0, math.Min(1, 0.5-d))
+			if a > 0 {
+				shade := 1 - 0.25*float64(y)/float64(size) // a light top-to-bottom gradient
+				img.SetNRGBA(x, y, color.NRGBA{uint8(40 * shade), uint8(96 * shade), uint8(220 * shade), uint8(255 * a)})
+			}
+		}
+	}
+	off := (size - glyph.Bounds().Dx()) / 2
+	for y := 0; y < glyph.Bounds().Dy(); y++ {
+		for x := 0; x < glyph.Bounds().Dx(); x++ {
+			if ga := glyph.NRGBAAt(x, y).A; ga > 0 {
+				bg := img.NRGBAAt(x+off, y+off)
+				t := float64(ga) / 255
+				mix := func(c uint8) uint8 { return uint8(float64(c)*(1-t) + 255*t) }
+				img.SetNRGBA(x+off, y+off, color.NRGBA{mix(bg.R), mix(bg.G), mix(bg.B), bg.A})
+			}
+		}
+	}
+	return img
+}
+
+func write(path string, img image.Image) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = png.Encode(f, img)
+		f.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == "-appicon" { // an .iconset for iconutil
+		dir := os.Args[2]
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		for _, pt := range []int{16, 32, 128, 256, 512} {
+			write(filepath.Join(dir, fmt.Sprintf("icon_%dx%d.png", pt, pt)), appIcon(pt))
+			write(filepath.Join(dir, fmt.Sprintf("icon_%dx%d@2x.png", pt, pt)), appIcon(2*pt))
+		}
+		return
+	}
 	dir := "assets/icons"
 	if len(os.Args) > 1 {
 		dir = os.Args[1]

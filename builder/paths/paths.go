@@ -15,7 +15,7 @@ import (
 //	├── builder-keys/                 host_ed25519, client_ed25519 (+ .pub); 0700
 //	│   └── guest/                    what the container may see: host key + client public key
 //	└── builder.lock                  serialises start/stop/rotate between the CLI and the app
-//	$XDG_CONFIG_HOME/wrapix/config.toml
+//	$XDG_CONFIG_HOME/wrapix/config.toml   ($WRAPIX_CONFIG_DIR/config.toml when set)
 type Layout struct {
 	DataDir   string // $XDG_DATA_HOME/wrapix
 	ConfigDir string // $XDG_CONFIG_HOME/wrapix
@@ -35,7 +35,11 @@ func FromEnv() (Layout, error) {
 	if conf == "" || !filepath.IsAbs(conf) {
 		conf = filepath.Join(home, ".config")
 	}
-	return Layout{DataDir: filepath.Join(data, "wrapix"), ConfigDir: filepath.Join(conf, "wrapix")}, nil
+	l := Layout{DataDir: filepath.Join(data, "wrapix"), ConfigDir: filepath.Join(conf, "wrapix")}
+	if dir := os.Getenv("WRAPIX_CONFIG_DIR"); filepath.IsAbs(dir) { // set by the nix-darwin module
+		l.ConfigDir = dir
+	}
+	return l, nil
 }
 
 // Override replaces the data and config directories where set (CLI flags).

@@ -1,0 +1,148 @@
+// Package packaging holds the scripts and templates that ship Wrapix
+// Builder; its tests check what `make app` produces.
+package packaging
+
+import (
+	"debug/macho"
+	"encoding/binary"
+	"encoding/xml"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// plistDict reads the top-level <dict> of an XML property list.
+func plistDict(t *testing.T, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := xml.NewDecoder(f)
+	dec.Strict = true
+	out := map[string]string{}
+	var key string
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s is not well-formed XML: %v", path, err)
+		}
+		switch el := tok.(type) {
+		case xml.StartElement:
+			depth++
+			switch el.Name.Local {
+			case "key", "string":
+				var s string
+				if err := dec.DecodeElement(&s, &el); err != nil {
+					t.Fatal(err)
+				}
+				depth--
+				if el.Name.Local == "key" {
+					key = s
+				} else if depth == 2 {
+					out[key] = s
+				}
+			case "true", "false":
+				if depth == 3 {
+					out[key] = el.Name.Local
+				}
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	return out
+}
+
+func TestMakeAppBundle(t *testing.T) {
+	out := t.TempDir()
+	cmd := exec.Command("./make-app.sh", out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make-app.sh: %v\n%s", err, msg)
+	}
+	app := filepath.Join(out, "Wrapix Builder.app", "Contents")
+	version, _ := os.ReadFile("../VERSION")
+	v := strings.TrimSpace(string(version))
+
+	p := plistDict(t, filepath.Join(app, "Info.plist"))
+	want := map[string]string{
+		"CFBundleIdentifier": "org.wrapix.builder", "CFBundleExecutable": "wrapix-builder-app", "CFBundlePackageType": "APPL",
+		"CFBundleShortVersionString": v, "CFBundleVersion": v, "LSUIElement": "true", "LSMinimumSystemVersion": "15.0", "CFBundleIconFile": "AppIcon",
+	}
+	for k, w := range want {
+		if p[k] != w {
+			t.Errorf("Info.plist %s = %q, want %q", k, p[k], w)
+		}
+	}
+	if !strings.Contains(p["NSLocalNetworkUsageDescription"], "192.168.64") {
+		t.Error("NSLocalNetworkUsageDescription missing")
+	}
+	for _, bin := range []string{"wrapix-builder", "wrapix-builder-app"} {
+		path := filepath.Join(app, "MacOS", bin)
+		f, err := macho.Open(path)
+		if err != nil {
+			t.Fatalf("%s is not a Mach-O: %v", bin, err)
+		}
+		if f.Cpu != macho.CpuArm64 || f.Type != macho.TypeExec {
+			t.Errorf("%s: cpu %v type %v", bin, f.Cpu, f.Type)
+		}
+		// One version: the binary's (stamped from VERSION) equals the plist's.
+		if got := stampedVersion(t, f); got != v {
+			t.Errorf("%s reports version %q, Info.plist %q", bin, got, v)
+		}
+		f.Close()
+	}
+	if fi, err := os.Stat(filepath.Join(app, "Resources", "AppIcon.png")); err != nil || fi.Size() == 0 {
+		if _, err2 := os.Stat(filepath.Join(app, "Resources", "AppIcon.icns")); err2 != nil {
+			t.Error("no app icon in Resources")
+		}
+	}
+}
+
+func TestTemplatesAreWellFormed(t *testing.T) {
+	p := plistDict(t, "launchagent.plist.in")
+	if p["Label"] != "org.wrapix.builder" {
+		t.Errorf("launch agent label %q", p["Label"])
+	}
+	cask, _ := os.ReadFile("wrapix-builder.rb.in")
+	for _, want := range []string{`app "Wrapix Builder.app"`, "Contents/MacOS/wrapix-builder", "@VERSION@", "@SHA256@"} {
+		if !strings.Contains(string(cask), want) {
+			t.Errorf("cask lacks %s", want)
+		}
+	}
+}
+
+// stampedVersion reads the string variable builder/version.Version out of a
+// Mach-O: the symbol's string header (pointer, length), then the bytes.
+func stampedVersion(t *testing.T, f *macho.File) string {
+	t.Helper()
+	read := func(addr, n uint64) []byte {
+		for _, sec := range f.Sections {
+			if addr >= sec.Addr && addr+n <= sec.Addr+sec.Size {
+				data, err := sec.Data()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return data[addr-sec.Addr : addr-sec.Addr+n]
+			}
+		}
+		t.Fatalf("address %#x not in any section", addr)
+		return nil
+	}
+	for _, sym := range f.Symtab.Syms {
+		if sym.Name == "github.com/wrapix/wrapix-builder/builder/version.Version" {
+			hdr := read(sym.Value, 16)
+			return string(read(binary.LittleEndian.Uint64(hdr[:8]), binary.LittleEndian.Uint64(hdr[8:])))
+		}
+	}
+	t.Fatal("no version symbol")
+	return ""
+}
