@@ -1,24 +1,103 @@
 {
   description = "Wrapix Builder: an aarch64-linux Nix remote builder for Apple-silicon Macs, in an Apple container";
 
+  # Pinned by the flake.lock `nix flake lock` writes.
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
 
   outputs = { self, nixpkgs }:
     let
       version = builtins.replaceStrings [ "\n" ] [ "" ] (builtins.readFile ./VERSION);
-      # The image can be assembled on any of these; its contents are always aarch64-linux.
-      hosts = [ "aarch64-darwin" "x86_64-darwin" "aarch64-linux" "x86_64-linux" ];
-      forHosts = f: builtins.listToAttrs (map (system: { name = system; value = f system; }) hosts);
+      systems = [ "aarch64-darwin" "x86_64-darwin" "aarch64-linux" "x86_64-linux" ];
+      forAll = f: builtins.listToAttrs (map (system: { name = system; value = f system nixpkgs.legacyPackages.${system}; }) systems);
+      isDarwin = system: builtins.match ".*-darwin" system != null;
+      ldflags = [ "-s" "-w" "-X github.com/wrapix/wrapix-builder/builder/version.Version=${version}" ];
+      # The Go module's dependencies (go mod vendor), as a fixed-output hash.
+      vendorHash = "sha256-gIg5fTSbVgMUWfYqtJwUtXw8QqS2rjzDy1p/65xjuzA=";
+
+      cli = pkgs: pkgs.buildGoModule {
+        pname = "wrapix-builder";
+        inherit version vendorHash ldflags;
+        src = ./.;
+        subPackages = [ "cmd/wrapix-builder" ];
+        env.CGO_ENABLED = "0";
+        doCheck = false; # the tests need root, sshd and namespaces: `make test`
+        postInstall = ''
+          mkdir -p $out/share/bash-completion/completions $out/share/zsh/site-functions $out/share/fish/vendor_completions.d
+          $out/bin/wrapix-builder completion bash > $out/share/bash-completion/completions/wrapix-builder || true
+          $out/bin/wrapix-builder completion zsh > $out/share/zsh/site-functions/_wrapix-builder || true
+          $out/bin/wrapix-builder completion fish > $out/share/fish/vendor_completions.d/wrapix-builder.fish || true
+        '';
+        meta = { description = "Wrapix Builder CLI"; mainProgram = "wrapix-builder"; platforms = nixpkgs.lib.platforms.unix; };
+      };
+
+      # The app bundle (macOS): the menu-bar app (cgo: systray is Objective-C) with the CLI inside.
+      bundle = pkgs: pkgs.buildGoModule {
+        pname = "wrapix-builder-app";
+        inherit version vendorHash ldflags;
+        src = ./.;
+        subPackages = [ "app" "cmd/wrapix-builder" "assets/gen" ];
+        buildInputs = [ pkgs.libffi ]; # darwinkit's objc calls through libffi
+        doCheck = false;
+        postInstall = ''
+          app="$out/Applications/Wrapix Builder.app/Contents"
+          mkdir -p "$app/MacOS" "$app/Resources" $out/bin
+          mv $out/bin/app "$app/MacOS/wrapix-builder-app"
+          mv $out/bin/wrapix-builder "$app/MacOS/wrapix-builder"
+          ln -s "$app/MacOS/wrapix-builder" $out/bin/wrapix-builder
+          sed "s/@VERSION@/${version}/g" ${./Info.plist} > "$app/Info.plist"
+          $out/bin/gen -appicon AppIcon.iconset && rm $out/bin/gen
+          if command -v iconutil >/dev/null; then iconutil -c icns AppIcon.iconset -o "$app/Resources/AppIcon.icns";
+          else cp AppIcon.iconset/icon_512x512.png "$app/Resources/AppIcon.png"; fi
+        '';
+        meta = { description = "Wrapix Builder menu-bar app"; mainProgram = "wrapix-builder"; platforms = nixpkgs.lib.platforms.darwin; };
+      };
     in
     {
-      packages = forHosts (system: {
-        # `nix build .#builder-image` → an OCI-layout tar for `container image load -i result`.
-        # No Linux builder is needed: see image/image.nix.
+      packages = forAll (system: pkgs: {
+        wrapix-builder = cli pkgs;
+        # `nix build .#builder-image` → an OCI-layout tar for `container image load -i result`;
+        # no Linux builder is needed (image/image.nix).
         builder-image = import ./image/image.nix {
-          pkgsHost = nixpkgs.legacyPackages.${system};
+          pkgsHost = pkgs;
           pkgsLinux = nixpkgs.legacyPackages.aarch64-linux;
           inherit version;
         };
+        default = if isDarwin system then bundle pkgs else cli pkgs;
       });
+
+      apps = forAll (system: pkgs: {
+        default = { type = "app"; program = "${self.packages.${system}.wrapix-builder}/bin/wrapix-builder"; };
+      });
+
+      devShells = forAll (system: pkgs: {
+        default = pkgs.mkShell {
+          packages = [ pkgs.go pkgs.gopls pkgs.go-tools pkgs.gnumake pkgs.nix pkgs.openssh ]
+            ++ nixpkgs.lib.optionals (!isDarwin system) [ pkgs.busybox pkgs.dbus pkgs.xvfb-run pkgs.xclip ];
+        };
+      });
+
+      overlays.default = final: prev: { wrapix-builder = self.packages.${prev.stdenv.hostPlatform.system}.default; };
+
+      darwinModules.default = import ./packaging/nix/module.nix {
+        defaultPackage = pkgs: self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+      };
+
+      checks = forAll (system: pkgs:
+        let
+          wlib = import ./packaging/nix/lib.nix;
+          golden = name: builtins.readFile (./builder/nixconf/testdata + "/${name}-alias.golden");
+          settings = {
+            user = "builder"; port = 2222; systems = [ "aarch64-linux" ]; maxJobs = 4; speedFactor = 1;
+            features = [ "benchmark" "big-parallel" ];
+            hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFTmwF2TfZ+RH8NkDsC8tjKvalQehx9UHkKNE1Nzw6fv";
+            userKeyPath = "/Users/o'brien smith/.local/share/wrapix/builder-keys/client_ed25519";
+          };
+          same = wlib.machinesLine settings == golden "machines" && wlib.sshConfig settings == golden "ssh-config" && wlib.knownHosts settings == golden "known-hosts";
+        in
+        {
+          wrapix-builder = self.packages.${system}.wrapix-builder;
+          # The module's values equal the Go code's golden output.
+          module-matches-cli = pkgs.runCommand "module-matches-cli" { } (if same then "touch $out" else "echo 'packaging/nix/lib.nix differs from builder/nixconf' >&2; exit 1");
+        });
     };
 }

@@ -92,3 +92,11 @@ func TestModuleValuesEqualGoOutput(t *testing.T) {
 		})
 	}
 }
+
+func TestModuleParses(t *testing.T) {
+	for _, f := range []string{"module.nix", "lib.nix"} {
+		if out, err := exec.Command("nix-instantiate", "--parse", f).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", f, err, out)
+		}
+	}
+}
