@@ -26,8 +26,9 @@ lint: ## gofmt, go vet (linux and darwin), staticcheck, darwin cross-build, darw
 test: lint ## lint, then every test (needs nix-bin, openssh, busybox-static and root: see .ci/run)
 	$(GO) test -count=1 ./...
 
-bench: ## benchmarks, each printing its baseline measured in the same run
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
+bench: ## benchmarks, each printing its baseline measured in the same run (WRAPIX_IDLE: the app's idle window, default 5m)
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./app/
+	$(GO) test -run '^$$' -bench . -benchtime 10x ./internal/...
 
 app: ## assemble dist/Wrapix Builder.app (ad-hoc signed on macOS) and a zip
 	packaging/make-app.sh dist zip
