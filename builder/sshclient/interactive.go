@@ -26,7 +26,7 @@ func (c *Client) Interactive(ctx context.Context, cmd string, in *os.File, out, 
 	}
 	defer sess.Close()
 	w, h, err := term.GetSize(fd)
-	if err != nil {
+	if err != nil || w == 0 || h == 0 { // a pty nobody sized yet
 		w, h = 80, 24
 	}
 	termName := os.Getenv("TERM")

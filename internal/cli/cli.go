@@ -245,8 +245,11 @@ code are passed through. Arguments are joined with spaces, as OpenSSH does.`,
 			defer c.Close()
 			remote := strings.Join(args, " ")
 			var code int
-			if remote == "" || isTerminal(e.stdin) && len(args) == 0 {
-				code, err = c.Interactive(cmd.Context(), remote, e.stdin, e.stdout, e.stderr)
+			if remote == "" {
+				if !isTerminal(e.stdin) {
+					return problem.New(problem.Usage, "`wrapix-builder ssh` without a command needs a terminal", "give a command, e.g. `wrapix-builder ssh nix-store --version`")
+				}
+				code, err = c.Interactive(cmd.Context(), "", e.stdin, e.stdout, e.stderr)
 			} else {
 				var in io.Reader // a nil *os.File must not become a non-nil reader
 				if e.stdin != nil {

@@ -127,3 +127,27 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return data
 }
+
+// `wrapix-builder ssh` with no command on a terminal: a PTY on the builder,
+// raw mode locally, the remote exit status passed through. util-linux's
+// script(1) provides the terminal.
+func TestInteractiveShell(t *testing.T) {
+	testenv.Require(t, "sshd", "script")
+	testenv.RequireBuilderUser(t)
+	testenv.New(t)
+	t.Setenv("CONTAINER_STANDIN_MODE", "sshd")
+	if r := wb(t, "start"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	bin := filepath.Join(testenv.Binaries(t), "wrapix-builder")
+	cmd := exec.Command("script", "-q", "-e", "-c", bin+" ssh", "/dev/null")
+	cmd.Stdin = strings.NewReader("tty; stty size; exit 7\n")
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 7 {
+		t.Fatalf("exit status not passed through: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "/dev/pts/") || !strings.Contains(string(out), "24 80") {
+		t.Fatalf("no PTY on the builder:\n%s", out)
+	}
+}
