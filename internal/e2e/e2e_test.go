@@ -344,7 +344,11 @@ func TestSecurity(t *testing.T) {
 		t.Errorf("root login accepted: %s", out)
 	}
 	// The port is bound on 127.0.0.1 only.
-	listen, _ := exec.Command("ss", "-Hltn", "sport = :"+strconv.Itoa(w.Port)).Output()
+	testenv.Require(t, "ss")
+	listen, err := exec.Command("ss", "-Hltn", "sport = :"+strconv.Itoa(w.Port)).Output()
+	if err != nil || !strings.Contains(string(listen), "127.0.0.1:"+strconv.Itoa(w.Port)) {
+		t.Fatalf("ss does not show the builder listening: %v %q", err, listen)
+	}
 	for _, l := range strings.Split(strings.TrimSpace(string(listen)), "\n") {
 		if l != "" && !strings.Contains(l, "127.0.0.1:"+strconv.Itoa(w.Port)) {
 			t.Errorf("listening beyond loopback: %s", l)
