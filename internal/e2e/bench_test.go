@@ -123,3 +123,10 @@ func BenchmarkRemoteBuild(b *testing.B) {
 	b.ReportMetric(reuse, "generated+reuse-ms/op")
 	b.ReportMetric(gen/min, "ratio")
 }
+
+// BenchmarkStatusVsOpenSSH against the real entrypoint (a root nix-daemon:
+// status talks to its socket through the SSH connection).
+func BenchmarkStatusVsOpenSSH(b *testing.B) {
+	w := benchWorld(b)
+	testenv.StatusVsSSH(b, w)
+}
