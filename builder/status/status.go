@@ -118,7 +118,7 @@ func (r *Report) Decide(runtimeErr error) {
 	case r.SSH.OK:
 		r.State = Unhealthy
 		r.Summary = "SSH answers but nix-daemon does not"
-		r.Problem = &Problem{What: "nix-daemon on the builder: " + r.NixDaemon.Error, Fix: "see `wrapix-builder logs`; `wrapix-builder stop && wrapix-builder start`"}
+		r.Problem = &Problem{What: r.NixDaemon.Error, Fix: "see `wrapix-builder logs`; `wrapix-builder stop && wrapix-builder start`"}
 	case strings.Contains(r.SSH.Error, "host key"):
 		r.State = Unhealthy
 		r.Summary = "wrong SSH host key"
