@@ -22,7 +22,11 @@ SEED=${WRAPIX_SEED:-/nix-image}
 STORE_MOUNT=${WRAPIX_STORE_MOUNT:-/wrapix/store}
 KEYS=${WRAPIX_KEYS:-/wrapix/keys}
 PROGRESS=/run/wrapix/progress
-export PATH="/bin:/usr/bin:/usr/sbin:/sbin"
+# The tools: this image's profile (valid once seeded), then the previous
+# image's (kept as a profile, so an upgrade can use it while importing), then
+# the base system.
+TOOLS=/nix/var/nix/profiles/wrapix-tools
+export PATH="$TOOLS/bin:/bin:/usr/bin:/usr/sbin:/sbin"
 if [ -r "$SEED/profile" ]; then
 	PATH="$(cat "$SEED/profile")/bin:$PATH"
 fi
@@ -87,8 +91,15 @@ if [ "$seed_id" != none ] && [ "$seed_id" != "$have_id" ]; then
 	rm -rf "$staging"            # a half-unpacked earlier attempt is redone, never trusted
 	mkdir -p "$staging"
 	tar -xf "$SEED/store.tar" -C "$staging"
-	# Paths already valid (an upgrade, or a restart after the move step) stay as they are.
-	invalid=$(cd "$staging/nix/store" && for p in *; do echo "/nix/store/$p"; done | xargs nix-store --check-validity --print-invalid 2>/dev/null || true)
+	# Paths already valid (an upgrade, or a restart after the move step) stay
+	# as they are. With no database yet nothing is valid, and no nix-store
+	# can run before the seed is in place: every path is new.
+	all=$(cd "$staging/nix/store" && for p in *; do echo "/nix/store/$p"; done)
+	if [ -e /nix/var/nix/db/db.sqlite ] && command -v nix-store >/dev/null 2>&1; then
+		invalid=$(echo "$all" | xargs nix-store --check-validity --print-invalid 2>/dev/null) || die "cannot check the store's paths"
+	else
+		invalid=$all
+	fi
 	n=0
 	for p in $invalid; do
 		name=${p#/nix/store/}
@@ -106,6 +117,7 @@ if [ "$seed_id" != none ] && [ "$seed_id" != "$have_id" ]; then
 		i=$((i + 1)); ln -s "$r" "/nix/var/nix/gcroots/wrapix.new/root-$i"
 	done
 	rm -rf /nix/var/nix/gcroots/wrapix && mv /nix/var/nix/gcroots/wrapix.new /nix/var/nix/gcroots/wrapix
+	if [ -r "$SEED/profile" ]; then ln -sfn "$(cat "$SEED/profile")" "$TOOLS.new" && mv -T "$TOOLS.new" "$TOOLS"; fi
 	sync
 	echo "$seed_id" > /nix/.wrapix-seed-id.tmp && mv /nix/.wrapix-seed-id.tmp /nix/.wrapix-seed-id   # last: now it counts
 	progress "store initialised ($n paths)"

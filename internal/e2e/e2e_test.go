@@ -191,6 +191,11 @@ func TestRemoteBuildAndPersistence(t *testing.T) {
 	if !bytes.Equal(again, client) {
 		t.Fatalf("different output after restart: %q vs %q", again, client)
 	}
+	// The image's tools profile is on the non-interactive SSH PATH and kept as a profile (a GC root).
+	r := wb(t, "ssh", "wrapix-probe && readlink /nix/var/nix/profiles/wrapix-tools")
+	if !strings.Contains(r.stdout, "probe from the seed profile") || !strings.Contains(r.stdout, "-wrapix-tools") {
+		t.Fatalf("tools profile: %q %q", r.stdout, r.stderr)
+	}
 	verify(t)
 }
 

@@ -24,7 +24,11 @@ func Image(t testing.TB, extra map[string][]byte) string {
 	seedStore := filepath.Join(dir, "seed-store")
 	bb := filepath.Join(dir, "busybox")
 	BusyboxDir(t, bb)
-	inputs := []string{bb}
+	// A tools profile, as the real image has (its bin/ goes on the builder's PATH).
+	tools := filepath.Join(dir, "wrapix-tools")
+	os.MkdirAll(filepath.Join(tools, "bin"), 0o755)
+	os.WriteFile(filepath.Join(tools, "bin", "wrapix-probe"), []byte("#!/bin/sh\necho probe from the seed profile\n"), 0o755)
+	inputs := []string{bb, tools}
 	for name, content := range extra {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, content, 0o644); err != nil {
@@ -60,6 +64,7 @@ func Image(t testing.TB, extra map[string][]byte) string {
 	}
 	sum := sha256.Sum256([]byte(registration))
 	files := map[string]string{
+		"profile":      roots[1] + "\n",
 		"registration": registration,
 		"roots":        strings.Join(roots, "\n") + "\n",
 		"seed-id":      hex.EncodeToString(sum[:8]) + "\n",
