@@ -162,12 +162,42 @@ sshd_bin=$(command -v sshd) || die "sshd not found"
 sshd_pid=$!
 progress "ready: sshd on $listen, nix-daemon $(nix-daemon --version 2>/dev/null | sed 's/.* //')"
 
+# Garbage collection by store size: Nix's min-free would measure the wrong
+# disk, so every WRAPIX_GC_EVERY seconds (default an hour) the store is
+# measured (df of the ext4 volume, which holds only the store; du otherwise)
+# and collected down to WRAPIX_STORE_CAP bytes. The tools are GC roots.
+gc_every=${WRAPIX_GC_EVERY:-3600}
+store_cap=${WRAPIX_STORE_CAP:-0}
+store_bytes() {
+	if [ "${WRAPIX_GC_MEASURE:-}" = du ] || [ "${WRAPIX_STORE_BACKEND:-volume}" != volume ]; then
+		echo $(( $(du -sk /nix/store | cut -f1) * 1024 ))
+	else
+		echo $(( $(df -kP /nix | awk 'NR==2 {print $3}') * 1024 ))
+	fi
+}
+gc_check() {
+	[ "$store_cap" -gt 0 ] 2>/dev/null || return 0
+	used=$(store_bytes) || return 0
+	if [ "$used" -gt "$store_cap" ]; then
+		log "store is $used bytes, over its cap of $store_cap: collecting garbage"
+		if nix-store --gc --max-freed $((used - store_cap)) >/dev/null 2>&1; then
+			log "garbage collected: store is $(store_bytes) bytes"
+		fi
+	fi
+}
+
 # Run until a service dies (then the container stops and status shows it).
 # `wait` on the sleep lets the shell reap every child, adopted orphans included.
 alive() { [ -e "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+since_gc=0
 while alive "$sshd_pid" && alive "$daemon_pid"; do
 	sleep 2 &
 	wait $! 2>/dev/null || true
+	since_gc=$((since_gc + 2))
+	if [ "$since_gc" -ge "$gc_every" ]; then
+		since_gc=0
+		gc_check
+	fi
 done
 log "a service exited; stopping the builder"
 stop

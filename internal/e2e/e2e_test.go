@@ -512,3 +512,24 @@ derivation { name = "uses-big-input"; system = "x86_64-linux"; builder = "${bb}/
 		t.Fatalf("the retried build saw a different input: %q", got)
 	}
 }
+
+// The builder collects garbage by itself when its store grows over the cap.
+func TestAutomaticGC(t *testing.T) {
+	w, _ := setup(t, nil)
+	t.Setenv("CONTAINER_STANDIN_GUEST_ENV", `["WRAPIX_SUBSTITUTERS=", "WRAPIX_GC_EVERY=2", "WRAPIX_GC_MEASURE=du", "WRAPIX_STORE_CAP=20000000"]`)
+	mustWB(t, "start")
+	h := newHost(t)
+	for i := 0; i < 3; i++ {
+		drv := h.derivation("auto-garbage-"+strconv.Itoa(i), `head -c 9000000 /dev/urandom > $out`)
+		if out, err := h.build(filepath.Join(h.work, "g"+strconv.Itoa(i)), drv, 60*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	waitFor(t, 20*time.Second, func() bool { return strings.Contains(logs(w), "wrapix-builder: garbage collected") })
+	r := wb(t, "ssh", "du -sk /nix/store")
+	kib, _ := strconv.ParseInt(strings.Fields(r.stdout)[0], 10, 64)
+	if kib*1024 > 20000000 {
+		t.Fatalf("store is %d KiB after automatic gc, cap 20 MB\n%s", kib, logs(w))
+	}
+	verify(t)
+}

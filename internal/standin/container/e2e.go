@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -56,7 +58,11 @@ func (c *cli) startE2E(ct *container) error {
 	if v, ok := os.LookupEnv("CONTAINER_STANDIN_GUEST_ENV"); ok { // extra guest settings for tests, e.g. no substituters
 		var extra []string
 		if err := json.Unmarshal([]byte(v), &extra); err == nil {
-			spec.Env = append(spec.Env, extra...)
+			for _, kv := range extra { // an extra setting replaces the one start passed
+				name, _, _ := strings.Cut(kv, "=")
+				spec.Env = slices.DeleteFunc(spec.Env, func(e string) bool { return strings.HasPrefix(e, name+"=") })
+				spec.Env = append(spec.Env, kv)
+			}
 		}
 	}
 	if err := os.MkdirAll(spec.NewRoot, 0o755); err != nil {
