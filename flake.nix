@@ -80,6 +80,7 @@
 
       darwinModules.default = import ./packaging/nix/module.nix {
         defaultPackage = pkgs: self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        defaultImage = pkgs: self.packages.${pkgs.stdenv.hostPlatform.system}.builder-image;
       };
 
       checks = forAll (system: pkgs:

@@ -100,3 +100,49 @@ func TestModuleParses(t *testing.T) {
 		}
 	}
 }
+
+// The module evaluated (with stand-ins for nixpkgs' lib and pkgs): what it
+// sets for nix-darwin, strictly, so type errors show here and not on a Mac.
+func TestModuleEvaluates(t *testing.T) {
+	hostKey := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFTmwF2TfZ+RH8NkDsC8tjKvalQehx9UHkKNE1Nzw6fv"
+	for _, args := range [][]string{{}, {"hostKey", nixString(hostKey)}, {"determinate", "true"}} {
+		call := "{ }"
+		if len(args) > 0 {
+			call = "{ " + args[0] + " = " + args[1] + "; }"
+		}
+		cmd := exec.Command("nix-instantiate", "--eval", "--strict", "--json", "-E", "import ./testdata/module-stub.nix "+call)
+		out, err := cmd.Output()
+		if err != nil {
+			msg := ""
+			if ee, ok := err.(*exec.ExitError); ok {
+				msg = string(ee.Stderr)
+			}
+			t.Fatalf("%v: %v\n%s", args, err, msg)
+		}
+		s := string(out)
+		for _, want := range []string{
+			`cpus = 6\nmemory = \"12GiB\"\nport = 2345`, `image-archive = \"/nix/store/img-builder-image.tar\"`,
+			`Port 2345`, `install -m 600 -o root -g wheel '/Users/alice/.local/share/wrapix/builder-keys/client_ed25519' /etc/nix/wrapix_builder_ed25519`,
+			`/nix/store/pkg-wrapix-builder/bin/wrapix-builder`,
+			`if [ ! -e \"$cfgfile\" ] || [ -L \"$cfgfile\" ]; then`,
+		} {
+			if !strings.Contains(s, want) {
+				t.Errorf("%v: module output lacks %s", args, want)
+			}
+		}
+		switch {
+		case len(args) == 0:
+			if !strings.Contains(s, `"nix.buildMachines"`) && !strings.Contains(s, `"buildMachines"`) || strings.Contains(s, "publicHostKey") {
+				t.Errorf("without hostKey: buildMachines without publicHostKey expected")
+			}
+		case args[0] == "hostKey":
+			if !strings.Contains(s, `"publicHostKey":"`+base64.StdEncoding.EncodeToString([]byte(hostKey))+`"`) || !strings.Contains(s, "wrapix_builder_known_hosts") {
+				t.Errorf("with hostKey: pinned key and known hosts expected:\n%s", s)
+			}
+		default:
+			if !strings.Contains(s, "nix.custom.conf") || !strings.Contains(s, `builders = ssh-ng://builder@wrapix-builder`) {
+				t.Errorf("determinate: nix.custom.conf expected")
+			}
+		}
+	}
+}

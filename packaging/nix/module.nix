@@ -7,7 +7,7 @@
 # the user's client key in /etc/nix (0600) and, unless `hostKey` is given,
 # the pinned host key from where the CLI keeps it. Everything else comes from
 # ./lib.nix, the same text the CLI's `config` and `setup` produce.
-{ defaultPackage ? null }:
+{ defaultPackage ? null, defaultImage ? null }:
 { config, lib, pkgs, ... }:
 
 let
@@ -24,7 +24,7 @@ let
     else if builtins.isString v then builtins.toJSON v
     else if builtins.isBool v then (if v then "true" else "false")
     else toString v;
-  configDir = pkgs.writeTextDir "config.toml" ''
+  configDir = pkgs.writeTextDir "config.toml" (''
     cpus = ${toml cfg.cpus}
     memory = ${toml cfg.memory}
     port = ${toml cfg.port}
@@ -33,7 +33,9 @@ let
     speed-factor = ${toml cfg.speedFactor}
     supported-features = ${toml cfg.supportedFeatures}
     store = ${toml cfg.store}
-  '';
+  '' + lib.optionalString (cfg.imageArchive != null) ''
+    image-archive = ${toml "${cfg.imageArchive}"}
+  '');
 
   settings = {
     user = "builder";
@@ -71,6 +73,12 @@ in
       example = "ssh-ed25519 AAAAC3Nza…";
       description = "The builder's public host key line (`cat ~/.local/share/wrapix/builder-keys/host_ed25519.pub`). When null, activation pins the key the CLI generated.";
     };
+    imageArchive = mkOption {
+      type = types.nullOr types.path;
+      default = if defaultImage == null then null else defaultImage pkgs;
+      defaultText = "the flake's builder-image (assembled on the Mac, no Linux builder needed)";
+      description = "OCI-layout tar that `wrapix-builder start` loads when the image is missing.";
+    };
     determinate = mkOption {
       type = types.bool;
       default = false;
@@ -85,7 +93,16 @@ in
       environment.etc."ssh/ssh_config.d/100-wrapix-builder.conf".text = wlib.sshConfig settings;
 
       system.activationScripts.postActivation.text = ''
-        # Wrapix Builder: root's copy of the client key (never in the Nix store).
+        # Wrapix Builder: the module's settings for the app too (GUI apps do not see
+        # environment.variables) — never over a config.toml the user wrote.
+        cfgfile=${escapeShellArg "${home}/.config/wrapix/config.toml"}
+        if [ ! -e "$cfgfile" ] || [ -L "$cfgfile" ]; then
+          install -d -o ${escapeShellArg cfg.user} -g staff "$(dirname "$cfgfile")"
+          ln -sfn ${configDir}/config.toml "$cfgfile"
+        else
+          echo "wrapix-builder: leaving $cfgfile alone; the module's settings are in ${configDir}/config.toml" >&2
+        fi
+        # Root's copy of the client key (never in the Nix store).
         if [ -f ${escapeShellArg "${keysDir}/client_ed25519"} ]; then
           install -m 600 -o root -g wheel ${escapeShellArg "${keysDir}/client_ed25519"} ${wlib.rootKeyPath}
         else
