@@ -3,6 +3,8 @@ package cli
 import (
 	"os"
 	"os/exec"
+	"os/user"
+	"strconv"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,5 +151,45 @@ func TestInteractiveShell(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "/dev/pts/") || !strings.Contains(string(out), "24 80") {
 		t.Fatalf("no PTY on the builder:\n%s", out)
+	}
+}
+
+// Not root: setup runs itself again through sudo, passing this user's
+// directories explicitly (sudo resets $HOME and the XDG variables).
+func TestSetupReexecsThroughSudo(t *testing.T) {
+	testenv.Require(t, "setpriv")
+	testenv.RequireBuilderUser(t)
+	w := testenv.New(t)
+	if r := wb(t, "keys", "rotate"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	u, err := user.Lookup("builder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	filepath.Walk(w.Home, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, uid, gid) })
+	os.Chmod(filepath.Dir(w.Home), 0o755)
+	fakes := t.TempDir()
+	os.Chmod(fakes, 0o755)
+	log := filepath.Join(fakes, "sudo.argv")
+	os.WriteFile(filepath.Join(fakes, "sudo"), []byte("#!/bin/sh\nprintf '%s\\0' \"$@\" > '"+log+"'\n"), 0o755)
+	os.Chmod(filepath.Dir(fakes), 0o755)
+	os.WriteFile(log, nil, 0o666)
+	os.Chmod(log, 0o666) // the fake sudo runs as the user
+	bin := filepath.Join(testenv.Binaries(t), "wrapix-builder")
+	os.Chmod(filepath.Dir(bin), 0o755)
+	cmd := exec.Command("setpriv", "--reuid="+u.Uid, "--regid="+u.Gid, "--clear-groups", bin, "setup")
+	cmd.Env = append(os.Environ(), "PATH="+fakes+":/usr/bin:/bin")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("setup as a user: %v\n%s", err, out)
+	}
+	raw, _ := os.ReadFile(log)
+	got := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+	want := []string{"--", bin, "setup", "--data-dir", w.DataDir, "--config-dir", w.ConfigDir, "--uri", "alias"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("sudo got %q\nwant %q", got, want)
 	}
 }
