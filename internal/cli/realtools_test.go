@@ -4,8 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
