@@ -261,6 +261,8 @@ func TestAppOverDBus(t *testing.T) {
 	fakes := t.TempDir()
 	pkexecLog := filepath.Join(fakes, "pkexec.argv")
 	os.WriteFile(filepath.Join(fakes, "pkexec"), []byte("#!/bin/sh\nprintf '%s\\0' \"$@\" > '"+pkexecLog+"'\n"), 0o755)
+	termLog := filepath.Join(fakes, "terminal.argv")
+	os.WriteFile(filepath.Join(fakes, "x-terminal-emulator"), []byte("#!/bin/sh\nprintf '%s\\0' \"$@\" >> '"+termLog+"'\necho >> '"+termLog+"'\n"), 0o755)
 	env := append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+addr, "DISPLAY="+display, "PATH="+fakes+":"+os.Getenv("PATH"), "WAYLAND_DISPLAY=")
 	cli := filepath.Join(bin, "wrapix-builder")
 	app := exec.Command(appBin, "--cli", cli)
@@ -334,6 +336,16 @@ func TestAppOverDBus(t *testing.T) {
 		t.Fatalf("cli start: %v %s", err, out)
 	}
 	b.waitMenu(t, 5*time.Second, "ready after a CLI start", nil, statusIs("Builder: ready"))
+
+	// Open shell and Show logs open a terminal running the CLI with this user's directories.
+	b.click(t, "Open shell")
+	b.click(t, "Show logs")
+	waitFor(t, 5*time.Second, "terminal", func() bool { data, _ := os.ReadFile(termLog); return strings.Count(string(data), "\n") >= 2 })
+	termRaw, _ := os.ReadFile(termLog)
+	base := "-e\x00" + cli + "\x00--data-dir\x00" + w.DataDir + "\x00--config-dir\x00" + w.ConfigDir + "\x00"
+	if want := base + "ssh\x00\n" + base + "logs\x00--follow\x00\n"; string(termRaw) != want {
+		t.Fatalf("terminal argv %q\nwant %q", termRaw, want)
+	}
 
 	// Stop from the menu: stopped, and no "unexpectedly".
 	before := countNotified(b, "Wrapix Builder stopped unexpectedly")
