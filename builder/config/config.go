@@ -325,19 +325,6 @@ func ParseSize(s string) (int64, error) {
 	return n << shift, nil
 }
 
-// FormatSize renders bytes in the largest binary unit that divides them exactly.
-func FormatSize(n int64) string {
-	for _, u := range []struct {
-		name  string
-		shift uint
-	}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}} {
-		if n > 0 && n%(1<<u.shift) == 0 {
-			return strconv.FormatInt(n>>u.shift, 10) + u.name
-		}
-	}
-	return strconv.FormatInt(n, 10) + "B"
-}
-
 // HumanSize renders bytes approximately, for status lines.
 func HumanSize(n int64) string {
 	const unit = 1024

@@ -111,7 +111,7 @@ func TestSizes(t *testing.T) {
 			t.Errorf("ParseSize(%q) accepted", bad)
 		}
 	}
-	if FormatSize(6<<30) != "6GiB" || FormatSize(1536<<20) != "1536MiB" {
-		t.Error("FormatSize")
+	if HumanSize(1536<<20) != "1.5 GiB" || HumanSize(512) != "512 B" {
+		t.Error("HumanSize")
 	}
 }
