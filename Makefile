@@ -5,10 +5,13 @@ LDFLAGS := -X github.com/wrapix/wrapix-builder/builder/version.Version=$(VERSION
 GO      ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help build test lint bench demo image app dmg install clean
+.PHONY: help deps build test lint bench demo image app dmg install clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+deps: ## install what the tests and the demo need (Debian, as root; nothing when present)
+	.ci/deps
 
 build: ## build the CLI and the app for this machine, and the CLI for macOS (bin/)
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/wrapix-builder ./cmd/wrapix-builder
@@ -23,7 +26,7 @@ lint: ## gofmt, go vet (linux and darwin), staticcheck, darwin cross-build, darw
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wrapix-builder
 	$(GO) run ./internal/darwincheck ./...
 
-test: lint ## lint, then every test (needs nix-bin, openssh, busybox-static and root: see .ci/run)
+test: deps lint ## install test dependencies if missing, lint, then every test (needs nix-bin, openssh, busybox-static and root: see .ci/run)
 	$(GO) test -count=1 ./...
 
 bench: ## benchmarks, each printing its baseline measured in the same run (WRAPIX_IDLE: the app's idle window, default 5m)
@@ -44,7 +47,7 @@ install: build ## link the CLI onto PATH ($(PREFIX)/bin)
 clean: ## remove build output
 	rm -rf bin dist
 
-demo: ## the main job on Linux (as root): start the builder via the stand-in, build through it, status, stop
+demo: deps ## the main job on Linux (as root): start the builder via the stand-in, build through it, status, stop
 	internal/demo/demo.sh
 
 image: ## build the builder image (OCI tar) with Nix: on a Mac no Linux builder is needed
