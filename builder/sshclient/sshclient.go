@@ -52,7 +52,7 @@ func Dial(ctx context.Context, addr, user string, signer ssh.Signer, hostKey ssh
 		_ = conn.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	c, chans, reqs, err := ssh.NewClientConn(promptAcks(conn), addr, cfg)
 	stopped := stop()
 	if err != nil {
 		conn.Close()
