@@ -31,6 +31,11 @@ type CLIError struct {
 	Class    ErrClass
 }
 
+// newCLIError records a failed call, classified.
+func newCLIError(args []string, exitCode int, stderr string) *CLIError {
+	return &CLIError{Args: args, ExitCode: exitCode, Stderr: stderr, Class: Classify(stderr, exitCode)}
+}
+
 func (e *CLIError) Error() string {
 	msg := strings.TrimSpace(e.Stderr)
 	msg = strings.TrimPrefix(msg, "Error: ")

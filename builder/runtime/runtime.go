@@ -73,9 +73,7 @@ func (c *CLI) exec(ctx context.Context, timeout time.Duration, args ...string) (
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			ce := &CLIError{Args: args, ExitCode: ee.ExitCode(), Stderr: stderr.String()}
-			ce.Class = Classify(ce.Stderr, ce.ExitCode)
-			return stdout.Bytes(), ce
+			return stdout.Bytes(), newCLIError(args, ee.ExitCode(), stderr.String())
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -422,9 +420,7 @@ func (c *CLI) Logs(ctx context.Context, id string, follow bool, tail int, w io.W
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		ce := &CLIError{Args: args, ExitCode: ee.ExitCode(), Stderr: stderr.String()}
-		ce.Class = Classify(ce.Stderr, ce.ExitCode)
-		return asProblem(ce)
+		return asProblem(newCLIError(args, ee.ExitCode(), stderr.String()))
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wrapix/wrapix-builder/builder/doctor"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
@@ -135,10 +136,8 @@ func darwinRouteProbe() (*setup.RouteFix, error) {
 	if err != nil {
 		return nil, nil // no route at all: nothing a route fix could repair
 	}
-	for _, l := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && k == "interface" && strings.HasPrefix(strings.TrimSpace(v), "utun") {
-			return &setup.RouteFix{Subnet: "192.168.64.0/24", Interface: "bridge100"}, nil
-		}
+	if strings.HasPrefix(doctor.RouteInterface(string(out)), "utun") {
+		return &setup.RouteFix{Subnet: "192.168.64.0/24", Interface: "bridge100"}, nil
 	}
 	return nil, nil
 }
