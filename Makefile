@@ -32,6 +32,7 @@ test: deps lint ## install test dependencies if missing, lint, then every test (
 bench: ## benchmarks, each printing its baseline measured in the same run (WRAPIX_IDLE: the app's idle window, default 5m)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./app/
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./internal/...
+	$(GO) test -run '^$$' -bench . -benchtime 200x ./image/
 
 app: ## assemble dist/Wrapix Builder.app (ad-hoc signed on macOS) and a zip
 	packaging/make-app.sh dist zip

@@ -80,7 +80,25 @@ features=$(echo "${WRAPIX_FEATURES:-benchmark big-parallel}" | tr ',' ' ')
 	case " ${WRAPIX_SYSTEMS:-} " in *" x86_64-linux "*) echo "extra-platforms = x86_64-linux" ;; esac
 	if [ "${WRAPIX_STORE_BACKEND:-volume}" = directory ]; then echo "use-sqlite-wal = false"; fi
 	if [ -n "${WRAPIX_SUBSTITUTERS+set}" ]; then echo "substituters = $WRAPIX_SUBSTITUTERS"; fi
+	echo "post-build-hook = /etc/nix/wrapix-post-build-hook"   # build activity: docs/builds.md
 } > /etc/nix/nix.conf
+# Records a successful build. Builtins only, prints nothing, always exits 0:
+# Nix fails the build when its post-build hook fails (runPostBuildHook).
+cat > /etc/nix/wrapix-post-build-hook <<'HOOK'
+#!/bin/sh
+{
+	t=${EPOCHREALTIME:-}
+	[ -n "$t" ] || t=$(date +%s)
+	outs=""
+	for p in $OUT_PATHS; do outs="$outs${outs:+,}\"$p\""; done
+	b=${DRV_PATH##*/}
+	[ -e "/nix/var/wrapix/running/$b" ] || echo "{\"event\":\"start\",\"drv\":\"$DRV_PATH\",\"time\":$t}" >> /nix/var/wrapix/builds.log
+	echo "{\"event\":\"success\",\"drv\":\"$DRV_PATH\",\"outputs\":[$outs],\"time\":$t}" >> /nix/var/wrapix/builds.log
+	echo "$t" > "/nix/var/wrapix/done/$b"
+} </dev/null >/dev/null 2>&1
+exit 0
+HOOK
+chmod 755 /etc/nix/wrapix-post-build-hook
 
 # 3. Seed the store from the image's closure.
 seed_id=$(cat "$SEED/seed-id" 2>/dev/null || echo none)
@@ -143,6 +161,76 @@ PidFile /run/sshd.pid
 SetEnv PATH=$PATH
 SSHD
 
+# Build activity (docs/builds.md): an event log in the store volume, written
+# by the post-build hook (successes) and by builds_tick (starts and ends, seen
+# by the build directories Nix creates and deletes). Root writes, builder reads.
+WB=/nix/var/wrapix
+BUILDS_LOG=$WB/builds.log
+LOGS=/nix/var/log/nix/drvs
+BUILD_DIRS="${TMPDIR:-/tmp} /nix/var/nix/builds"
+mkdir -p "$WB/running" "$WB/done" "$WB/dirs"
+touch "$BUILDS_LOG"
+chmod 755 "$WB" && chmod 644 "$BUILDS_LOG"
+build_event() {
+	echo "{\"event\":\"$1\",\"drv\":\"$2\",\"time\":${EPOCHREALTIME:-$(date +%s)}}" >> "$BUILDS_LOG"
+}
+builds_rotate() {   # keep the last 2000 events
+	n=$(wc -l < "$BUILDS_LOG") && [ "$n" -gt 2000 ] || return 0
+	tail -n 2000 "$BUILDS_LOG" > "$BUILDS_LOG.new" && chmod 644 "$BUILDS_LOG.new" && mv "$BUILDS_LOG.new" "$BUILDS_LOG"
+}
+for r in "$WB"/running/*; do   # builds cut by the last stop
+	[ -f "$r" ] && { build_event interrupted "/nix/store/${r##*/}" || true; }
+done
+rm -rf "$WB/running" "$WB/done" "$WB/dirs" && mkdir -p "$WB/running" "$WB/done" "$WB/dirs"
+builds_rotate || true
+echo > /run/wrapix/builds-stamp
+builds_ended=0
+# One tick: called with `|| true`, so a failure here never stops the builder.
+# While nothing builds it runs builtins only.
+builds_tick() {
+	for r in "$WB"/running/*; do         # ends: the build directory is gone
+		[ -f "$r" ] || continue
+		read -r dir < "$r" || dir=""
+		[ -n "$dir" ] && [ -d "$dir" ] && continue
+		b=${r##*/}
+		if [ -e "$WB/done/$b" ]; then rm -f "$WB/done/$b"; else build_event failure "/nix/store/$b"; fi
+		rm -f "$r" "$WB/dirs/${dir##*/}"
+		builds_ended=$((builds_ended + 1))
+	done
+	if [ "$builds_ended" -ge 200 ]; then builds_ended=0; builds_rotate; fi
+	changed=""
+	for d in $BUILD_DIRS; do [ -d "$d" ] && ! [ "$d" -ot /run/wrapix/builds-stamp ] && changed=1; done
+	[ -n "$changed" ] || return 0
+	echo > /run/wrapix/builds-stamp
+	for d in $BUILD_DIRS; do             # starts: a new build directory
+		for dir in "$d"/nix-build-*.drv-*; do
+			k=${dir##*/}
+			[ -d "$dir" ] && ! [ -e "$WB/dirs/$k" ] || continue
+			name=${k#nix-build-}; name=${name%-*}
+			# Its derivation: the build log Nix created for it (not older than the directory).
+			for f in "$LOGS"/*/*-"$name".bz2 "$LOGS"/*/*-"$name"; do
+				[ -f "$f" ] && ! [ "$f" -ot "$dir" ] || continue
+				rel=${f#"$LOGS"/}; rel=${rel%.bz2}
+				base=${rel#*/}
+				[ "${base#??????????????????????????????-}" = "$name" ] || continue
+				b=${rel%%/*}$base
+				[ -e "$WB/running/$b" ] && continue
+				echo "$dir" > "$WB/running/$b"
+				: > "$WB/dirs/$k"
+				[ -e "$WB/done/$b" ] || build_event start "/nix/store/$b"
+				break
+			done
+		done
+	done
+	for m in "$WB"/done/*; do            # successes whose directory was gone before a tick saw it
+		[ -f "$m" ] && ! [ -e "$WB/running/${m##*/}" ] || continue
+		name=${m##*/}; name=${name#*-}
+		found=""
+		for d in $BUILD_DIRS; do for dir in "$d/nix-build-$name"-*; do [ -d "$dir" ] && found=1; done; done
+		[ -n "$found" ] || rm -f "$m"
+	done
+}
+
 # 4. The services. PID 1 forwards SIGTERM and reaps.
 daemon_pid="" sshd_pid=""
 stop() {
@@ -193,6 +281,7 @@ since_gc=0
 while alive "$sshd_pid" && alive "$daemon_pid"; do
 	sleep 2 &
 	wait $! 2>/dev/null || true
+	builds_tick || true
 	since_gc=$((since_gc + 2))
 	if [ "$since_gc" -ge "$gc_every" ]; then
 		since_gc=0

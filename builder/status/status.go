@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wrapix/wrapix-builder/builder/builds"
 	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/builder/problem"
 )
@@ -37,6 +38,12 @@ type Report struct {
 	Setup     Setup     `json:"setup"`
 	Versions  Versions  `json:"versions"`
 	Problem   *Problem  `json:"problem,omitempty"`
+	Builds    *Builds   `json:"builds,omitempty"` // status --json, when ready (docs/builds.md)
+}
+
+// Builds is what the builder is building now.
+type Builds struct {
+	Running []builds.Build `json:"running"`
 }
 
 type Container struct {

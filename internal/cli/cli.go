@@ -20,6 +20,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/status"
 	"github.com/wrapix/wrapix-builder/builder/version"
 )
 
@@ -131,7 +132,7 @@ Typical first use:
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return problem.Wrap(problem.Usage, err, "bad usage of `"+c.CommandPath()+"`", "see `"+c.CommandPath()+" --help`")
 	})
-	root.AddCommand(startCmd(e), stopCmd(e), statusCmd(e), sshCmd(e), setupCmd(e), configCmd(e), doctorCmd(e), logsCmd(e), keysCmd(e), gcCmd(e))
+	root.AddCommand(startCmd(e), stopCmd(e), statusCmd(e), sshCmd(e), setupCmd(e), configCmd(e), doctorCmd(e), logsCmd(e), keysCmd(e), gcCmd(e), buildsCmd(e))
 	wrapErrors(root)
 	return root
 }
@@ -203,6 +204,9 @@ Exit codes: 0 ready, 6 stopped, 7 starting or unhealthy, 4 container runtime una
 				return err
 			}
 			r := b.Status(cmd.Context(), lifecycle.StatusOptions{Root: root})
+			if asJSON && r.State == status.Ready {
+				r.Builds = runningBuilds(cmd.Context(), b)
+			}
 			if asJSON {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")

@@ -1,0 +1,91 @@
+package image
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// postBuildHook is the hook script the entrypoint writes, with its state
+// directory moved under dir (the only change).
+func postBuildHook(t testing.TB, dir string) string {
+	t.Helper()
+	data, err := os.ReadFile("entrypoint.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	i := strings.Index(s, "<<'HOOK'\n")
+	j := strings.Index(s, "\nHOOK\n")
+	if i < 0 || j < i {
+		t.Fatal("entrypoint.sh has no post-build hook here-document")
+	}
+	hook := filepath.Join(dir, "hook")
+	body := strings.ReplaceAll(s[i+len("<<'HOOK'\n"):j+1], "/nix/var/wrapix", filepath.Join(dir, "wrapix"))
+	if err := os.WriteFile(hook, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return hook
+}
+
+func runHook(hook string) ([]byte, error) {
+	cmd := exec.Command("busybox", "sh", hook)
+	cmd.Env = []string{"PATH=/bin:/usr/bin", "DRV_PATH=/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-hello.drv",
+		"OUT_PATHS=/nix/store/cccccccccccccccccccccccccccccccc-hello /nix/store/dddddddddddddddddddddddddddddddd-hello-doc"}
+	return cmd.CombinedOutput()
+}
+
+// The hook records a success as one JSON line; broken or missing state
+// makes it print nothing and exit 0 all the same (Nix would fail the build
+// on a failing hook, and parse nothing it prints).
+func TestPostBuildHook(t *testing.T) {
+	dir := t.TempDir()
+	hook := postBuildHook(t, dir)
+	if out, err := runHook(hook); err != nil || len(out) != 0 {
+		t.Fatalf("without its directory: %v %q", err, out)
+	}
+	os.MkdirAll(filepath.Join(dir, "wrapix/done"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "wrapix/running"), 0o755)
+	if out, err := runHook(hook); err != nil || len(out) != 0 {
+		t.Fatalf("%v %q", err, out)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "wrapix/builds.log"))
+	lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"event":"start"`) ||
+		!strings.Contains(lines[1], `"outputs":["/nix/store/cccccccccccccccccccccccccccccccc-hello","/nix/store/dddddddddddddddddddddddddddddddd-hello-doc"]`) {
+		t.Fatalf("log:\n%s", log)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "wrapix/done/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-hello.drv")); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(dir, "wrapix/done"))
+	os.WriteFile(filepath.Join(dir, "wrapix/done"), nil, 0o644)
+	os.Chmod(filepath.Join(dir, "wrapix/builds.log"), 0o000)
+	if out, err := runHook(hook); err != nil || len(out) != 0 {
+		t.Fatalf("with broken state: %v %q", err, out)
+	}
+}
+
+// BenchmarkPostBuildHook: what the hook adds to each successful build (Nix
+// waits for it), against the cheapest possible hook (`exit 0` in the same
+// shell) and against no hook at all (Nix then spawns nothing: 0).
+// Goal: hook − no hook < 5 ms.
+func BenchmarkPostBuildHook(b *testing.B) {
+	dir := b.TempDir()
+	os.MkdirAll(filepath.Join(dir, "wrapix/done"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "wrapix/running"), 0o755)
+	hook := postBuildHook(b, dir)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	for _, c := range []struct{ name, script string }{{"empty-hook", empty}, {"wrapix-hook", hook}} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if out, err := runHook(c.script); err != nil {
+					b.Fatalf("%v %s", err, out)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,226 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wrapix/wrapix-builder/builder/builds"
+	"github.com/wrapix/wrapix-builder/internal/testenv"
+)
+
+// buildsDoc is `builds --json`.
+func buildsDoc(t *testing.T) builds.Document {
+	t.Helper()
+	var d builds.Document
+	out := mustWB(t, "builds", "--json")
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatalf("builds --json: %v\n%s", err, out)
+	}
+	return d
+}
+
+func byName(list []builds.Build, name string) (builds.Build, bool) {
+	for _, b := range list {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return builds.Build{}, false
+}
+
+// follower runs `wrapix-builder builds --follow --json` and collects its lines.
+type follower struct {
+	mu    sync.Mutex
+	lines []builds.Build
+}
+
+func follow(t *testing.T) *follower {
+	t.Helper()
+	f := &follower{}
+	cmd := exec.Command(filepath.Join(testenv.Binaries(t), "wrapix-builder"), "builds", "--follow", "--json")
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var b builds.Build
+			if json.Unmarshal(sc.Bytes(), &b) == nil {
+				f.mu.Lock()
+				f.lines = append(f.lines, b)
+				f.mu.Unlock()
+			}
+		}
+	}()
+	return f
+}
+
+func (f *follower) seen() []builds.Build {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]builds.Build(nil), f.lines...)
+}
+
+// Two concurrent builds and a failing one, from a separate host-side Nix:
+// the builder records them, `builds` lists them while running and after with
+// the right names, durations and outcomes, `--follow` streams them in order,
+// `status --json` shows the running ones, `--log` prints the failed one's
+// log, and the history survives a restart of the builder.
+func TestBuildActivity(t *testing.T) {
+	_, _ = setup(t, nil)
+	mustWB(t, "start")
+	f := follow(t)
+	h := newHost(t)
+	a := h.derivation("activity-a", `sleep 4; echo a $RANDOM > $out`)
+	b := h.derivation("activity-b", `sleep 6; echo b $RANDOM > $out`)
+	broken := h.derivation("activity-broken", `echo "the broken build says hello"; sleep 3; exit 3`)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	outs := make([]string, 2)
+	for i, drv := range []string{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = h.build(filepath.Join(h.work, "ca"+string(rune('0'+i))), drv, 90*time.Second)
+		}()
+	}
+	// While both run: `builds` and `status --json` show them.
+	waitFor(t, 30*time.Second, func() bool {
+		d := buildsDoc(t)
+		_, okA := byName(d.Running, "activity-a")
+		_, okB := byName(d.Running, "activity-b")
+		return okA && okB
+	})
+	var st struct {
+		Builds *struct{ Running []builds.Build } `json:"builds"`
+	}
+	r := wb(t, "status", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || st.Builds == nil || len(st.Builds.Running) < 1 {
+		t.Fatalf("status --json shows no running builds: %v\n%s", err, r.stdout)
+	}
+	wg.Wait()
+	for i := range errs {
+		if errs[i] != nil {
+			t.Fatalf("build %d: %v\n%s", i, errs[i], outs[i])
+		}
+	}
+	out, err := h.build(filepath.Join(h.work, "cbroken"), broken, 60*time.Second)
+	if err == nil {
+		t.Fatalf("the broken build succeeded:\n%s", out)
+	}
+	var d builds.Document
+	waitFor(t, 20*time.Second, func() bool {
+		d = buildsDoc(t)
+		_, ok := byName(d.Finished, "activity-broken")
+		return ok && len(d.Running) == 0
+	})
+	for name, want := range map[string]struct {
+		outcome  string
+		min, max float64
+	}{
+		"activity-a":      {builds.Succeeded, 2, 9},
+		"activity-b":      {builds.Succeeded, 4, 11},
+		"activity-broken": {builds.Failed, 1, 8},
+	} {
+		got, _ := byName(d.Finished, name)
+		if got.Outcome != want.outcome || got.Duration < want.min || got.Duration > want.max || got.End == nil {
+			t.Errorf("%s: %+v, want %s in %v–%v s", name, got, want.outcome, want.min, want.max)
+		}
+		if !strings.HasSuffix(got.Drv, "-"+name+".drv") {
+			t.Errorf("%s: drv %q", name, got.Drv)
+		}
+	}
+	// Nix before 2.10 or so gives the hook an empty OUT_PATHS (Debian's 2.8 does): outputs are optional.
+	if ok, _ := byName(d.Finished, "activity-a"); len(ok.Outputs) > 1 || len(ok.Outputs) == 1 && !strings.HasSuffix(ok.Outputs[0], "-activity-a") {
+		t.Errorf("activity-a outputs: %v", ok.Outputs)
+	}
+	if bd, _ := byName(d.Finished, "activity-broken"); d.Finished[0].Name != "activity-broken" || !bd.End.After(d.Finished[1].Start) {
+		t.Errorf("finished builds not newest first: %+v", d.Finished)
+	}
+
+	// --follow saw each start before its end, the failure last.
+	waitFor(t, 10*time.Second, func() bool { return len(f.seen()) >= 6 })
+	seen := f.seen()
+	order := map[string][]string{}
+	for _, s := range seen {
+		order[s.Name] = append(order[s.Name], s.Outcome)
+	}
+	for name, want := range map[string]string{"activity-a": "running succeeded", "activity-b": "running succeeded", "activity-broken": "running failed"} {
+		if got := strings.Join(order[name], " "); got != want {
+			t.Errorf("--follow for %s: %q, want %q (all: %+v)", name, got, want, seen)
+		}
+	}
+	if last := seen[len(seen)-1]; last.Name != "activity-broken" || last.Outcome != builds.Failed {
+		t.Errorf("last streamed event %+v", last)
+	}
+
+	// --log prints the failed build's own output, by name and by path.
+	for _, arg := range []string{"activity-broken", mustFind(t, d, "activity-broken").Drv} {
+		if out := mustWB(t, "builds", "--log", arg); !strings.Contains(out, "the broken build says hello") {
+			t.Errorf("builds --log %s: %q", arg, out)
+		}
+	}
+	if r := wb(t, "builds", "--log", "no-such-build"); r.code != 2 || !strings.Contains(r.stderr, "no build") {
+		t.Errorf("builds --log of an unknown build: %d %s", r.code, r.stderr)
+	}
+	text := mustWB(t, "builds")
+	for _, want := range []string{"✗  activity-broken", "✓  activity-a", "failed"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("builds lacks %q:\n%s", want, text)
+		}
+	}
+
+	// History survives a restart of the builder.
+	mustWB(t, "stop")
+	mustWB(t, "start")
+	after := buildsDoc(t)
+	for _, name := range []string{"activity-a", "activity-b", "activity-broken"} {
+		if _, ok := byName(after.Finished, name); !ok {
+			t.Errorf("%s lost across a restart: %+v", name, after.Finished)
+		}
+	}
+}
+
+func mustFind(t *testing.T, d builds.Document, name string) builds.Build {
+	t.Helper()
+	b, ok := byName(d.Finished, name)
+	if !ok {
+		t.Fatalf("no %s in %+v", name, d.Finished)
+	}
+	return b
+}
+
+// A broken hook never fails a build: the event log replaced by a directory
+// and the hook's marker directory by a file, the build still succeeds.
+func TestBrokenBuildHookNeverFailsABuild(t *testing.T) {
+	w, _ := setup(t, nil)
+	mustWB(t, "start")
+	wdir := filepath.Join(builderStore(w), "var/wrapix")
+	os.Remove(filepath.Join(wdir, "builds.log"))
+	os.MkdirAll(filepath.Join(wdir, "builds.log"), 0o755)
+	os.RemoveAll(filepath.Join(wdir, "done"))
+	os.WriteFile(filepath.Join(wdir, "done"), nil, 0o644)
+	h := newHost(t)
+	out, err := h.build(filepath.Join(h.work, "c"), h.derivation("hooked", `echo $RANDOM > $out`), 60*time.Second)
+	if err != nil {
+		t.Fatalf("a broken hook failed the build: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "on 'ssh-ng://builder@wrapix-builder'") {
+		t.Fatalf("not built remotely:\n%s", out)
+	}
+	// The builder keeps running and its loop survives the broken state.
+	time.Sleep(3 * time.Second)
+	if st := wb(t, "status"); st.code != 0 {
+		t.Fatalf("status after a broken hook: %d %s", st.code, st.stdout)
+	}
+}
