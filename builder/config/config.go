@@ -19,6 +19,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/toolpath"
 )
 
 // Store backends for the builder's /nix.
@@ -44,6 +45,7 @@ type Config struct {
 	UseSubstitutes    bool          // builders-use-substitutes: the builder fetches from caches itself
 	Sandbox           bool          // the Nix build sandbox inside the builder
 	StartTimeout      time.Duration // how long start waits for SSH and nix-daemon
+	ContainerCLI      string        // Apple's container CLI; "" = $PATH, then the well-known places
 
 	File string // where it was read from ("" when defaults only)
 }
@@ -180,6 +182,24 @@ var keys = map[string]key{
 			return errors.New("not a boolean")
 		}
 		c.Sandbox = b
+		return nil
+	}},
+	"container-cli": {"the absolute path of Apple's `container` binary, e.g. \"/usr/local/bin/container\"", func(c *Config, v any) error {
+		s, ok := v.(string)
+		if !ok {
+			return errors.New("not a string")
+		}
+		p, err := expandHome(s)
+		if err != nil {
+			return err
+		}
+		if !filepath.IsAbs(p) {
+			return errors.New("not an absolute path")
+		}
+		if err := toolpath.Executable(p); err != nil {
+			return err
+		}
+		c.ContainerCLI = p
 		return nil
 	}},
 	"start-timeout": {`a duration from "10s" to "1h", e.g. "5m"`, func(c *Config, v any) error {

@@ -63,6 +63,10 @@ func TestBadValuesNameFileKeyAndAllowed(t *testing.T) {
 		{`use-substitutes = "yes"`, "use-substitutes", "true or false"},
 		{`start-timeout = "1s"`, "start-timeout", "10s"},
 		{`supported-features = ["Big Parallel"]`, "supported-features", "lower-case"},
+		{`container-cli = "container"`, "container-cli", "/usr/local/bin/container"},
+		{`container-cli = "/nonexistent/container"`, "container-cli", "no such file"},
+		{`container-cli = "/"`, "container-cli", "not a regular file"},
+		{`container-cli = "/etc/passwd"`, "container-cli", "not executable"},
 		{`cpu = 4`, "cpu", "cpus"}, // unknown key: the fix lists the known ones
 	}
 	for _, tc := range cases {
@@ -113,5 +117,16 @@ func TestSizes(t *testing.T) {
 	}
 	if HumanSize(1536<<20) != "1.5 GiB" || HumanSize(512) != "512 B" {
 		t.Error("HumanSize")
+	}
+}
+
+// container-cli: an absolute path to an executable overrides the search.
+func TestContainerCLIKey(t *testing.T) {
+	c, err := Parse([]byte(`container-cli = "/bin/sh"`+"\n"), "config.toml")
+	if err != nil || c.ContainerCLI != "/bin/sh" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	if c := Defaults(); c.ContainerCLI != "" {
+		t.Fatal("the default must search, not name a path")
 	}
 }

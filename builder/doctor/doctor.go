@@ -89,7 +89,11 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 	if err != nil {
 		add(fail("container CLI", err, ""))
 	} else {
-		add(Check{Name: "container CLI", Result: OK, Detail: "version " + v.String()})
+		detail := "version " + v.String()
+		if found, err := b.CLI.Resolve(); err == nil {
+			detail += " at " + found.Path + " (" + found.Source + ")"
+		}
+		add(Check{Name: "container CLI", Result: OK, Detail: detail})
 	}
 	runtimeOK := err == nil
 	if runtimeOK {

@@ -47,10 +47,20 @@ type Builder struct {
 	Progress func(msg string) // start/stop steps, for the user; may be nil
 }
 
+// DefaultContainerCLI is the container CLI's name, looked up on $PATH and
+// then in the well-known places.
+const DefaultContainerCLI = "container"
+
 // New returns a builder for the given layout and config, driving the
-// container CLI named cli ("container" normally).
+// container CLI named cli (DefaultContainerCLI normally, which the config's
+// container-cli overrides).
 func New(l paths.Layout, c config.Config, cli string) *Builder {
-	return &Builder{Layout: l, Config: c, CLI: runtime.New(cli)}
+	if cli == DefaultContainerCLI && c.ContainerCLI != "" {
+		cli = c.ContainerCLI
+	}
+	r := runtime.New(cli)
+	r.ConfigFile = l.ConfigFile()
+	return &Builder{Layout: l, Config: c, CLI: r}
 }
 
 func (b *Builder) say(format string, args ...any) {

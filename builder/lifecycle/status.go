@@ -14,6 +14,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/runtime"
 	"github.com/wrapix/wrapix-builder/builder/setup"
 	"github.com/wrapix/wrapix-builder/builder/status"
+	"github.com/wrapix/wrapix-builder/builder/toolpath"
 	"github.com/wrapix/wrapix-builder/builder/version"
 )
 
@@ -147,7 +148,11 @@ func allocatedBytes(path string) (int64, bool) {
 func HostNixVersion(ctx context.Context) (nixconf.NixVersion, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "nix", "--version").Output()
+	nix, err := toolpath.Nix.Find() // launchd's PATH has no Nix
+	if err != nil {
+		return nixconf.NixVersion{}, err
+	}
+	out, err := exec.CommandContext(ctx, nix.Path, "--version").Output()
 	if err != nil {
 		return nixconf.NixVersion{}, err
 	}

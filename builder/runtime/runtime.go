@@ -13,6 +13,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/toolpath"
 )
 
 // Timeouts for CLI calls. Every call has one: stop and exec are known to hang.
@@ -31,15 +33,18 @@ const (
 
 // CLI is the container CLI at Path.
 type CLI struct {
-	Path    string        // "container" or an absolute path
-	Timeout time.Duration // per call; DefaultTimeout when zero
+	// Path is "container" (looked up on $PATH, then in the well-known
+	// places: see toolpath) or an absolute path (the config's container-cli).
+	Path       string
+	Timeout    time.Duration // per call; DefaultTimeout when zero
+	ConfigFile string        // named in the fix when the CLI is not found
 
-	once    sync.Once
-	version Version
-	verErr  error
+	mu      sync.Mutex // one version probe at a time
+	version *Version   // cached after the first successful probe only
 }
 
-// New returns the CLI found as name on $PATH (or at an absolute path).
+// New returns the CLI named name: a bare name is looked up on $PATH and then
+// in the well-known places; an absolute path is used as is.
 func New(name string) *CLI { return &CLI{Path: name} }
 
 func (c *CLI) timeout() time.Duration {
@@ -51,13 +56,43 @@ func (c *CLI) timeout() time.Duration {
 
 var errMissingFix = "install Apple's container CLI (1.x) from https://github.com/apple/container/releases, then run `container system start`"
 
+// Resolve finds the CLI binary: an absolute Path as configured, otherwise
+// Path on $PATH and then in the well-known places (toolpath.Container). It
+// looks again on every call, so a CLI installed while the app runs is found.
+func (c *CLI) Resolve() (toolpath.Found, error) {
+	if filepath.IsAbs(c.Path) {
+		if err := toolpath.Executable(c.Path); err != nil {
+			return toolpath.Found{}, problem.Wrap(problem.Runtime, err, "the container CLI "+c.Path+" cannot be run",
+				"point container-cli in "+c.configFile()+" at Apple's `container` binary (usually /usr/local/bin/container), or remove the key")
+		}
+		return toolpath.Found{Path: c.Path, Source: toolpath.FromOverride}, nil
+	}
+	tool := toolpath.Container
+	tool.Name = c.Path
+	f, err := tool.Find()
+	if err != nil {
+		return f, problem.Wrap(problem.Runtime, err, "Apple's `container` CLI was not found",
+			"install Apple's container CLI (1.x) from https://github.com/apple/container/releases (it goes to /usr/local/bin), "+
+				"or set container-cli = \"/path/to/container\" in "+c.configFile())
+	}
+	return f, nil
+}
+
+func (c *CLI) configFile() string {
+	if c.ConfigFile != "" {
+		return c.ConfigFile
+	}
+	return "config.toml"
+}
+
 // exec runs the CLI with a deadline and stdin closed (so a prompt can never
 // wait for us), returning stdout. A non-zero exit is a *CLIError.
 func (c *CLI) exec(ctx context.Context, timeout time.Duration, args ...string) ([]byte, error) {
-	path, err := exec.LookPath(c.Path)
+	found, err := c.Resolve()
 	if err != nil {
-		return nil, problem.Wrap(problem.Runtime, err, "Apple's `container` CLI was not found", errMissingFix)
+		return nil, err
 	}
+	path := found.Path
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
@@ -96,33 +131,41 @@ func asProblem(err error) error {
 		return problem.Wrap(problem.Timeout, err, "the container system service does not answer", "restart it: `container system stop` then `container system start`")
 	case ErrKernelMissing:
 		return problem.Wrap(problem.Runtime, err, "the container system has no Linux kernel", "run `container system kernel set --recommended`")
-	case ErrUnknownFlag:
-		return problem.Wrap(problem.Runtime, err, "the container CLI rejected a flag", "upgrade Apple's container CLI to 1.x")
+	case ErrUsage:
+		// ArgumentParser exits 64 for every usage or validation error, not
+		// only for an unknown flag (MessageInfo.swift, ExitCode.validationFailure).
+		what := "the container CLI refused the arguments it was given"
+		if strings.Contains(strings.ToLower(ce.Stderr), "unknown option") {
+			what = "the container CLI rejected a flag"
+		}
+		return problem.Wrap(problem.Runtime, err, what, "upgrade Apple's container CLI to 1.x; if it persists, report it with this message")
 	}
 	return err
 }
 
-// Version runs `container --version` once per CLI and refuses CLIs older than MinVersion.
+// Version runs `container --version` and refuses CLIs older than MinVersion.
+// Only a success is cached: after a failure (the CLI not installed yet, a
+// timeout at login) the next call probes again.
 func (c *CLI) Version(ctx context.Context) (Version, error) {
-	c.once.Do(func() {
-		out, err := c.exec(ctx, c.timeout(), "--version")
-		if err != nil {
-			c.verErr = asProblem(err)
-			return
-		}
-		v, err := ParseVersion(string(out))
-		if err != nil {
-			c.verErr = problem.Wrap(problem.Runtime, err, "cannot tell which container CLI this is", errMissingFix)
-			return
-		}
-		if !v.AtLeast(MinVersion.Major, MinVersion.Minor, MinVersion.Patch) {
-			c.verErr = problem.Newf(problem.Runtime, "upgrade Apple's container CLI to 1.x (https://github.com/apple/container/releases)",
-				"container CLI %s is too old (need %s or newer)", v, MinVersion)
-			return
-		}
-		c.version = v
-	})
-	return c.version, c.verErr
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.version != nil {
+		return *c.version, nil
+	}
+	out, err := c.exec(ctx, c.timeout(), "--version")
+	if err != nil {
+		return Version{}, asProblem(err)
+	}
+	v, err := ParseVersion(string(out))
+	if err != nil {
+		return Version{}, problem.Wrap(problem.Runtime, err, "cannot tell which container CLI this is", errMissingFix)
+	}
+	if !v.AtLeast(MinVersion.Major, MinVersion.Minor, MinVersion.Patch) {
+		return Version{}, problem.Newf(problem.Runtime, "upgrade Apple's container CLI to 1.x (https://github.com/apple/container/releases)",
+			"container CLI %s is too old (need %s or newer)", v, MinVersion)
+	}
+	c.version = &v
+	return v, nil
 }
 
 // SystemRunning asks `container system status`; only its exit code counts
@@ -216,28 +259,37 @@ func (c *CLI) ImageLoad(ctx context.Context, tar string) ([]string, error) {
 	if err != nil {
 		return nil, asProblem(err)
 	}
+	return parseLoaded(out), nil
+}
+
+// parseLoaded reads the references `image load` prints, one a line. Before
+// 1.0 a "Loaded images:" header comes first (ImageLoad.swift); no reference
+// contains a space or ends in ':'.
+func parseLoaded(out []byte) []string {
 	var refs []string
 	for _, l := range strings.Split(string(out), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			refs = append(refs, l)
+		l = strings.TrimSpace(l)
+		if l == "" || strings.ContainsAny(l, " \t") || strings.HasSuffix(l, ":") {
+			continue
 		}
+		refs = append(refs, l)
 	}
-	return refs, nil
+	return refs
 }
 
 // VolumeEnsure creates the named volume unless it exists, with an ordered
 // journal where the CLI supports it (an unjournaled ext4 may not survive a crash).
+// Existence comes from the listing (`volume ls -q` prints exact names since
+// 0.6): the errors of `volume inspect`/`create` carry the code
+// invalidArgument for "not found" and "already exists" alike (XPCServer.swift).
 func (c *CLI) VolumeEnsure(ctx context.Context, name string) (created bool, err error) {
 	v, err := c.Version(ctx)
 	if err != nil {
 		return false, err
 	}
-	_, err = c.exec(ctx, c.timeout(), "volume", "inspect", name)
-	if err == nil {
-		return false, nil
-	}
-	if !IsClass(err, ErrNotFound) {
-		return false, asProblem(err)
+	exists, err := c.volumeExists(ctx, name)
+	if err != nil || exists {
+		return false, err
 	}
 	args := []string{"volume", "create"}
 	if v.HasVolumeOpts() {
@@ -245,13 +297,26 @@ func (c *CLI) VolumeEnsure(ctx context.Context, name string) (created bool, err 
 	}
 	args = append(args, name)
 	_, err = c.exec(ctx, c.timeout(), args...)
-	if IsClass(err, ErrAlreadyExists) { // created meanwhile by someone else
+	if err == nil {
+		return true, nil
+	}
+	if exists, lerr := c.volumeExists(ctx, name); lerr == nil && exists { // created meanwhile by someone else
 		return false, nil
 	}
+	return false, asProblem(err)
+}
+
+func (c *CLI) volumeExists(ctx context.Context, name string) (bool, error) {
+	out, err := c.exec(ctx, c.timeout(), "volume", "ls", "--quiet")
 	if err != nil {
 		return false, asProblem(err)
 	}
-	return true, nil
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(l) == name {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // MountSpec is one mount: Source is a named volume (no '/') or an absolute host path.
@@ -353,7 +418,31 @@ func (c *CLI) Run(ctx context.Context, s RunSpec) error {
 		return err
 	}
 	_, err = c.exec(ctx, 2*c.timeout(), args...)
+	if err != nil && !v.RunDeletesFailedContainer() {
+		c.deleteFailedRun(ctx, err, s.Name)
+	}
 	return asProblem(err)
+}
+
+// deleteFailedRun removes the container a failed `run` left behind: before
+// 0.9 `run` does not delete a container whose start failed
+// (ContainerRun.swift), and the stopped leftover would keep the name and the
+// store volume. Only a container that is there and not running is removed,
+// and never after "already exists" (that container is not ours to delete).
+func (c *CLI) deleteFailedRun(ctx context.Context, runErr error, name string) {
+	var ce *CLIError
+	if !errors.As(runErr, &ce) {
+		return // a timeout or no CLI: we cannot tell what exists
+	}
+	switch ce.Class {
+	case ErrAlreadyExists, ErrUsage, ErrAPIServerDown, ErrAPIServerHang:
+		return
+	}
+	ct, err := c.Get(ctx, name)
+	if err != nil || ct == nil || ct.Running() {
+		return
+	}
+	_, _ = c.exec(ctx, c.timeout(), "delete", name)
 }
 
 // Stop stops the container gracefully: SIGTERM, then SIGKILL after grace. A
@@ -381,6 +470,16 @@ func (c *CLI) onContainer(ctx context.Context, timeout time.Duration, args ...st
 	if IsClass(err, ErrNotFound) {
 		return nil
 	}
+	var ce *CLIError
+	if errors.As(err, &ce) && ce.Class != ErrUsage && ce.Class != ErrAPIServerDown && ce.Class != ErrAPIServerHang {
+		// Not every version says "not found" with a code (0.10's delete
+		// prints only "failed to delete one or more containers: [...]"):
+		// the listing decides whether the container is gone.
+		id := args[len(args)-1]
+		if ct, lerr := c.Get(ctx, id); lerr == nil && ct == nil {
+			return nil
+		}
+	}
 	return asProblem(err)
 }
 
@@ -389,10 +488,11 @@ func (c *CLI) Logs(ctx context.Context, id string, follow bool, tail int, w io.W
 	if _, err := c.Version(ctx); err != nil {
 		return err
 	}
-	path, err := exec.LookPath(c.Path)
+	found, err := c.Resolve()
 	if err != nil {
-		return problem.Wrap(problem.Runtime, err, "Apple's `container` CLI was not found", errMissingFix)
+		return err
 	}
+	path := found.Path
 	args := []string{"logs"}
 	if follow {
 		args = append(args, "--follow")

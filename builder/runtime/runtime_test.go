@@ -112,8 +112,45 @@ func TestClassify(t *testing.T) {
 			t.Errorf("Classify(%q) = %v, want %v", in, got, want)
 		}
 	}
-	if Classify("Error: Unknown option '--cap-add'\nUsage: …", 64) != ErrUnknownFlag {
+	if Classify("Error: Unknown option '--cap-add'\nUsage: …", 64) != ErrUsage {
 		t.Error("exit 64")
+	}
+}
+
+// The error texts of each version, as Apple's sources print them (see the
+// stand-in for the per-version source notes); each must be classified by its
+// code where it has one.
+func TestClassifyPerVersionTexts(t *testing.T) {
+	cases := []struct {
+		version, stderr string
+		want            ErrClass
+	}{
+		{"0.6–0.8 image inspect", "Error: notFound: \"images: wrapix-builder:latest\"\n", ErrNotFound},
+		{"0.9–0.12 image inspect", "wrapix-builder:latest: Image not found\nError: InspectError(succeeded: [], failed: [(\"wrapix-builder:latest\", notFound: \"Image not found\")])\n", ErrNotFound},
+		{"1.x image inspect", "Error: image not found: wrapix-builder:latest\n", ErrNotFound},
+		{"0.6–0.9 delete missing", "Error: notFound: \"failed to delete one or more containers: [\"wrapix-builder\"]\"\n", ErrNotFound},
+		{"0.6–0.9 volume create existing", "Error: invalidArgument: \"Volume 'v' already exists\"\n", ErrAlreadyExists},
+		{"0.10 delete running", "Error: invalidState: \"container is running\"\n", ErrRunningCannotDelete},
+		{"0.9 exists", "Error: exists: \"container with id wrapix-builder already exists\"\n", ErrAlreadyExists},
+	}
+	for _, tc := range cases {
+		if got := Classify(tc.stderr, 1); got != tc.want {
+			t.Errorf("%s: Classify(%q) = %v, want %v", tc.version, tc.stderr, got, tc.want)
+		}
+	}
+}
+
+// ArgumentParser exits 64 for any usage or validation error: the message must
+// not claim an unknown flag when the value was the problem.
+func TestUsageErrorIsNotAlwaysAFlag(t *testing.T) {
+	stderr := "Error: The value 'x' is invalid for '--cpus <cpus>'\nUsage: container run [<options>] <image> ...\n"
+	err := asProblem(newCLIError([]string{"run"}, 64, stderr))
+	if !IsClass(err, ErrUsage) || strings.Contains(err.Error(), "rejected a flag") || !strings.Contains(err.Error(), "is invalid for '--cpus") {
+		t.Errorf("usage error: %v", err)
+	}
+	err = asProblem(newCLIError([]string{"run"}, 64, "Error: Unknown option '--cap-add'\nUsage: …"))
+	if !strings.Contains(err.Error(), "rejected a flag") {
+		t.Errorf("unknown flag: %v", err)
 	}
 }
 

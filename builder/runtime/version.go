@@ -67,6 +67,10 @@ func (v Version) HasSystemTimeout() bool { return v.AtLeast(0, 10, 0) }
 func (v Version) HasCapAdd() bool        { return v.AtLeast(0, 12, 0) }
 func (v Version) HasVolumeOpts() bool    { return v.AtLeast(0, 12, 0) }
 
+// RunDeletesFailedContainer: from 0.9 `run` deletes the container it created
+// when its start fails (ContainerRun.swift); before, the container stays.
+func (v Version) RunDeletesFailedContainer() bool { return v.AtLeast(0, 9, 0) }
+
 // DefaultCapsLackSysAdmin: from 0.12 the default capability set is the OCI
 // default, without CAP_SYS_ADMIN; before it containers had all capabilities.
 func (v Version) DefaultCapsLackSysAdmin() bool { return v.AtLeast(0, 12, 0) }

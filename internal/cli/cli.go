@@ -125,7 +125,7 @@ Typical first use:
 	root.SetVersionTemplate("wrapix-builder {{.Version}}\n")
 	root.PersistentFlags().StringVar(&e.dataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/wrapix)")
 	root.PersistentFlags().StringVar(&e.configDir, "config-dir", "", "config directory (default $XDG_CONFIG_HOME/wrapix)")
-	root.PersistentFlags().StringVar(&e.containerCLI, "container-cli", "container", "Apple's container CLI to drive")
+	root.PersistentFlags().StringVar(&e.containerCLI, "container-cli", lifecycle.DefaultContainerCLI, "Apple's container CLI to drive")
 	_ = root.PersistentFlags().MarkHidden("container-cli")
 	root.PersistentFlags().DurationVar(&e.runtimeTimeout, "runtime-timeout", 0, "deadline for each container CLI call (default 30s)")
 	_ = root.PersistentFlags().MarkHidden("runtime-timeout")

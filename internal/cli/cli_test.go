@@ -182,7 +182,7 @@ func TestBadInputs(t *testing.T) {
 		wants []string
 	}{
 		{"container CLI missing", func(t *testing.T, w *testenv.World) { t.Setenv("PATH", "/usr/bin:/bin") },
-			[]string{"start"}, 4, []string{"`container` CLI was not found", "github.com/apple/container"}},
+			[]string{"start"}, 4, []string{"`container` CLI was not found", "/usr/bin:/bin", "/usr/local/bin", "github.com/apple/container", "container-cli"}},
 		{"apiserver down", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_FAULTS", "apiserver-down") },
 			[]string{"start"}, 4, []string{"container system service is not running", "container system start"}},
 		{"too old", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_VERSION", "0.5.0") },

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -240,7 +241,13 @@ func (c *cli) run(args []string) error {
 	}
 	c.st.st.Containers[id] = ct
 	if err := c.boot(ct); err != nil {
-		delete(c.st.st.Containers, id) // `run` deletes the container it created when the start fails
+		// From 0.9 `run` deletes the container it created when the start
+		// fails; before, it stays, stopped (ContainerRun.swift).
+		if c.atLeast(0, 9, 0) {
+			delete(c.st.st.Containers, id)
+		} else {
+			ct.State = "stopped"
+		}
 		return err
 	}
 	fmt.Println(id)
@@ -332,6 +339,9 @@ func (c *cli) stop(args []string) error {
 	}
 	for _, id := range ids {
 		ct, ok := c.st.st.Containers[id]
+		if !ok && !c.atLeast(0, 11, 0) {
+			continue // ≤ 0.10 stops what the listing has: a missing ID is skipped silently (ContainerStop.swift)
+		}
 		if !ok {
 			return c.aggregate("notFound", "failed to stop container", "container with ID "+id+" not found")
 		}
@@ -354,6 +364,9 @@ func (c *cli) kill(args []string) error {
 	}
 	for _, id := range ids {
 		ct, ok := c.st.st.Containers[id]
+		if (!ok || ct.State != "running") && !c.atLeast(0, 10, 0) {
+			continue // ≤ 0.9 kills what the listing shows running: others are skipped silently (ContainerKill.swift)
+		}
 		if !ok {
 			return c.aggregate("notFound", "failed to kill container", "container with ID "+id+" not found")
 		}
@@ -372,6 +385,20 @@ func (c *cli) delete(args []string) error {
 	if err != nil {
 		return err
 	}
+	if !c.atLeast(0, 11, 0) && !has(flags, "--all") {
+		// ≤ 0.10 checks the IDs against the listing first (ContainerDelete.swift):
+		// ContainerizationError(.notFound, "failed to delete one or more
+		// containers: \(missing)"), `missing` a Swift Set printed as ["a", "b"].
+		var missing []string
+		for _, id := range ids {
+			if _, ok := c.st.st.Containers[id]; !ok {
+				missing = append(missing, strconv.Quote(id))
+			}
+		}
+		if len(missing) > 0 {
+			return c.errorf("notFound", "failed to delete one or more containers: [%s]", strings.Join(missing, ", "))
+		}
+	}
 	for _, id := range ids {
 		ct, ok := c.st.st.Containers[id]
 		if !ok {
@@ -379,6 +406,13 @@ func (c *cli) delete(args []string) error {
 		}
 		if ct.State == "running" {
 			if !has(flags, "--force") {
+				switch {
+				case !c.atLeast(0, 10, 0): // the task's error is logged, then a summary is thrown
+					fmt.Fprintf(os.Stderr, "failed to delete container %s: invalidState: \"container is running\"\n", id)
+					return c.errorf("internalError", "delete failed for one or more containers: [%s]", strconv.Quote(id))
+				case !c.atLeast(0, 11, 0): // AggregateError of the client-side check
+					return &exitError{1, "Error: invalidState: \"container is running\"\n"}
+				}
 				return c.aggregate("invalidState", "failed to delete container", "container "+id+" is running and can not be deleted")
 			}
 			c.stopProcess(ct, syscall.SIGKILL, 0) // --force is SIGKILL, not a graceful stop
@@ -452,10 +486,14 @@ func (c *cli) image(args []string) error {
 		if err != nil {
 			return err
 		}
+		var missing []string
 		for _, r := range refs {
 			if _, ok := c.st.st.Images[normalizeRef(r)]; !ok {
-				return c.errorf("notFound", "image not found: %s", r)
+				missing = append(missing, r)
 			}
+		}
+		if len(missing) > 0 {
+			return c.imageNotFound(missing)
 		}
 		fmt.Println("[]")
 		return nil
@@ -468,6 +506,9 @@ func (c *cli) image(args []string) error {
 		if err != nil {
 			return err
 		}
+		if !c.atLeast(1, 0, 0) {
+			fmt.Println("Loaded images:") // a header line before 1.0 (ImageLoad.swift)
+		}
 		for _, r := range refs {
 			fmt.Println(r)
 		}
@@ -479,6 +520,46 @@ func (c *cli) image(args []string) error {
 		return nil
 	}
 	return c.usage("image", fmt.Sprintf("Unexpected argument '%s'", args[0]))
+}
+
+// imageNotFound is `image inspect` of missing references (ImageInspect.swift):
+// 0.6–0.8 ContainerizationError(.notFound, "images: …"); 0.9–0.12 a log line
+// per image, then InspectError, which is neither LocalizedError nor
+// CustomStringConvertible, so ArgumentParser prints its reflection; 1.x
+// ContainerizationError(.notFound, "image not found: …").
+func (c *cli) imageNotFound(missing []string) *exitError {
+	switch {
+	case !c.atLeast(0, 9, 0):
+		return c.errorf("notFound", "images: %s", strings.Join(missing, "\n"))
+	case !c.atLeast(1, 0, 0):
+		var b strings.Builder
+		var failed []string
+		for _, r := range missing {
+			switch {
+			case !c.atLeast(0, 10, 0): // not yet LocalizedError: Foundation's generic text
+				fmt.Fprintf(&b, "%s: The operation couldn’t be completed. (ContainerizationError.ContainerizationError error 1.)\n", r)
+			case !c.atLeast(0, 12, 0):
+				fmt.Fprintf(&b, "%s: Image not found\n", r)
+			default: // swift-log metadata; the key order of a Swift dictionary is not fixed
+				fmt.Fprintf(&b, "image inspect failed: [\"name\": %s, \"error\": Image not found]\n", r)
+			}
+			failed = append(failed, fmt.Sprintf("(%q, notFound: \"Image not found\")", r))
+		}
+		fmt.Fprintf(&b, "Error: InspectError(succeeded: [], failed: [%s])\n", strings.Join(failed, ", "))
+		return &exitError{1, b.String()}
+	}
+	return c.errorf("notFound", "image not found: %s", strings.Join(missing, ", "))
+}
+
+// volumeError is how the apiserver reports a VolumeError over XPC: as
+// ContainerizationError(.invalidArgument, localizedDescription)
+// (XPCServer.swift), "Volume '…'" capitalised before 0.9.
+func (c *cli) volumeError(format, name string) *exitError {
+	word := "volume"
+	if !c.atLeast(0, 9, 0) {
+		word = "Volume"
+	}
+	return c.errorf("invalidArgument", "%s '%s' %s", word, name, format)
 }
 
 // loadOCI accepts OCI image-layout tarballs only, like the real CLI.
@@ -553,7 +634,7 @@ func (c *cli) volumeCmd(args []string) error {
 			return c.usage("volume create", "Missing expected argument '<name>'")
 		}
 		if _, ok := c.st.st.Volumes[pos[0]]; ok {
-			return c.errorf("exists", "volume '%s' already exists", pos[0])
+			return c.volumeError("already exists", pos[0])
 		}
 		v, err := c.createVolume(pos[0])
 		if err != nil {
@@ -568,7 +649,10 @@ func (c *cli) volumeCmd(args []string) error {
 	case "inspect":
 		for _, n := range args[1:] {
 			if _, ok := c.st.st.Volumes[n]; !ok {
-				return c.errorf("notFound", "volume not found: %s", n)
+				if c.atLeast(1, 0, 0) { // 1.x checks the listing client-side (VolumeInspect.swift)
+					return c.errorf("notFound", "volume not found: %s", n)
+				}
+				return c.volumeError("not found", n)
 			}
 		}
 		fmt.Println("[]")
@@ -587,8 +671,31 @@ func (c *cli) volumeCmd(args []string) error {
 		}
 		return nil
 	case "ls", "list":
+		flags, _, err := c.parse("volume list", args[1:], map[string]flagSpec{"--quiet": {false, v0}, "-q": {false, v0}, "--format": {true, v0}}, false)
+		if err != nil {
+			return err
+		}
+		var names []string
 		for n := range c.st.st.Volumes {
-			fmt.Println(n)
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		switch {
+		case has(flags, "--quiet"):
+			for _, n := range names {
+				fmt.Println(n)
+			}
+		case last(flags, "--format") == "json":
+			var items []map[string]any
+			for _, n := range names {
+				items = append(items, map[string]any{"name": n, "driver": "local", "format": "ext4", "source": c.st.st.Volumes[n].Image})
+			}
+			fmt.Println(jsonLine(items))
+		default:
+			fmt.Println("NAME  DRIVER  OPTIONS")
+			for _, n := range names {
+				fmt.Printf("%s  local\n", n)
+			}
 		}
 		return nil
 	}

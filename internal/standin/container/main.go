@@ -87,12 +87,12 @@ func (c *cli) errorf(code, format string, args ...any) *exitError {
 	if c.atLeast(0, 10, 0) {
 		return &exitError{1, "Error: " + msg + "\n"}
 	}
-	return &exitError{1, fmt.Sprintf("Error: %s: %q\n", code, msg)}
+	return &exitError{1, fmt.Sprintf("Error: %s: \"%s\"\n", code, msg)} // nested quotes are not escaped
 }
 
 // aggregate is how stop/delete/kill print (AggregateError: code: "message").
 func (c *cli) aggregate(code, outer, msg string) *exitError {
-	return &exitError{1, fmt.Sprintf("Error: internalError: %q (cause: \"%s: \"%s\"\")\n", outer, code, msg)}
+	return &exitError{1, fmt.Sprintf("Error: internalError: \"%s\" (cause: \"%s: \"%s\"\")\n", outer, code, msg)}
 }
 
 func (c *cli) xpcDown() *exitError {

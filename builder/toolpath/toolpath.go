@@ -1,0 +1,123 @@
+// Package toolpath finds the programs we run on the Mac that are not in
+// /usr/bin: Apple's `container` CLI and Nix. Apps started from Finder or
+// launchd get PATH=/usr/bin:/bin:/usr/sbin:/sbin, while Apple's installer puts
+// `container` in /usr/local/bin (apple/container Makefile: pkgbuild
+// --install-location /usr/local) and Nix lives in its profiles. So a name is
+// looked up on $PATH first, then in a fixed list of well-known places.
+package toolpath
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// Where a program was found.
+const (
+	FromOverride  = "set by container-cli in config.toml"
+	FromPATH      = "found on $PATH"
+	FromWellKnown = "found in a well-known place (not on $PATH)"
+)
+
+// Tool is a program we may run and where to look for it besides $PATH.
+type Tool struct {
+	Name string
+	// Places are directories, tried in order after $PATH; "~" is $HOME and
+	// "$USER" the user name.
+	Places []string
+}
+
+// Container is Apple's container CLI: the .pkg installs /usr/local/bin;
+// Homebrew's formula installs into its prefix.
+var Container = Tool{Name: "container", Places: []string{"/usr/local/bin", "/opt/homebrew/bin"}}
+
+// Nix: the multi-user profile (the official and Determinate installers), the
+// nix-darwin system profile, the user's profile (classic and XDG locations)
+// and nix-darwin's per-user packages (home-manager's useUserPackages).
+var Nix = Tool{Name: "nix", Places: []string{
+	"/nix/var/nix/profiles/default/bin",
+	"/run/current-system/sw/bin",
+	"~/.nix-profile/bin",
+	"~/.local/state/nix/profile/bin",
+	"/etc/profiles/per-user/$USER/bin",
+}}
+
+// Found is a resolved program.
+type Found struct {
+	Path   string // absolute
+	Source string // FromOverride, FromPATH or FromWellKnown
+}
+
+// NotFoundError lists everywhere a program was looked for.
+type NotFoundError struct {
+	Name   string
+	PATH   string
+	Looked []string // the well-known places, expanded
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("`%s` was not found on $PATH (%s) nor in %s", e.Name, e.PATH, strings.Join(e.Looked, ", "))
+}
+
+// Find resolves the tool: on $PATH, then in its well-known places. A
+// directory or a file without an execute bit does not count.
+func (t Tool) Find() (Found, error) {
+	if p, err := exec.LookPath(t.Name); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		return Found{Path: p, Source: FromPATH}, nil
+	}
+	looked := t.places()
+	for _, dir := range looked {
+		p := filepath.Join(dir, t.Name)
+		if Executable(p) == nil {
+			return Found{Path: p, Source: FromWellKnown}, nil
+		}
+	}
+	return Found{}, &NotFoundError{Name: t.Name, PATH: os.Getenv("PATH"), Looked: looked}
+}
+
+func (t Tool) places() []string {
+	home, _ := os.UserHomeDir()
+	user := os.Getenv("USER")
+	var out []string
+	for _, p := range t.Places {
+		if strings.HasPrefix(p, "~/") {
+			if home == "" {
+				continue
+			}
+			p = filepath.Join(home, p[2:])
+		}
+		if strings.Contains(p, "$USER") {
+			if user == "" {
+				continue
+			}
+			p = strings.ReplaceAll(p, "$USER", user)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// Executable checks that p is a regular file someone may execute.
+func Executable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errors.New("no such file")
+		}
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return errors.New("not a regular file")
+	}
+	if fi.Mode().Perm()&0o111 == 0 {
+		return errors.New("not executable")
+	}
+	return nil
+}
