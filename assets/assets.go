@@ -1,5 +1,6 @@
 // Package assets holds the app's images: the menu-bar template icons per
-// state (drawn by assets/gen, black + alpha, 1x and 2x).
+// state (drawn by assets/gen, black + alpha, 32×32 px: fyne.io/systray
+// shows them at 16×16 pt, so this is the Retina size).
 package assets
 
 import "embed"
@@ -8,13 +9,9 @@ import "embed"
 var icons embed.FS
 
 // Icon returns the PNG for a state ("ready", "starting", "stopped",
-// "problem", "busy"); retina selects the @2x image.
-func Icon(state string, retina bool) []byte {
-	name := "icons/" + state + ".png"
-	if retina {
-		name = "icons/" + state + "@2x.png"
-	}
-	data, err := icons.ReadFile(name)
+// "problem", "busy").
+func Icon(state string) []byte {
+	data, err := icons.ReadFile("icons/" + state + ".png")
 	if err != nil {
 		return nil
 	}

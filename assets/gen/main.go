@@ -1,7 +1,9 @@
 // Command gen draws the menu-bar template icons (black + alpha, as macOS
-// template images want) for every state at 1x (18 px) and 2x (36 px):
-// go run ./assets/gen assets/icons. The output is committed; a test checks
-// it is what this program draws.
+// template images want) for every state: go run ./assets/gen assets/icons.
+// fyne.io/systray shows a template icon at 16×16 pt whatever its pixels
+// (systray_darwin.m setIcon), so each is 32×32 px, drawn on a 16-unit grid
+// (2 px a unit: the edges fall on pixel boundaries). The output is
+// committed; a test checks it is what this program draws.
 package main
 
 import (
@@ -14,10 +16,19 @@ import (
 	"path/filepath"
 )
 
-// The glyph: a rounded box (the builder) with a state mark at its centre.
-func draw(state string, size int) *image.NRGBA {
+// TemplatePixels is the template icons' size: 16 pt at 2x.
+const TemplatePixels = 32
+
+// The glyph: a rounded box (the builder) with a state mark at its centre,
+// on the app icon's 18-unit grid.
+func draw(state string, size int) *image.NRGBA { return drawOnGrid(state, size, 18) }
+
+// drawOnGrid draws the glyph on a grid of the given units (the glyph is 14
+// units wide, centred).
+func drawOnGrid(state string, size int, grid float64) *image.NRGBA {
 	img := image.NewNRGBA(image.Rect(0, 0, size, size))
-	s := float64(size) / 18 // design grid: 18 units
+	s := float64(size) / grid
+	c := grid / 2 // the centre
 	set := func(x, y int, a float64) {
 		if a <= 0 {
 			return
@@ -44,27 +55,27 @@ func draw(state string, size int) *image.NRGBA {
 			}
 		}
 	}
-	box := func(x, y float64, stroke float64) bool { // rounded square outline, 2..16, radius 3
-		d := roundedBoxDist(x-9, y-9, 7, 3)
+	box := func(x, y float64, stroke float64) bool { // rounded square outline, 14 units wide, radius 3
+		d := roundedBoxDist(x-c, y-c, 7, 3)
 		return d <= 0 && d > -stroke
 	}
 	cover(func(x, y float64) bool { return box(x, y, 1.5) })
-	dist := func(x, y float64) float64 { return math.Hypot(x-9, y-9) }
+	dist := func(x, y float64) float64 { return math.Hypot(x-c, y-c) }
 	switch state {
 	case "ready": // a filled dot
 		cover(func(x, y float64) bool { return dist(x, y) <= 3.2 })
 	case "starting": // the left half of the dot
-		cover(func(x, y float64) bool { return dist(x, y) <= 3.2 && x <= 9 })
+		cover(func(x, y float64) bool { return dist(x, y) <= 3.2 && x <= c })
 		cover(func(x, y float64) bool { d := dist(x, y); return d <= 3.2 && d >= 2.4 })
 	case "stopped": // an empty ring
 		cover(func(x, y float64) bool { d := dist(x, y); return d <= 3.2 && d >= 2.2 })
 	case "problem": // an exclamation mark
-		cover(func(x, y float64) bool { return math.Abs(x-9) <= 0.9 && y >= 5 && y <= 10.5 })
-		cover(func(x, y float64) bool { return math.Hypot(x-9, y-12.6) <= 1.1 })
+		cover(func(x, y float64) bool { return math.Abs(x-c) <= 0.9 && y >= c-4 && y <= c+1.5 })
+		cover(func(x, y float64) bool { return math.Hypot(x-c, y-c-3.6) <= 1.1 })
 	case "busy": // three dots
-		for _, cx := range []float64{6, 9, 12} {
+		for _, cx := range []float64{c - 3, c, c + 3} {
 			cx := cx
-			cover(func(x, y float64) bool { return math.Hypot(x-cx, y-9) <= 1.1 })
+			cover(func(x, y float64) bool { return math.Hypot(x-cx, y-c) <= 1.1 })
 		}
 	}
 	return img
@@ -137,21 +148,6 @@ func main() {
 		dir = os.Args[1]
 	}
 	for _, st := range States {
-		for _, scale := range []int{1, 2} {
-			name := st + ".png"
-			if scale == 2 {
-				name = st + "@2x.png"
-			}
-			f, err := os.Create(filepath.Join(dir, name))
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
-			}
-			if err := png.Encode(f, draw(st, 18*scale)); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				os.Exit(1)
-			}
-			f.Close()
-		}
+		write(filepath.Join(dir, st+".png"), drawOnGrid(st, TemplatePixels, 16))
 	}
 }
