@@ -3,9 +3,11 @@
 package menu
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/wrapix/wrapix-builder/builder/config"
+	"github.com/wrapix/wrapix-builder/builder/problem"
 	"github.com/wrapix/wrapix-builder/builder/status"
 )
 
@@ -22,6 +24,7 @@ const (
 const (
 	StatusLine   = "status"
 	DetailLine   = "detail"
+	FixLine      = "fix"
 	BuildsLine   = "builds"
 	Start        = "start"
 	Stop         = "stop"
@@ -35,7 +38,7 @@ const (
 )
 
 // Order is the menu's layout; "" is a separator.
-var Order = []string{StatusLine, DetailLine, BuildsLine, "", Start, Stop, Restart, "", CopyConfig, RunSetup, OpenShell, ShowLogs, "", StartAtLogin, "", Quit}
+var Order = []string{StatusLine, DetailLine, FixLine, BuildsLine, "", Start, Stop, Restart, "", CopyConfig, RunSetup, OpenShell, ShowLogs, "", StartAtLogin, "", Quit}
 
 // Item is one entry.
 type Item struct {
@@ -46,8 +49,10 @@ type Item struct {
 	Checked  bool
 }
 
-// Model is the whole menu.
+// Model is the whole menu. Seq orders models: the controller numbers them
+// as it decides them, and the tray never applies an older one over a newer.
 type Model struct {
+	Seq     uint64
 	Icon    string
 	Tooltip string
 	Items   map[string]Item
@@ -58,8 +63,16 @@ type State struct {
 	Report        *status.Report // nil before the first observation
 	Busy          string         // an action in progress: "Starting", "Stopping", "Restarting", "Running setup"; "" when idle
 	RunningBuilds int
-	StartAtLogin  bool
+	StartAtLogin  LoginState
 	LastError     string // the last action's failure, shown until the next action
+	StartupError  error  // the app cannot drive the builder (a bad config.toml): shown with its fix until it is fixed
+}
+
+// LoginState is what the platform reports about start at login.
+type LoginState struct {
+	On      bool   // the app will start at login
+	Pending bool   // registered, but the user must allow it in System Settings (macOS)
+	Problem string // why start at login cannot be used here ("" when it can)
 }
 
 // Render decides the menu for a state.
@@ -79,6 +92,9 @@ func Render(s State) Model {
 
 	// Status lines.
 	switch {
+	case s.StartupError != nil:
+		set(StatusLine, "Builder: cannot start (configuration error)", false)
+		m.Icon = IconProblem
 	case !idle:
 		set(StatusLine, "Builder: "+lower(s.Busy)+"…", false)
 		m.Icon = IconBusy
@@ -101,8 +117,10 @@ func Render(s State) Model {
 		set(StatusLine, "Builder: "+r.Summary, false)
 		m.Icon = IconProblem
 	}
-	detail := ""
+	detail, fix := "", ""
 	switch {
+	case s.StartupError != nil:
+		detail, fix = problemLines(s.StartupError)
 	case s.LastError != "":
 		detail = "Error: " + s.LastError
 		if m.Icon != IconBusy {
@@ -115,7 +133,8 @@ func Render(s State) Model {
 	case r != nil && state == status.Ready && r.NixDaemon.Version != "":
 		detail = "Nix " + r.NixDaemon.Version + " on " + r.Container.IP
 	}
-	m.Items[DetailLine] = Item{Title: truncate(detail, 60), Visible: detail != ""}
+	m.Items[DetailLine] = Item{Title: truncate(detail, 90), Visible: detail != ""}
+	m.Items[FixLine] = Item{Title: truncate(fix, 90), Visible: fix != ""}
 	builds := ""
 	if state == status.Ready {
 		switch s.RunningBuilds {
@@ -141,11 +160,34 @@ func Render(s State) Model {
 	set(RunSetup, setupTitle, idle && haveKeys)
 	set(OpenShell, "Open shell", state == status.Ready)
 	set(ShowLogs, "Show logs", r != nil && r.Container.Exists)
-	m.Items[StartAtLogin] = Item{Title: "Start at login", Enabled: true, Visible: true, Checkbox: true, Checked: s.StartAtLogin}
+	login := Item{Title: "Start at login", Enabled: true, Visible: true, Checkbox: true, Checked: s.StartAtLogin.On}
+	switch {
+	case s.StartAtLogin.Problem != "":
+		login.Title, login.Enabled = "Start at login ("+s.StartAtLogin.Problem+")", false
+	case s.StartAtLogin.Pending:
+		login.Title = "Start at login (allow it in System Settings…)"
+	}
+	m.Items[StartAtLogin] = login
 	set(Quit, "Quit Wrapix Builder", true)
 
 	m.Tooltip = "Wrapix Builder — " + m.Items[StatusLine].Title[len("Builder: "):]
 	return m
+}
+
+// problemLines splits a failure into what happened and its fix (problem.Error's parts).
+func problemLines(err error) (what, fix string) {
+	var p *problem.Error
+	if errors.As(err, &p) {
+		what = p.What
+		if p.Err != nil {
+			what += ": " + p.Err.Error()
+		}
+		if p.Fix != "" {
+			fix = "Fix: " + p.Fix
+		}
+		return what, fix
+	}
+	return err.Error(), ""
 }
 
 func lower(s string) string {

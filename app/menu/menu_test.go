@@ -73,7 +73,7 @@ func TestRenderEveryState(t *testing.T) {
 	if !strings.Contains(failed.Items[DetailLine].Title, "port taken") || !failed.Items[DetailLine].Visible {
 		t.Error("a failed action must show")
 	}
-	if Render(State{Report: report(status.Ready), StartAtLogin: true}).Items[StartAtLogin].Checked != true {
+	if Render(State{Report: report(status.Ready), StartAtLogin: LoginState{On: true}}).Items[StartAtLogin].Checked != true {
 		t.Error("start at login check")
 	}
 }

@@ -4,7 +4,13 @@
 package platform
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/wrapix/wrapix-builder/builder/shellquote"
 )
@@ -18,15 +24,47 @@ type Notifier interface {
 type Clipboard interface{ Copy(text string) error }
 
 // Admin runs a command with administrator rights after asking the user.
-type Admin interface{ Run(argv []string) error }
+// A prompt the user dismisses is ErrCancelled; one left unanswered for
+// AdminTimeout is ended (the error says so).
+type Admin interface {
+	Run(ctx context.Context, argv []string) error
+}
 
-// Terminal opens a terminal window running a command.
-type Terminal interface{ Open(argv []string) error }
+// ErrCancelled: the user dismissed the administrator prompt. Not a failure.
+var ErrCancelled = errors.New("cancelled by the user")
 
-// LoginItem starts the app when the user logs in.
+// AdminTimeout bounds the administrator prompt and the command it runs.
+var AdminTimeout = 5 * time.Minute
+
+// adminContext applies AdminTimeout.
+func adminContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, AdminTimeout)
+}
+
+// adminTimedOut is the error for a prompt nobody answered.
+func adminTimedOut() error {
+	return fmt.Errorf("the administrator prompt was not answered within %s; choose Run setup… again", AdminTimeout)
+}
+
+// Terminal opens a terminal window running a command; action names it
+// ("ssh", "logs"): each action has its own script, so two clicks in a row
+// never run the same one.
+type Terminal interface {
+	Open(action string, argv []string) error
+}
+
+// LoginItem starts the app when the user logs in, and reports the real
+// state: what the system will do at the next login, not what we last asked.
 type LoginItem interface {
-	Enabled() bool
+	State() LoginState
 	Set(on bool) error
+}
+
+// LoginState is start at login as the system sees it.
+type LoginState struct {
+	On      bool   // the app will start at login
+	Pending bool   // registered, but the user must allow it in System Settings (macOS)
+	Problem string // why start at login cannot be used here ("" when it can)
 }
 
 // Platform bundles the implementations for this OS.
@@ -64,6 +102,33 @@ func NotificationArgs(title, body string) []string {
 		"-e", "end run",
 		title, body,
 	}
+}
+
+// OsascriptError classifies osascript's outcome. A dismissed prompt makes
+// `do shell script` fail with AppleScript's userCanceledErr: osascript exits
+// 1 printing "execution error: User canceled. (-128)"; any other failure —
+// the shell command's own exit status included — ends in another "(N)".
+func OsascriptError(err error, stderr string) error {
+	if err == nil {
+		return nil
+	}
+	if strings.Contains(stderr, "(-128)") {
+		return ErrCancelled
+	}
+	return fmt.Errorf("osascript: %w: %s", err, strings.TrimSpace(stderr))
+}
+
+// WriteCommandFile writes dir/wrapix-builder-<action>.command (mode 0700)
+// for argv and returns its path.
+func WriteCommandFile(dir, action string, argv []string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("terminal script: %w", err)
+	}
+	f := filepath.Join(dir, "wrapix-builder-"+action+".command")
+	if err := os.WriteFile(f, []byte(CommandFile(argv)), 0o700); err != nil {
+		return "", fmt.Errorf("terminal script: %w", err)
+	}
+	return f, nil
 }
 
 // CommandFile is a .command script for Terminal (opened with `open -a

@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -14,7 +15,7 @@ import (
 // New returns the Linux implementations: freedesktop notifications over
 // D-Bus, wl-copy/xclip/xsel, pkexec, x-terminal-emulator, XDG autostart.
 func New(self string) Platform {
-	return Platform{Notifier: dbusNotifier{}, Clipboard: clipboard{}, Admin: pkexec{}, Terminal: xterm{}, LoginItem: autostart{self: self}}
+	return Platform{Notifier: dbusNotifier{}, Clipboard: clipboard{}, Admin: pkexec{}, Terminal: xterm{}, LoginItem: Autostart{Self: self}}
 }
 
 type dbusNotifier struct{}
@@ -55,24 +56,47 @@ func (clipboard) Copy(text string) error {
 
 type pkexec struct{}
 
+// pkexecDismissed is pkexec's exit status when the user dismissed the
+// authentication dialog (polkit src/programs/pkexec.c: ret = 126 when
+// polkit_authorization_result_get_dismissed; 127 is "not authorized").
+const pkexecDismissed = 126
+
 // Run passes argv to pkexec as separate arguments: no shell is involved.
-func (pkexec) Run(argv []string) error {
-	out, err := exec.Command("pkexec", argv...).CombinedOutput()
+func (pkexec) Run(ctx context.Context, argv []string) error {
+	ctx, cancel := adminContext(ctx)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "pkexec", argv...).CombinedOutput()
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return adminTimedOut()
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == pkexecDismissed {
+		return ErrCancelled
+	}
 	if err != nil {
-		return fmt.Errorf("pkexec: %v: %s", err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("pkexec: %w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
 
 type xterm struct{}
 
-func (xterm) Open(argv []string) error {
+func (xterm) Open(action string, argv []string) error {
 	return exec.Command("x-terminal-emulator", append([]string{"-e"}, argv...)...).Start()
 }
 
-type autostart struct{ self string }
+// Autostart is start at login through an XDG autostart entry. The entry
+// runs a stable command: the app's name when the PATH finds this very
+// program under it (a Nix profile's link, which outlives the store path the
+// app runs from), else the program's own path — never a /nix/store path,
+// which the next upgrade removes.
+type Autostart struct{ Self string }
 
-func (a autostart) file() string {
+// File is the autostart entry.
+func (a Autostart) File() string {
 	dir := os.Getenv("XDG_CONFIG_HOME")
 	if dir == "" {
 		home, _ := os.UserHomeDir()
@@ -81,22 +105,99 @@ func (a autostart) file() string {
 	return filepath.Join(dir, "autostart", "wrapix-builder.desktop")
 }
 
-func (a autostart) Enabled() bool {
-	_, err := os.Stat(a.file())
-	return err == nil
+const appName = "wrapix-builder-app"
+
+// command is what the entry runs, or why there is nothing stable to run.
+func (a Autostart) command() (string, error) {
+	self, err := filepath.EvalSymlinks(a.Self)
+	if err != nil {
+		return "", fmt.Errorf("start at login: %w", err)
+	}
+	if found, err := exec.LookPath(appName); err == nil {
+		if real, err := filepath.EvalSymlinks(found); err == nil && real == self {
+			return appName, nil
+		}
+	}
+	if strings.HasPrefix(self, "/nix/store/") {
+		return "", fmt.Errorf("start at login: %s is in the Nix store, which an upgrade replaces; install the app into your profile (nix profile install) so %s is on PATH", self, appName)
+	}
+	return a.Self, nil
 }
 
-func (a autostart) Set(on bool) error {
+// State reads the entry: it is on when the entry is enabled and its Exec
+// program exists (an entry left pointing at a removed path starts nothing).
+func (a Autostart) State() LoginState {
+	if _, err := a.command(); err != nil {
+		return LoginState{Problem: "install the app into your profile first"}
+	}
+	data, err := os.ReadFile(a.File())
+	if err != nil {
+		return LoginState{}
+	}
+	prog := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		key, value, _ := strings.Cut(strings.TrimSpace(line), "=")
+		switch key {
+		case "Hidden":
+			if value == "true" {
+				return LoginState{}
+			}
+		case "X-GNOME-Autostart-enabled":
+			if value == "false" {
+				return LoginState{}
+			}
+		case "Exec":
+			prog = desktopExecProgram(value)
+		}
+	}
+	if prog == "" {
+		return LoginState{}
+	}
+	if _, err := exec.LookPath(prog); err != nil {
+		return LoginState{}
+	}
+	return LoginState{On: true}
+}
+
+func (a Autostart) Set(on bool) error {
 	if !on {
-		err := os.Remove(a.file())
+		err := os.Remove(a.File())
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(a.file()), 0o755); err != nil {
+	cmd, err := a.command()
+	if err != nil {
 		return err
 	}
-	entry := "[Desktop Entry]\nType=Application\nName=Wrapix Builder\nExec=" + DesktopExec([]string{a.self}) + "\nX-GNOME-Autostart-enabled=true\n"
-	return os.WriteFile(a.file(), []byte(entry), 0o644)
+	if err := os.MkdirAll(filepath.Dir(a.File()), 0o755); err != nil {
+		return err
+	}
+	entry := "[Desktop Entry]\nType=Application\nName=Wrapix Builder\nExec=" + DesktopExec([]string{cmd}) + "\nX-GNOME-Autostart-enabled=true\n"
+	return os.WriteFile(a.File(), []byte(entry), 0o644)
+}
+
+// desktopExecProgram is the program of an Exec value: its first word,
+// undoing the Desktop Entry spec's two levels of escaping that DesktopExec
+// applies (the string's `\\` → `\`, then the quoting's `\x` → x).
+func desktopExecProgram(value string) string {
+	value = strings.ReplaceAll(strings.TrimSpace(value), `\\`, `\`)
+	if !strings.HasPrefix(value, `"`) {
+		prog, _, _ := strings.Cut(value, " ")
+		return prog
+	}
+	var b strings.Builder
+	for i := 1; i < len(value); i++ {
+		switch c := value[i]; {
+		case c == '\\' && i+1 < len(value):
+			i++
+			b.WriteByte(value[i])
+		case c == '"':
+			return b.String()
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,9 +86,45 @@ func TestCommandFileAndDesktopExec(t *testing.T) {
 	}
 }
 
-func TestLaunchAgentPlistEscapes(t *testing.T) {
-	p := LaunchAgentPlist("org.wrapix.builder", []string{"/Applications/A & B <x>.app/Contents/MacOS/app"})
-	if !strings.Contains(p, "<string>/Applications/A &amp; B &lt;x&gt;.app/Contents/MacOS/app</string>") || !strings.Contains(p, "<key>RunAtLoad</key>") {
-		t.Fatal(p)
+// Shell and Logs each have their own script: opening both at once must
+// run both commands, not the last one written twice.
+func TestCommandFilePerAction(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "Application Support", "wrapix")
+	rec := recorder(t)
+	shell, err := WriteCommandFile(dir, "ssh", []string{rec, "ssh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, err := WriteCommandFile(dir, "logs", []string{rec, "logs", "--follow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shell == logs {
+		t.Fatalf("Shell and Logs share %s", shell)
+	}
+	for f, want := range map[string]string{shell: rec + "\x00ssh\x00", logs: rec + "\x00logs\x00--follow\x00"} {
+		out, err := exec.Command(f).Output()
+		if err != nil || string(out) != want {
+			t.Errorf("%s ran %q (%v), want %q", f, out, err, want)
+		}
+		if fi, _ := os.Stat(f); fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s mode %v", f, fi.Mode())
+		}
+	}
+}
+
+// The texts osascript prints (macos-apis.md §5.1): a dismissed prompt is
+// AppleScript's userCanceledErr (-128); the script's own failure is not.
+func TestOsascriptError(t *testing.T) {
+	exit1 := exec.Command("/bin/sh", "-c", "exit 1").Run()
+	if err := OsascriptError(exit1, "0:212: execution error: User canceled. (-128)\n"); err != ErrCancelled {
+		t.Errorf("cancel: %v", err)
+	}
+	err := OsascriptError(exit1, "0:212: execution error: setup: /etc/nix is managed by nix-darwin (10)\n")
+	if err == nil || errors.Is(err, ErrCancelled) || !strings.Contains(err.Error(), "managed by nix-darwin") {
+		t.Errorf("failure: %v", err)
+	}
+	if OsascriptError(nil, "") != nil {
+		t.Error("success is no error")
 	}
 }

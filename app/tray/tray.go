@@ -1,6 +1,7 @@
 // Package tray renders menu.Model with fyne.io/systray: one native item per
-// menu ID, updated in place, and a goroutine per item that always receives
-// its clicks (systray drops clicks nobody receives).
+// menu ID, created with the first model's titles and updated in place, and a
+// goroutine per item that always receives its clicks (systray drops clicks
+// nobody receives: fyne.io/systray@v1.12.2 systray.go systrayMenuItemSelected).
 package tray
 
 import (
@@ -15,9 +16,12 @@ type Tray struct {
 	opened chan struct{}
 	quit   func()
 
-	mu    sync.Mutex
-	items map[string]item
-	icon  string
+	mu      sync.Mutex
+	items   map[string]item
+	applied map[string]menu.Item // what each native item shows now
+	seq     uint64               // the newest model applied
+	icon    string
+	tooltip string
 }
 
 // item is the subset of *systray.MenuItem the renderer uses.
@@ -31,41 +35,66 @@ type item interface {
 	Uncheck()
 }
 
+func newTray(quit func()) *Tray {
+	// Buffered: a click is taken off systray's channel at once even while
+	// the controller is busy rendering.
+	return &Tray{clicks: make(chan string, 16), opened: make(chan struct{}, 1), quit: quit, items: map[string]item{}, applied: map[string]menu.Item{}}
+}
+
+// Clicks delivers the IDs of clicked items, except Quit, which the tray
+// handles itself so that it never waits for the controller.
 func (t *Tray) Clicks() <-chan string   { return t.clicks }
 func (t *Tray) Opened() <-chan struct{} { return t.opened }
 func (t *Tray) Quit()                   { t.quit() }
 
-// apply updates the native items to the model.
+// apply updates the native items to the model, touching only what changed.
+// Models older than the last one applied are dropped: renders may come from
+// several goroutines, and the newest decision must win.
 func (t *Tray) apply(m menu.Model, setIcon func(state string), setTooltip func(string)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if m.Seq != 0 && m.Seq <= t.seq {
+		return
+	}
+	t.seq = m.Seq
 	for id, it := range m.Items {
 		n, ok := t.items[id]
 		if !ok {
 			continue
 		}
-		n.SetTitle(it.Title)
-		if it.Enabled {
-			n.Enable()
-		} else {
-			n.Disable()
+		old, shown := t.applied[id]
+		if !shown || old.Title != it.Title {
+			n.SetTitle(it.Title)
 		}
-		if it.Visible {
-			n.Show()
-		} else {
-			n.Hide()
+		if !shown || old.Enabled != it.Enabled {
+			if it.Enabled {
+				n.Enable()
+			} else {
+				n.Disable()
+			}
 		}
-		if it.Checkbox {
+		if !shown || old.Visible != it.Visible {
+			if it.Visible {
+				n.Show()
+			} else {
+				n.Hide()
+			}
+		}
+		if it.Checkbox && (!shown || old.Checked != it.Checked) {
 			if it.Checked {
 				n.Check()
 			} else {
 				n.Uncheck()
 			}
 		}
+		t.applied[id] = it
 	}
 	if m.Icon != t.icon {
 		t.icon = m.Icon
 		setIcon(m.Icon)
 	}
-	setTooltip(m.Tooltip)
+	if m.Tooltip != t.tooltip {
+		t.tooltip = m.Tooltip
+		setTooltip(m.Tooltip)
+	}
 }

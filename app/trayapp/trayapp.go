@@ -2,19 +2,26 @@
 // event sources → the core's status model → menu.Render → the tray. Actions
 // go through the same core code as the CLI and take the same lock.
 //
+// One goroutine, the loop in Run, owns the state and renders; nothing it
+// does waits on the container CLI, SSH or the admin prompt. Observations
+// (the full status, which runs the CLI and may hang up to its 30 s timeout)
+// and actions run in their own goroutines and post their results back, so
+// a click is taken the moment it arrives and renders keep their order.
+//
 // Cheap when idle: with the builder ready, a kept-alive SSH connection is the
 // only probe (its loss is the "builder died" event, and it carries the
 // running-builds count); fsnotify watches the data and config directories;
-// the Nix/ssh setup files are compared by content hash; the full status
-// (which runs the container CLI) is taken only on events, on menu opening,
-// and by a timer that is fast during transitions and slow when steady.
+// the Nix/ssh setup files are compared by content hash; the full status is
+// taken only on events, on menu opening, and by a timer that is slow when
+// the builder is stopped and backs off (1 s, 2 s, … 60 s) while it is in
+// any other unsettled state — starting, unhealthy, or ready while our own
+// SSH dial fails — until the next event resets it.
 package trayapp
 
 import (
 	"context"
 	"crypto/sha256"
 	"errors"
-
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,91 +36,146 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
+	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
 	"github.com/wrapix/wrapix-builder/builder/status"
 )
 
 // Tray is the UI the controller drives (app/tray renders it with systray).
+// Quit is the tray's own business: it must act even while we are busy.
 type Tray interface {
 	Render(menu.Model)
 	Clicks() <-chan string   // item IDs
 	Opened() <-chan struct{} // the menu was opened
-	Quit()
 }
 
 // Poll intervals of the full status.
 var (
-	FastPoll   = 1 * time.Second  // while starting, stopping or unhealthy
+	FastPoll   = 1 * time.Second  // the first poll after an event in an unsettled state
+	MaxBackoff = 60 * time.Second // the backoff's ceiling
 	SlowPoll   = 60 * time.Second // stopped: nothing tells us when someone else starts it
 	KeepAlive  = 5 * time.Second  // the ready builder's SSH connection
 	BuildsPoll = 15 * time.Second // running builds, over that connection
 	SetupPoll  = 30 * time.Second // the setup files' content hash
 )
 
+// NextBackoff is the poll interval after an unsettled poll that saw nothing new.
+func NextBackoff(d time.Duration) time.Duration {
+	return min(2*d, MaxBackoff)
+}
+
 // App is the controller.
 type App struct {
-	Builder  *lifecycle.Builder
+	Layout   paths.Layout
+	Builder  *lifecycle.Builder // nil while StartupError holds
 	Platform platform.Platform
 	Tray     Tray
 	CLI      string // the wrapix-builder CLI, for setup, shell and logs
 	Root     string // "/" normally
 
-	mu       sync.Mutex
-	state    menu.State
-	hostNix  string
-	wake     chan string // reasons to observe now
-	conn     *sshclient.Client
-	stopping bool // we stop the builder: its death is not news
-	wasReady bool // the builder was last seen ready (until seen stopped)
+	// StartupError is why the app cannot drive the builder (a bad
+	// config.toml): shown in the menu and a notification, and Reload is
+	// tried whenever the config directory changes.
+	StartupError error
+	Reload       func() (*lifecycle.Builder, error)
+
+	// Owned by the loop in Run.
+	state     menu.State
+	seq       uint64
+	hostNix   string
+	conn      *sshclient.Client
+	stopping  bool          // we stop the builder: its death is not news
+	wasReady  bool          // the builder was last seen ready (until seen stopped)
+	backoff   time.Duration // the unsettled poll interval
+	observing bool          // an observation is in flight
+	pending   string        // the reason for another one once it lands
+	gen       uint64        // bumped when an action starts or ends: older observations are stale
+	due       time.Time     // the next poll
+
+	wake  chan string // reasons to observe, from the watchers
+	posts chan func() // results from goroutines, run by the loop
+	work  sync.WaitGroup
 }
 
-// Run drives the app until ctx ends or the user quits.
+// Run drives the app until ctx ends.
 func (a *App) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	defer func() {
+		cancel()
+		a.dropConn()
+		a.work.Wait() // cancelled CLI calls are killed by their contexts
+	}()
 	if a.Root == "" {
 		a.Root = "/"
 	}
 	a.wake = make(chan string, 8)
+	a.posts = make(chan func(), 16)
+	a.backoff = FastPoll
+	a.state.StartupError = a.StartupError
+	if a.Builder != nil {
+		a.useBuilder()
+	}
+	a.render()
+	if a.StartupError != nil {
+		a.notify("Wrapix Builder cannot start", a.StartupError.Error())
+	}
+	a.goWork(func() { a.watchFiles(ctx) })
+	a.goWork(func() { a.watchSetup(ctx) })
+	a.observe(ctx, "startup")
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case id := <-a.Tray.Clicks():
+			a.resetBackoff()
+			a.click(ctx, id)
+		case <-a.Tray.Opened():
+			a.backoff = FastPoll
+			a.observe(ctx, "menu opened")
+		case reason := <-a.wake:
+			a.backoff = FastPoll
+			a.observe(ctx, reason)
+		case f := <-a.posts:
+			f()
+		case <-timer.C:
+			a.due = time.Time{}
+			a.observe(ctx, "poll")
+		}
+		// Re-arm the timer for the current due time.
+		timer.Stop()
+		if !a.due.IsZero() {
+			timer.Reset(max(time.Until(a.due), 0))
+		}
+	}
+}
+
+func (a *App) useBuilder() {
 	a.Builder.Progress = func(msg string) {
 		if strings.Contains(msg, "store initialised") { // the entrypoint's first-start line
 			a.notify("Wrapix Builder store initialised", strings.TrimPrefix(msg, "builder: "))
 		}
 	}
-	if nv, err := lifecycle.HostNixVersion(ctx); err == nil {
-		a.hostNix = nv.Raw
-	}
-	a.state.StartAtLogin = a.Platform.LoginItem != nil && a.Platform.LoginItem.Enabled()
-	a.render()
-	go a.watchFiles(ctx)
-	go a.watchSetup(ctx)
-	a.signal("startup")
+}
 
-	timer := time.NewTimer(FastPoll)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			a.dropConn()
-			return nil
-		case id := <-a.Tray.Clicks():
-			if id == menu.Quit {
-				a.dropConn()
-				a.Tray.Quit()
-				return nil
-			}
-			a.click(ctx, id)
-		case <-a.Tray.Opened():
-			a.signal("menu opened")
-		case reason := <-a.wake:
-			a.observe(ctx, reason)
-			timer.Reset(a.nextPoll())
-		case <-timer.C:
-			if a.nextPoll() > 0 {
-				a.observe(ctx, "poll")
-			}
-			timer.Reset(max(a.nextPoll(), time.Second))
-		}
+// goWork runs f in a goroutine that Run waits for when it ends.
+func (a *App) goWork(f func()) {
+	a.work.Add(1)
+	go func() {
+		defer a.work.Done()
+		f()
+	}()
+}
+
+// post hands f to the loop; false once the app is ending.
+func (a *App) post(ctx context.Context, f func()) bool {
+	select {
+	case a.posts <- f:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -125,30 +187,108 @@ func (a *App) signal(reason string) {
 	}
 }
 
-// nextPoll is the adaptive interval: 0 means no timer (the SSH connection watches).
-func (a *App) nextPoll() time.Duration {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	switch {
-	case a.state.Busy != "":
-		return FastPoll
-	case a.state.Report == nil:
-		return FastPoll
-	case a.state.Report.State == status.Ready && a.conn != nil:
-		return 24 * time.Hour // the kept-alive connection reports changes
-	case a.state.Report.State == status.Stopped, a.state.Report.State == status.Unavailable:
-		return SlowPoll
+// resetBackoff: an event; the next poll comes soon again.
+func (a *App) resetBackoff() {
+	a.backoff = FastPoll
+	if soon := time.Now().Add(FastPoll); !a.due.IsZero() && a.due.After(soon) && a.nextPoll() == FastPoll {
+		a.due = soon
 	}
-	return FastPoll
 }
 
-// observe takes the full status, notices transitions worth a notification,
-// and keeps the SSH connection while the builder is ready.
+// nextPoll is the interval until the next poll; 0 means none (the SSH
+// connection or the file watches report changes).
+func (a *App) nextPoll() time.Duration {
+	r := a.state.Report
+	switch {
+	case a.StartupError != nil:
+		return SlowPoll // the config directory's watch reports the fix
+	case r == nil:
+		return a.backoff
+	case a.state.Busy == "" && r.State == status.Ready && a.conn != nil:
+		return 0
+	case a.state.Busy == "" && (r.State == status.Stopped || r.State == status.Unavailable):
+		return SlowPoll
+	}
+	return a.backoff // starting, unhealthy, ready without our connection, or an action running
+}
+
+// observation is what one look at the builder found.
+type observation struct {
+	report  *status.Report
+	conn    *sshclient.Client // a new connection to the ready builder, if we had none
+	hostNix string
+	login   platform.LoginState
+}
+
+// observe starts an observation in its own goroutine, or queues one when
+// one is in flight.
 func (a *App) observe(ctx context.Context, reason string) {
-	r := a.Builder.Status(ctx, lifecycle.StatusOptions{Root: a.Root, HostNix: a.hostNix})
-	a.mu.Lock()
+	if a.observing {
+		if a.pending == "" || a.pending == "poll" {
+			a.pending = reason
+		}
+		return
+	}
+	if a.Builder == nil {
+		a.reload(ctx)
+		if a.Builder == nil {
+			a.due = time.Now().Add(SlowPoll)
+			return
+		}
+	}
+	a.observing = true
+	gen, hostNix, needConn, b := a.gen, a.hostNix, a.conn == nil, a.Builder
+	a.goWork(func() {
+		o := a.look(ctx, b, hostNix, needConn)
+		if !a.post(ctx, func() { a.observed(ctx, reason, gen, o) }) && o.conn != nil {
+			o.conn.Close()
+		}
+	})
+}
+
+// look takes the full status (the host's Nix version the first time), and
+// dials the ready builder when we have no connection to it.
+func (a *App) look(ctx context.Context, b *lifecycle.Builder, hostNix string, needConn bool) observation {
+	o := observation{hostNix: hostNix}
+	if o.hostNix == "" {
+		if nv, err := lifecycle.HostNixVersion(ctx); err == nil {
+			o.hostNix = nv.Raw
+		}
+	}
+	o.report = b.Status(ctx, lifecycle.StatusOptions{Root: a.Root, HostNix: o.hostNix})
+	if o.report.State == status.Ready && needConn {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if c, err := b.Dial(dctx); err == nil {
+			o.conn = c
+		}
+		cancel()
+	}
+	if a.Platform.LoginItem != nil {
+		o.login = a.Platform.LoginItem.State()
+	}
+	return o
+}
+
+// observed applies an observation: it notices transitions worth a
+// notification, keeps the SSH connection while the builder is ready, and
+// sets the next poll.
+func (a *App) observed(ctx context.Context, reason string, gen uint64, o observation) {
+	a.observing = false
+	a.hostNix = o.hostNix
+	a.state.StartAtLogin = menu.LoginState(o.login)
+	if gen != a.gen { // an action started or ended meanwhile: this report predates it
+		if o.conn != nil {
+			o.conn.Close()
+		}
+		a.render()
+		a.observe(ctx, "action changed the builder")
+		return
+	}
+	r := o.report
+	prev := a.state.Report
 	a.state.Report = r
-	busy, stopping, wasReady := a.state.Busy != "", a.stopping, a.wasReady
+	busy := a.state.Busy != ""
+	stopping, wasReady := a.stopping, a.wasReady
 	if !busy {
 		a.stopping = false // our own stop has been seen through
 	}
@@ -158,7 +298,6 @@ func (a *App) observe(ctx context.Context, reason string) {
 	case status.Stopped, status.Unavailable:
 		a.wasReady = false
 	}
-	a.mu.Unlock()
 	// wasReady survives the in-between states an observation can catch (a
 	// kill seen by the SSH probe before the runtime reports it), so every
 	// death of a ready builder is reported once.
@@ -172,34 +311,63 @@ func (a *App) observe(ctx context.Context, reason string) {
 		a.notify("Wrapix Builder is ready", "Builds for "+strings.Join(a.Builder.Config.Systems, ", ")+" can use it at "+r.SSH.Address+".")
 	}
 	if r.State == status.Ready {
-		a.keepConn(ctx)
+		if o.conn != nil {
+			a.keepConn(ctx, o.conn)
+		}
 	} else {
 		a.dropConn()
 	}
+	// Back off only while polls keep seeing the same unsettled state.
+	switch {
+	case prev == nil || prev.State != r.State:
+		a.backoff = FastPoll
+	case reason == "poll":
+		a.backoff = NextBackoff(a.backoff)
+	}
+	a.render()
+	if a.pending != "" {
+		next := a.pending
+		a.pending = ""
+		a.observe(ctx, next)
+		return
+	}
+	if d := a.nextPoll(); d > 0 {
+		a.due = time.Now().Add(d)
+	} else {
+		a.due = time.Time{}
+	}
+}
+
+// reload retries a configuration that failed to load.
+func (a *App) reload(ctx context.Context) {
+	if a.Reload == nil {
+		return
+	}
+	b, err := a.Reload()
+	if err != nil {
+		if err.Error() != a.StartupError.Error() {
+			a.notify("Wrapix Builder cannot start", err.Error())
+		}
+		a.StartupError, a.state.StartupError = err, err
+		a.render()
+		return
+	}
+	a.Builder, a.StartupError, a.state.StartupError = b, nil, nil
+	a.useBuilder()
 	a.render()
 }
 
-// keepConn holds one SSH connection to the ready builder. Its end (EOF when
+// keepConn holds the connection to the ready builder. Its end (EOF when
 // the builder dies, or a failed keepalive) wakes the controller at once.
-func (a *App) keepConn(ctx context.Context) {
-	a.mu.Lock()
+func (a *App) keepConn(ctx context.Context, c *sshclient.Client) {
 	if a.conn != nil {
-		a.mu.Unlock()
+		c.Close()
 		return
 	}
-	a.mu.Unlock()
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	c, err := a.Builder.Dial(dctx)
-	cancel()
-	if err != nil {
-		return
-	}
-	a.mu.Lock()
 	a.conn = c
-	a.mu.Unlock()
 	lost := make(chan struct{})
 	go func() { _ = c.Wait(); close(lost) }()
-	go func() {
+	a.goWork(func() {
 		keep := time.NewTicker(KeepAlive)
 		builds := time.NewTicker(BuildsPoll)
 		defer keep.Stop()
@@ -210,40 +378,38 @@ func (a *App) keepConn(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-lost:
-				a.connLost(c)
+				a.post(ctx, func() { a.connLost(ctx, c) })
 				return
 			case <-keep.C:
 				kctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 				err := c.KeepAlive(kctx)
 				cancel()
 				if err != nil {
-					a.connLost(c)
+					a.post(ctx, func() { a.connLost(ctx, c) })
 					return
 				}
 			case <-builds.C:
 				a.countBuilds(ctx, c)
 			}
 		}
-	}()
+	})
 }
 
-func (a *App) connLost(c *sshclient.Client) {
-	a.mu.Lock()
-	if a.conn == c {
-		a.conn = nil
-	}
-	a.mu.Unlock()
+// connLost: the builder's connection ended without us closing it.
+func (a *App) connLost(ctx context.Context, c *sshclient.Client) {
 	c.Close()
-	a.signal("connection lost")
+	if a.conn != c {
+		return // we dropped it ourselves
+	}
+	a.conn = nil
+	a.backoff = FastPoll
+	a.observe(ctx, "connection lost")
 }
 
 func (a *App) dropConn() {
-	a.mu.Lock()
-	c := a.conn
-	a.conn = nil
-	a.mu.Unlock()
-	if c != nil {
-		c.Close()
+	if a.conn != nil {
+		a.conn.Close()
+		a.conn = nil
 	}
 }
 
@@ -259,13 +425,12 @@ func (a *App) countBuilds(ctx context.Context, c *sshclient.Client) {
 	if err != nil {
 		return
 	}
-	a.mu.Lock()
-	changed := a.state.RunningBuilds != n
-	a.state.RunningBuilds = n
-	a.mu.Unlock()
-	if changed {
-		a.render()
-	}
+	a.post(ctx, func() {
+		if a.state.RunningBuilds != n {
+			a.state.RunningBuilds = n
+			a.render()
+		}
+	})
 }
 
 // watchFiles: a CLI start or stop touches the data directory (the lock,
@@ -276,7 +441,10 @@ func (a *App) watchFiles(ctx context.Context) {
 		return
 	}
 	defer w.Close()
-	for _, d := range []string{a.Builder.Layout.DataDir, a.Builder.Layout.ConfigDir} {
+	for _, d := range []string{a.Layout.DataDir, a.Layout.ConfigDir} {
+		if d == "" {
+			continue
+		}
 		_ = os.MkdirAll(d, 0o700)
 		_ = w.Add(d)
 	}
@@ -331,77 +499,92 @@ func (a *App) watchSetup(ctx context.Context) {
 	}
 }
 
+// render decides the menu and shows it; models are numbered in the order
+// they are decided, and the tray never lets an older one win.
 func (a *App) render() {
-	a.mu.Lock()
+	a.seq++
 	m := menu.Render(a.state)
-	a.mu.Unlock()
+	m.Seq = a.seq
 	a.Tray.Render(m)
 }
 
+// notify shows a notification without waiting for it (the osascript
+// fallback takes a moment).
 func (a *App) notify(title, body string) {
 	if a.Platform.Notifier != nil {
-		_ = a.Platform.Notifier.Notify(title, body)
+		go func() { _ = a.Platform.Notifier.Notify(title, body) }()
 	}
 }
 
 // readyNow reports a start we made; the next observation then has nothing new to say.
 func (a *App) readyNow() {
-	a.mu.Lock()
 	a.wasReady = true
-	a.mu.Unlock()
 	a.notify("Wrapix Builder is ready", "Builds for "+strings.Join(a.Builder.Config.Systems, ", ")+" can use it at "+a.Builder.SSHAddress()+".")
 }
 
-// click runs an action. Long ones run in the background with Busy set.
+// click starts the clicked action; nothing here waits.
 func (a *App) click(ctx context.Context, id string) {
+	if a.Builder == nil && id != menu.StartAtLogin {
+		return // every other action needs the configuration
+	}
 	switch id {
 	case menu.Start:
-		a.background(ctx, "Starting", func() error {
+		a.background(ctx, "Starting", func(ctx context.Context) error {
 			_, err := a.Builder.Start(ctx)
 			return err
 		}, a.readyNow, "Start failed")
 	case menu.Stop:
-		a.background(ctx, "Stopping", func() error {
+		a.background(ctx, "Stopping", func(ctx context.Context) error {
 			_, err := a.Builder.Stop(ctx)
 			return err
 		}, nil, "Stop failed")
 	case menu.Restart:
-		a.background(ctx, "Restarting", func() error {
+		a.background(ctx, "Restarting", func(ctx context.Context) error {
 			if _, err := a.Builder.Stop(ctx); err != nil {
 				return err
 			}
 			_, err := a.Builder.Start(ctx)
 			return err
 		}, a.readyNow, "Restart failed")
-	case menu.CopyConfig:
-		if err := a.copyConfig(); err != nil {
-			a.fail("Copy failed", err)
-		}
 	case menu.RunSetup:
 		argv := a.cliArgs("setup")
-		a.background(ctx, "Running setup", func() error { return a.Platform.Admin.Run(argv) },
+		a.background(ctx, "Running setup", func(ctx context.Context) error { return a.Platform.Admin.Run(ctx, argv) },
 			func() { a.notify("Wrapix Builder setup done", "Your Mac's Nix now uses the builder.") }, "Setup failed")
+	case menu.CopyConfig:
+		a.quick(ctx, "Copy failed", a.copyConfig)
 	case menu.OpenShell:
-		if err := a.Platform.Terminal.Open(a.cliArgs("ssh")); err != nil {
-			a.fail("Cannot open a terminal", err)
-		}
+		argv := a.cliArgs("ssh")
+		a.quick(ctx, "Cannot open a terminal", func() error { return a.Platform.Terminal.Open("ssh", argv) })
 	case menu.ShowLogs:
-		if err := a.Platform.Terminal.Open(a.cliArgs("logs", "--follow")); err != nil {
-			a.fail("Cannot open a terminal", err)
-		}
+		argv := a.cliArgs("logs", "--follow")
+		a.quick(ctx, "Cannot open a terminal", func() error { return a.Platform.Terminal.Open("logs", argv) })
 	case menu.StartAtLogin:
-		a.mu.Lock()
-		on := !a.state.StartAtLogin
-		a.mu.Unlock()
-		if err := a.Platform.LoginItem.Set(on); err != nil {
-			a.fail("Start at login", err)
+		if a.Platform.LoginItem == nil {
 			return
 		}
-		a.mu.Lock()
-		a.state.StartAtLogin = on
-		a.mu.Unlock()
-		a.render()
+		on := !a.state.StartAtLogin.On
+		a.goWork(func() {
+			err := a.Platform.LoginItem.Set(on)
+			st := a.Platform.LoginItem.State()
+			a.post(ctx, func() {
+				a.state.StartAtLogin = menu.LoginState(st)
+				if err != nil {
+					a.fail("Start at login", err)
+					return
+				}
+				a.render()
+			})
+		})
 	}
+}
+
+// quick runs a short action in a goroutine and reports its failure.
+func (a *App) quick(ctx context.Context, failTitle string, run func() error) {
+	a.goWork(func() {
+		if err := run(); err != nil {
+			a.post(ctx, func() { a.fail(failTitle, err) })
+		}
+	})
 }
 
 // cliArgs is the CLI command line for an action, with this user's
@@ -421,38 +604,40 @@ func (a *App) copyConfig() error {
 }
 
 func (a *App) fail(what string, err error) {
-	a.mu.Lock()
 	a.state.LastError = what + ": " + err.Error()
-	a.mu.Unlock()
 	a.notify(what, err.Error())
 	a.render()
 }
 
-func (a *App) background(ctx context.Context, busy string, run func() error, ok func(), failTitle string) {
-	a.mu.Lock()
+// background runs a long action with Busy set. A dismissed admin prompt is
+// no failure: nothing is reported, and the previous error line is gone.
+func (a *App) background(ctx context.Context, busy string, run func(context.Context) error, ok func(), failTitle string) {
 	if a.state.Busy != "" {
-		a.mu.Unlock()
 		return
 	}
 	a.state.Busy, a.state.LastError = busy, ""
 	if busy == "Stopping" || busy == "Restarting" {
 		a.stopping = true
 	}
-	a.mu.Unlock()
+	a.gen++
 	a.render()
-	go func() {
-		err := run()
-		a.mu.Lock()
-		a.state.Busy = ""
-		a.mu.Unlock()
-		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return
+	a.goWork(func() {
+		err := run(ctx)
+		a.post(ctx, func() {
+			a.state.Busy = ""
+			a.gen++
+			switch {
+			case err == nil:
+				if ok != nil {
+					ok()
+				}
+			case errors.Is(err, platform.ErrCancelled), errors.Is(err, context.Canceled):
+			default:
+				a.fail(failTitle, err)
 			}
-			a.fail(failTitle, err)
-		} else if ok != nil {
-			ok()
-		}
-		a.signal("action done")
-	}()
+			a.backoff = FastPoll
+			a.render()
+			a.observe(ctx, "action done")
+		})
+	})
 }
