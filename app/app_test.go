@@ -373,12 +373,41 @@ func TestAppOverDBus(t *testing.T) {
 		return nil
 	})
 
-	// Start at login writes an XDG autostart entry.
+	// A failing setup shows its error; a dismissed prompt (pkexec exits
+	// 126) is no failure: no notification, no problem icon, and the earlier
+	// error line goes.
+	stoppedIcon := b.icon(t)
+	pkexecCalls := filepath.Join(fakes, "pkexec.calls")
+	os.WriteFile(filepath.Join(fakes, "pkexec"), []byte("#!/bin/sh\necho x >> '"+pkexecCalls+"'\necho 'setup: something broke' >&2\nexit 1\n"), 0o755)
+	b.click(t, "Run setup")
+	waitFor(t, 5*time.Second, "setup failure notification", func() bool { return b.notified("Setup failed") }, b)
+	b.waitMenu(t, 5*time.Second, "the error line", nil, func(items []menuItem) bool { _, ok := find(items, "Error: Setup failed"); return ok })
+	failures := countNotified(b, "Setup failed")
+	os.WriteFile(filepath.Join(fakes, "pkexec"), []byte("#!/bin/sh\necho x >> '"+pkexecCalls+"'\nexit 126\n"), 0o755)
+	b.click(t, "Run setup")
+	waitFor(t, 5*time.Second, "the second prompt", func() bool { data, _ := os.ReadFile(pkexecCalls); return strings.Count(string(data), "\n") == 2 })
+	b.waitMenu(t, 5*time.Second, "stopped, without an error line", nil, func(items []menuItem) bool {
+		_, errLine := find(items, "Error:")
+		return statusIs("Builder: stopped")(items) && !errLine
+	})
+	waitFor(t, 5*time.Second, "the stopped icon back", func() bool { return b.icon(t) == stoppedIcon })
+	time.Sleep(300 * time.Millisecond)
+	if n := countNotified(b, "Setup failed"); n != failures {
+		t.Errorf("a dismissed admin prompt was reported as a failure (%d notifications)", n-failures)
+	}
+
+	// Start at login writes an XDG autostart entry, and the menu shows the
+	// entry's real state: one that starts nothing is unchecked.
+	entry := filepath.Join(home, ".config/autostart/wrapix-builder.desktop")
 	b.click(t, "Start at login")
 	waitFor(t, 5*time.Second, "autostart entry", func() bool {
-		_, err := os.Stat(filepath.Join(home, ".config/autostart/wrapix-builder.desktop"))
+		_, err := os.Stat(entry)
 		return err == nil
 	})
+	b.waitMenu(t, 5*time.Second, "start at login checked", nil, func(items []menuItem) bool { it, _ := find(items, "Start at login"); return it.checked })
+	os.WriteFile(entry, []byte("[Desktop Entry]\nType=Application\nExec=\"/nonexistent/wrapix-builder-app\"\n"), 0o644)
+	b.openMenu(t)
+	b.waitMenu(t, 5*time.Second, "start at login unchecked for a broken entry", nil, func(items []menuItem) bool { it, ok := find(items, "Start at login"); return ok && !it.checked })
 
 	b.click(t, "Quit")
 	select {

@@ -133,8 +133,12 @@ func Render(s State) Model {
 	case r != nil && state == status.Ready && r.NixDaemon.Version != "":
 		detail = "Nix " + r.NixDaemon.Version + " on " + r.Container.IP
 	}
-	m.Items[DetailLine] = Item{Title: truncate(detail, 90), Visible: detail != ""}
-	m.Items[FixLine] = Item{Title: truncate(fix, 90), Visible: fix != ""}
+	width := 60
+	if s.StartupError != nil {
+		width = 150 // the file's path and the key: nothing else to act on
+	}
+	m.Items[DetailLine] = Item{Title: truncate(detail, width), Visible: detail != ""}
+	m.Items[FixLine] = Item{Title: truncate(fix, 150), Visible: fix != ""}
 	builds := ""
 	if state == status.Ready {
 		switch s.RunningBuilds {

@@ -1,0 +1,184 @@
+package trayapp
+
+import (
+	"context"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wrapix/wrapix-builder/app/menu"
+	"github.com/wrapix/wrapix-builder/builder/config"
+	"github.com/wrapix/wrapix-builder/builder/keys"
+	"github.com/wrapix/wrapix-builder/builder/lifecycle"
+	"github.com/wrapix/wrapix-builder/builder/paths"
+	"github.com/wrapix/wrapix-builder/builder/sshclient"
+	"github.com/wrapix/wrapix-builder/builder/status"
+	"github.com/wrapix/wrapix-builder/internal/testenv"
+)
+
+// The schedule: 1 s after an event, doubling to the 60 s ceiling in six
+// polls; five minutes of an unhealthy builder cost 11 polls, not 300.
+func TestBackoffSchedule(t *testing.T) {
+	var got []time.Duration
+	d := FastPoll
+	for i := 0; i < 8; i++ {
+		got = append(got, d)
+		d = NextBackoff(d)
+	}
+	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60}
+	for i := range want {
+		if got[i] != want[i]*time.Second {
+			t.Fatalf("schedule %v, want %v s", got, want)
+		}
+	}
+	if n := pollsIn(5*time.Minute, FastPoll); n > 11 {
+		t.Fatalf("%d polls in 5 minutes", n)
+	}
+}
+
+// pollsIn counts the polls the schedule makes in window after an event.
+func pollsIn(window, first time.Duration) int {
+	n, at, d := 0, time.Duration(0), first
+	for at+d <= window {
+		at += d
+		n++
+		d = NextBackoff(d)
+	}
+	return n
+}
+
+// fakeTray is the UI side of the controller: it records what was rendered.
+type fakeTray struct {
+	mu     sync.Mutex
+	models []menu.Model
+	clicks chan string
+	opened chan struct{}
+}
+
+func newFakeTray() *fakeTray {
+	return &fakeTray{clicks: make(chan string, 16), opened: make(chan struct{}, 1)}
+}
+
+func (f *fakeTray) Render(m menu.Model) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.models = append(f.models, m)
+}
+func (f *fakeTray) Clicks() <-chan string   { return f.clicks }
+func (f *fakeTray) Opened() <-chan struct{} { return f.opened }
+
+func (f *fakeTray) status() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.models) == 0 {
+		return ""
+	}
+	return f.models[len(f.models)-1].Items[menu.StatusLine].Title
+}
+
+// scaled runs the test with every poll interval divided by 100: five
+// minutes are three seconds. The controller and the processes it spawns are
+// real; only the clock's scale is not.
+func scaled(t *testing.T) {
+	old := []time.Duration{FastPoll, MaxBackoff, SlowPoll}
+	FastPoll, MaxBackoff, SlowPoll = 10*time.Millisecond, 600*time.Millisecond, 600*time.Millisecond
+	t.Cleanup(func() { FastPoll, MaxBackoff, SlowPoll = old[0], old[1], old[2] })
+}
+
+// probes counts the status probes the app made: each takes the container
+// once through `inspect` or `ls`.
+func probes(w *testenv.World) int {
+	n := 0
+	for _, c := range w.Calls() {
+		if len(c) > 0 && (c[0] == "inspect" || c[0] == "ls" || c[0] == "list") {
+			n++
+		}
+	}
+	return n
+}
+
+// An unsettled builder (its container runs, SSH never answers: the state
+// "starting" that an unhealthy builder also polls in) is polled with
+// backoff, and an event — the menu opening — resets it.
+func TestPollingBacksOffWhileUnsettled(t *testing.T) {
+	w := testenv.New(t)
+	l, err := paths.FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(l.ConfigFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Ensure(l); err != nil {
+		t.Fatal(err)
+	}
+	// A running container whose published port nobody serves (record mode).
+	if out, err := exec.Command("container", "run", "-d", "--name", lifecycle.ContainerName, "--publish", "127.0.0.1:"+strconv.Itoa(w.Port)+":22/tcp", "wrapix-builder:latest").CombinedOutput(); err != nil {
+		t.Fatalf("container run: %v %s", err, out)
+	}
+	scaled(t)
+	tray := newFakeTray()
+	app := &App{Layout: l, Builder: lifecycle.New(l, cfg, "container"), Tray: tray, CLI: "wrapix-builder", Root: t.TempDir()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { app.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	deadline := time.Now().Add(30 * time.Second)
+	for tray.status() != "Builder: starting…" {
+		if time.Now().After(deadline) {
+			t.Fatalf("never showed starting: %q", tray.status())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := probes(w)
+	time.Sleep(3 * time.Second) // five minutes at this scale
+	n := probes(w) - start
+	t.Logf("status probes in 5 (scaled) minutes of an unsettled builder: %d (1 s polling: 300)", n)
+	if n > 15 {
+		t.Fatalf("%d status probes in 5 minutes of an unsettled builder; the backoff allows 11", n)
+	}
+	if n < 3 {
+		t.Fatalf("only %d status probes: the unsettled builder is not watched", n)
+	}
+
+	// The backoff is at its ceiling (600 ms at this scale); opening the menu
+	// probes at once and polls fast again.
+	before := probes(w)
+	tray.opened <- struct{}{}
+	time.Sleep(time.Second) // the 600 ms ceiling would allow at most one poll here
+	if got := probes(w) - before; got < 4 {
+		t.Fatalf("%d probes in the second after the menu opened: the event did not reset the backoff", got)
+	}
+}
+
+// Which states poll how: the backoff covers every unsettled state,
+// including a ready builder our own SSH dial cannot reach.
+func TestNextPoll(t *testing.T) {
+	report := func(state string) *status.Report { return &status.Report{State: state} }
+	for _, tc := range []struct {
+		name  string
+		state menu.State
+		conn  bool
+		want  time.Duration
+	}{
+		{"ready, connected", menu.State{Report: report(status.Ready)}, true, 0},
+		{"ready, our dial fails", menu.State{Report: report(status.Ready)}, false, 8 * time.Second},
+		{"starting", menu.State{Report: report(status.Starting)}, false, 8 * time.Second},
+		{"unhealthy", menu.State{Report: report(status.Unhealthy)}, true, 8 * time.Second},
+		{"stopped", menu.State{Report: report(status.Stopped)}, false, SlowPoll},
+		{"unavailable", menu.State{Report: report(status.Unavailable)}, false, SlowPoll},
+		{"an action runs", menu.State{Report: report(status.Stopped), Busy: "Starting"}, false, 8 * time.Second},
+	} {
+		a := &App{state: tc.state, backoff: 8 * time.Second}
+		if tc.conn {
+			a.conn = &sshclient.Client{}
+		}
+		if got := a.nextPoll(); got != tc.want {
+			t.Errorf("%s: next poll in %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
