@@ -243,7 +243,9 @@ func TestStartupErrorsAreShown(t *testing.T) {
 	if s, _ := find(items, "Start"); s.enabled {
 		t.Error("Start enabled without a configuration")
 	}
-	waitFor(t, 5*time.Second, "the notification", func() bool { return b.notified("Wrapix Builder cannot start\n" + filepath.Join(w.ConfigDir, "config.toml")) }, b)
+	waitFor(t, 5*time.Second, "the notification", func() bool {
+		return b.notified("Wrapix Builder cannot start\n" + filepath.Join(w.ConfigDir, "config.toml"))
+	}, b)
 
 	w.WriteConfig("")
 	items = b.waitMenu(t, 10*time.Second, "stopped once the file is fixed", nil, statusIs("Builder: stopped"))
