@@ -34,12 +34,6 @@ func TestTrayInitialTitlesAndNewestModelWins(t *testing.T) {
 	t.Cleanup(tr.Quit)
 
 	items := b.waitMenu(t, 15*time.Second, "the first layout", nil, func(items []menuItem) bool { return len(items) > 0 })
-	var want []menu.Item
-	for _, id := range menu.Order {
-		if id != "" {
-			want = append(want, initial.Items[id])
-		}
-	}
 	var labels []string
 	for _, it := range items {
 		if it.label != "" {
