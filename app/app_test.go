@@ -253,10 +253,7 @@ func TestAppOverDBus(t *testing.T) {
 	addr, b := startBus(t)
 	display := startXvfb(t)
 	bin := testenv.Binaries(t)
-	appBin := filepath.Join(t.TempDir(), "wrapix-builder-app")
-	if out, err := exec.Command("go", "build", "-o", appBin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build app: %v %s", err, out)
-	}
+	appBin := buildApp(t)
 	// pkexec stand-in: records the argv it was given, runs nothing.
 	fakes := t.TempDir()
 	pkexecLog := filepath.Join(fakes, "pkexec.argv")

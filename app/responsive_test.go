@@ -4,11 +4,13 @@ package main
 // Finder passes it, and shows a startup error instead of exiting.
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,14 +28,27 @@ type runningApp struct {
 	out    *strings.Builder
 }
 
-// buildApp builds the app binary into a test directory.
+var (
+	appOnce  sync.Once
+	appBin   string
+	appBuild error
+)
+
+// buildApp builds the app binary once per test process, beside the other
+// test binaries.
 func buildApp(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "wrapix-builder-app")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build app: %v %s", err, out)
+	dir := testenv.Binaries(t)
+	appOnce.Do(func() {
+		appBin = filepath.Join(dir, "wrapix-builder-app")
+		if out, err := exec.Command("go", "build", "-o", appBin, ".").CombinedOutput(); err != nil {
+			appBuild = fmt.Errorf("build app: %v %s", err, out)
+		}
+	})
+	if appBuild != nil {
+		t.Fatal(appBuild)
 	}
-	return bin
+	return appBin
 }
 
 // startApp runs the app on the bus at addr with the test's environment.
