@@ -50,7 +50,7 @@ rec {
     (toString c.speedFactor)
     (dashIfEmpty c.features)
     "-"
-    (base64 c.hostKey)
+    (if c.hostKey == "" then "-" else base64 c.hostKey) # "-": pinned through the ssh_config alias only
   ] + "\n";
 
   # The nix.buildMachines entry (nix-darwin renders it into /etc/nix/machines).

@@ -1,30 +1,59 @@
 # nix-darwin module: darwinModules.default of the flake.
 #
-#   services.wrapix-builder = { enable = true; user = "alice"; };
+#   system.primaryUser = "alice";
+#   services.wrapix-builder.enable = true;
 #
 # Keys are generated at run time, per user, by `wrapix-builder start`; no
 # private key ever enters the Nix store. Activation installs root's copy of
 # the user's client key in /etc/nix (0600) and, unless `hostKey` is given,
 # the pinned host key from where the CLI keeps it. Everything else comes from
-# ./lib.nix, the same text the CLI's `config` and `setup` produce.
+# ./lib.nix, the same text the CLI's `config` and `setup` produce. The options
+# accept exactly what the CLI's config.toml accepts (builder/config): a test
+# feeds both the same values.
 { defaultPackage ? null, defaultImage ? null }:
-{ config, lib, pkgs, ... }:
+{ config, lib, pkgs, options, ... }:
 
 let
   cfg = config.services.wrapix-builder;
   wlib = import ./lib.nix;
   inherit (lib) mkOption mkEnableOption mkIf mkMerge types optionalString escapeShellArg concatStringsSep;
 
-  home = if config.users.users ? ${cfg.user} && config.users.users.${cfg.user}.home != null
-    then config.users.users.${cfg.user}.home else "/Users/${cfg.user}";
-  dataDir = "${home}/.local/share/wrapix";
+  user = if cfg.user == null then "" else cfg.user;
+  home = config.users.users.${user}.home or null;
+  homeDir = if home == null then "/Users/${user}" else home;
+  dataDir = "${homeDir}/.local/share/wrapix";
   keysDir = "${dataDir}/builder-keys";
+
+  # builder/config's checks, as option types (the messages name the option,
+  # the file that set it and these descriptions).
+  intIn = lo: hi: types.ints.between lo hi;
+  # config.ParseSize: digits, optional blanks, K/M/G/T/P, optional iB or B,
+  # any case, surrounding blanks trimmed; then a range in bytes.
+  sizeBytes = s:
+    let
+      m = builtins.match "[[:space:]]*0*([0-9]*)[[:space:]]*([KMGTPkmgtp])([Ii][Bb]|[Bb])?[[:space:]]*" s;
+      digits = builtins.elemAt m 0;
+      shift = { K = 10; M = 20; G = 30; T = 40; P = 50; }.${lib.toUpper (builtins.elemAt m 1)};
+      n = if digits == "" then 0 else lib.toIntBase10 digits;
+      pow2 = k: if k == 0 then 1 else 2 * pow2 (k - 1);
+    in
+    if m == null || builtins.stringLength digits > 18 || n > pow2 (62 - shift) then null else n * pow2 shift;
+  size = lo: hi: what: types.addCheck types.str (s: let b = sizeBytes s; in b != null && b >= lo && b <= hi) // {
+    description = what;
+  };
+  feature = types.strMatching "[a-z0-9][a-z0-9_.-]*";
+  # One host key line, "type base64": what `cut -d' ' -f1,2 host_ed25519.pub`
+  # gives; a trailing newline (builtins.readFile) or comment is dropped.
+  hostKeyLine = types.addCheck types.str (s: builtins.match "(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com) [A-Za-z0-9+/]+={0,2}([ \t][^\n]*)?\n?" s != null) // {
+    description = ''a public key line "ssh-ed25519 AAAA…" (as in host_ed25519.pub)'';
+  };
+  firstTwoFields = s: concatStringsSep " " (lib.take 2 (builtins.filter (w: builtins.isString w && w != "") (builtins.split "[ \t\n]+" s)));
 
   toml = v: if builtins.isList v then "[" + concatStringsSep ", " (map toml v) + "]"
     else if builtins.isString v then builtins.toJSON v
     else if builtins.isBool v then (if v then "true" else "false")
     else toString v;
-  configDir = pkgs.writeTextDir "config.toml" (''
+  configText = ''
     cpus = ${toml cfg.cpus}
     memory = ${toml cfg.memory}
     port = ${toml cfg.port}
@@ -33,18 +62,78 @@ let
     speed-factor = ${toml cfg.speedFactor}
     supported-features = ${toml cfg.supportedFeatures}
     store = ${toml cfg.store}
-  '' + lib.optionalString (cfg.imageArchive != null) ''
+  '' + optionalString (cfg.imageArchive != null) ''
     image-archive = ${toml "${cfg.imageArchive}"}
-  '');
+  '';
+  configDir = pkgs.writeTextDir "config.toml" configText;
 
   settings = {
     user = "builder";
     inherit (cfg) port systems maxJobs speedFactor;
     features = cfg.supportedFeatures;
-    hostKey = cfg.hostKey;
+    hostKey = if cfg.hostKey == null then "" else cfg.hostKey;
     userKeyPath = "${keysDir}/client_ed25519";
   };
-  machine = wlib.buildMachine (settings // { hostKey = if cfg.hostKey == null then "" else cfg.hostKey; });
+  machine = wlib.buildMachine settings;
+
+  # The agent's PATH: launchd gives agents only /usr/bin:/bin:/usr/sbin:/sbin
+  # (nix-darwin's `path` is empty by default); Apple's installer puts
+  # `container` in /usr/local/bin, Nix lives in the profiles.
+  agentPath = [
+    "${cfg.package}/bin"
+    "/usr/local/bin"
+    "/etc/profiles/per-user/${user}/bin"
+    "${homeDir}/.nix-profile/bin"
+    "/run/current-system/sw/bin"
+    "/nix/var/nix/profiles/default/bin"
+    "/usr/bin"
+    "/bin"
+    "/usr/sbin"
+    "/sbin"
+  ];
+  logFile = "${homeDir}/Library/Logs/wrapix-builder.log";
+
+  # Files an earlier `sudo wrapix-builder setup` leaves (builder/setup): its
+  # journal, its own files, and its marked blocks in shared files. nix-darwin
+  # aborts a switch over any of them ("Unexpected files in /etc").
+  setupLeftovers = ''
+    wrapixLeft=()
+    [[ -e /etc/nix/wrapix_builder_setup.json ]] && wrapixLeft+=(/etc/nix/wrapix_builder_setup.json)
+    for f in ${wlib.knownHostsPath} /etc/ssh/ssh_config.d/100-wrapix-builder.conf; do
+      if [[ -e $f && ! -L $f ]]; then wrapixLeft+=("$f"); fi
+    done
+    for f in /etc/nix/nix.conf /etc/nix/machines /etc/nix/nix.custom.conf; do
+      if [[ -f $f ]] && grep -qF '# BEGIN wrapix-builder (managed by `wrapix-builder setup`' "$f"; then wrapixLeft+=("$f"); fi
+    done
+    if (( ''${#wrapixLeft[@]} )); then
+      printf >&2 '\e[1;31merror: files from an earlier `sudo wrapix-builder setup`, aborting activation\e[0m\n'
+      printf >&2 'services.wrapix-builder manages these itself now:\n\n'
+      printf >&2 '  %s\n' "''${wrapixLeft[@]}"
+      printf >&2 '\nRemove them with `sudo wrapix-builder setup --undo` (it restores what was there before), then switch again.\n'
+      exit 2
+    fi
+  '';
+
+  # Determinate Nix (nix.enable = false): the installer's
+  # /etc/nix/nix.custom.conf stays the user's file; we keep one marked block
+  # in it and one in /etc/nix/machines (read through Nix's default
+  # `builders = @/etc/nix/machines`), like `wrapix-builder setup` does.
+  determinateActivation = ''
+    # Wrapix Builder (Determinate Nix): marked blocks in the shared files.
+    ${builtins.readFile ./block.sh}
+    wrapixChanged=$(
+      wrapix_set_block /etc/nix/machines ${escapeShellArg (wlib.machinesLine settings)}
+      wrapix_set_block /etc/nix/nix.custom.conf ${escapeShellArg "builders-use-substitutes = true\n"}
+    )
+    wrapixForeign=$(wrapix_foreign_builders /etc/nix/nix.conf; wrapix_foreign_builders /etc/nix/nix.custom.conf)
+    if [[ -n $wrapixForeign ]]; then
+      printf >&2 'wrapix-builder: warning: a `builders` setting makes Nix ignore /etc/nix/machines:\n%s\n' "$wrapixForeign"
+    fi
+    if [[ -n $wrapixChanged ]]; then
+      echo "wrapix-builder: restarting Determinate's nix-daemon for the new builders entry" >&2
+      launchctl kickstart -k system/systems.determinate.nix-daemon || true
+    fi
+  '';
 in
 {
   options.services.wrapix-builder = {
@@ -52,25 +141,47 @@ in
     package = mkOption {
       type = types.package;
       default = defaultPackage pkgs;
+      defaultText = "the flake's package (the app bundle with the CLI)";
       description = "The Wrapix Builder package (the CLI, and the app on macOS).";
     };
     user = mkOption {
-      type = types.str;
-      description = "The macOS user who runs the builder; its keys live in that user's ~/.local/share/wrapix.";
-    };
-    cpus = mkOption { type = types.ints.between 1 64; default = 4; description = "CPUs of the builder container."; };
-    memory = mkOption { type = types.strMatching "[0-9]+ *[KMGTPkmgtp](i?[Bb])?"; default = "8GiB"; description = "Memory of the builder container, with a unit."; };
-    maxJobs = mkOption { type = types.ints.positive; default = cfg.cpus; defaultText = "cpus"; description = "Parallel builds Nix sends to the builder."; };
-    speedFactor = mkOption { type = types.ints.positive; default = 1; description = "Nix's preference for this builder."; };
-    systems = mkOption { type = types.listOf (types.enum [ "aarch64-linux" "x86_64-linux" ]); default = [ "aarch64-linux" ]; description = "Systems the builder builds for."; };
-    supportedFeatures = mkOption { type = types.listOf types.str; default = [ "benchmark" "big-parallel" ]; description = "Nix system features of the builder."; };
-    store = mkOption { type = types.enum [ "volume" "directory" ]; default = "volume"; description = "Where the builder's /nix lives: an Apple named volume, or builder-nix/ in the data directory."; };
-    port = mkOption { type = types.port; default = 2222; description = "Loopback port of the builder's sshd."; };
-    startAtLogin = mkOption { type = types.bool; default = true; description = "Start the builder (and the menu-bar app when installed) at login."; };
-    hostKey = mkOption {
       type = types.nullOr types.str;
+      default = config.system.primaryUser;
+      defaultText = lib.literalExpression "config.system.primaryUser";
+      description = ''
+        The macOS user who runs the builder; its keys live in that user's ~/.local/share/wrapix.
+        nix-darwin installs user launch agents for `system.primaryUser` only, so with
+        `startAtLogin` the two must be the same user.
+      '';
+    };
+    cpus = mkOption { type = intIn 1 64; default = 4; description = "CPUs of the builder container."; };
+    memory = mkOption {
+      type = size 1073741824 1099511627776 ''a size with a unit from "1GiB" to "1TiB", e.g. "8GiB" or "6144MiB"'';
+      default = "8GiB";
+      description = "Memory of the builder container, with a unit.";
+    };
+    maxJobs = mkOption { type = intIn 1 256; default = cfg.cpus; defaultText = "cpus"; description = "Parallel builds Nix sends to the builder."; };
+    speedFactor = mkOption { type = intIn 1 100; default = 1; description = "Nix's preference for this builder."; };
+    systems = mkOption {
+      type = types.nonEmptyListOf (types.enum [ "aarch64-linux" "x86_64-linux" ]);
+      default = [ "aarch64-linux" ];
+      apply = lib.unique;
+      description = "Systems the builder builds for.";
+    };
+    supportedFeatures = mkOption {
+      type = types.listOf feature;
+      default = [ "benchmark" "big-parallel" ];
+      apply = lib.unique;
+      description = "Nix system features of the builder (lower-case names).";
+    };
+    store = mkOption { type = types.enum [ "volume" "directory" ]; default = "volume"; description = "Where the builder's /nix lives: an Apple named volume, or builder-nix/ in the data directory."; };
+    port = mkOption { type = intIn 1024 65535; default = 2222; description = "Loopback port of the builder's sshd (1024–65535)."; };
+    startAtLogin = mkOption { type = types.bool; default = true; description = "Start the builder at login (a launch agent for `system.primaryUser`)."; };
+    hostKey = mkOption {
+      type = types.nullOr hostKeyLine;
       default = null;
-      example = "ssh-ed25519 AAAAC3Nza…";
+      apply = k: if k == null then null else firstTwoFields k;
+      example = lib.literalExpression ''builtins.readFile ./host_ed25519.pub'';
       description = "The builder's public host key line (`cat ~/.local/share/wrapix/builder-keys/host_ed25519.pub`). When null, activation pins the key the CLI generated.";
     };
     imageArchive = mkOption {
@@ -79,26 +190,60 @@ in
       defaultText = "the flake's builder-image (assembled on the Mac, no Linux builder needed)";
       description = "OCI-layout tar that `wrapix-builder start` loads when the image is missing.";
     };
+    configText = mkOption {
+      type = types.str;
+      readOnly = true;
+      internal = true;
+      default = configText;
+      description = "The config.toml the module gives the CLI and the app (read by builder/config).";
+    };
     determinate = mkOption {
       type = types.bool;
       default = false;
-      description = "Determinate Nix manages nix.conf: write the builders entry to /etc/nix/nix.custom.conf instead of nix.buildMachines.";
+      description = ''
+        Determinate Nix manages Nix (set `nix.enable = false`, as nix-darwin requires with
+        Determinate): the builders entry goes into marked blocks in /etc/nix/machines and the
+        installer's /etc/nix/nix.custom.conf, which otherwise stay as they are.
+      '';
     };
   };
 
   config = mkIf cfg.enable (mkMerge [
     {
+      assertions = [
+        {
+          assertion = cfg.user != null;
+          message = "services.wrapix-builder.user is not set: set system.primaryUser (or services.wrapix-builder.user) to the macOS user who runs the builder.";
+        }
+        {
+          assertion = cfg.startAtLogin -> cfg.user == config.system.primaryUser;
+          message = "services.wrapix-builder.user = \"${user}\" but nix-darwin installs launch agents for system.primaryUser = ${builtins.toJSON config.system.primaryUser}: set system.primaryUser = \"${user}\", or startAtLogin = false.";
+        }
+        {
+          assertion = config.nix.enable || cfg.determinate;
+          message = "services.wrapix-builder: nix.enable = false, so nix-darwin writes no nix.conf or machines file and the builder would be silently dropped: with Determinate Nix set services.wrapix-builder.determinate = true; otherwise turn nix.enable back on.";
+        }
+        {
+          assertion = cfg.determinate -> !config.nix.enable;
+          message = "services.wrapix-builder.determinate = true needs nix.enable = false (nix-darwin refuses to activate over Determinate and moves /etc/nix/nix.custom.conf aside when it manages Nix).";
+        }
+      ];
+
       environment.systemPackages = [ cfg.package ];
       environment.variables.WRAPIX_CONFIG_DIR = "${configDir}";
       environment.etc."ssh/ssh_config.d/100-wrapix-builder.conf".text = wlib.sshConfig settings;
 
+      # Before nix-darwin's own /etc check, so the message names the cause.
+      system.checks.text = setupLeftovers;
+
       system.activationScripts.postActivation.text = ''
         # Wrapix Builder: the module's settings for the app too (GUI apps do not see
-        # environment.variables) — never over a config.toml the user wrote.
-        cfgfile=${escapeShellArg "${home}/.config/wrapix/config.toml"}
+        # environment.variables) — never over a config.toml the user wrote. Made as
+        # the user, so a missing ~/.config is theirs, not root's.
+        cfgfile=${escapeShellArg "${homeDir}/.config/wrapix/config.toml"}
         if [ ! -e "$cfgfile" ] || [ -L "$cfgfile" ]; then
-          install -d -o ${escapeShellArg cfg.user} -g staff "$(dirname "$cfgfile")"
-          ln -sfn ${configDir}/config.toml "$cfgfile"
+          sudo --user=${escapeShellArg user} -- mkdir -p "$(dirname "$cfgfile")"
+          sudo --user=${escapeShellArg user} -- ln -sfn ${configDir}/config.toml "$cfgfile"
         else
           echo "wrapix-builder: leaving $cfgfile alone; the module's settings are in ${configDir}/config.toml" >&2
         fi
@@ -106,7 +251,7 @@ in
         if [ -f ${escapeShellArg "${keysDir}/client_ed25519"} ]; then
           install -m 600 -o root -g wheel ${escapeShellArg "${keysDir}/client_ed25519"} ${wlib.rootKeyPath}
         else
-          echo "wrapix-builder: no keys yet for ${cfg.user}; run \`wrapix-builder start\` as ${cfg.user}, then switch again" >&2
+          echo "wrapix-builder: no keys yet for ${user}; run \`wrapix-builder start\` as ${user}, then switch again" >&2
         fi
       '' + optionalString (cfg.hostKey == null) ''
         if [ -f ${escapeShellArg "${keysDir}/host_ed25519.pub"} ]; then
@@ -114,14 +259,19 @@ in
           printf '# wrapix-builder host key, managed by wrapix-builder.\n${wlib.alias} %s\n[127.0.0.1]:${toString cfg.port} %s\n[localhost]:${toString cfg.port} %s\n' "$key" "$key" "$key" > ${wlib.knownHostsPath}.tmp
           chmod 644 ${wlib.knownHostsPath}.tmp && mv ${wlib.knownHostsPath}.tmp ${wlib.knownHostsPath}
         fi
-      '';
+      '' + optionalString cfg.determinate determinateActivation;
 
+      # nix-darwin wraps `command` in `/bin/wait4path /nix/store && exec …`
+      # (modules/launchd/default.nix): at login /nix may not be mounted yet.
       launchd.user.agents.wrapix-builder = mkIf cfg.startAtLogin {
+        command = "${cfg.package}/bin/wrapix-builder start";
+        path = agentPath;
+        environment.WRAPIX_CONFIG_DIR = "${configDir}";
         serviceConfig = {
-          ProgramArguments = [ "${cfg.package}/bin/wrapix-builder" "start" ];
-          EnvironmentVariables.WRAPIX_CONFIG_DIR = "${configDir}";
           RunAtLoad = true;
-          StandardErrorPath = "/tmp/wrapix-builder-${cfg.user}.log";
+          ProcessType = "Background";
+          StandardOutPath = logFile;
+          StandardErrorPath = logFile;
         };
       };
     }
@@ -130,12 +280,6 @@ in
       nix.distributedBuilds = true;
       nix.buildMachines = [ (if cfg.hostKey == null then removeAttrs machine [ "publicHostKey" ] else machine) ];
       nix.settings.builders-use-substitutes = true;
-    })
-
-    (mkIf cfg.determinate {
-      environment.etc."nix/nix.custom.conf".text = ''
-        builders = ${wlib.machinesLine (settings // { hostKey = if cfg.hostKey == null then "" else cfg.hostKey; })}builders-use-substitutes = true
-      '';
     })
 
     (mkIf (cfg.hostKey != null) {

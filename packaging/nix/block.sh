@@ -1,0 +1,45 @@
+# Sourced by the nix-darwin module's activation script (bash, as root); a test
+# runs it on temporary files. Shared files (/etc/nix/nix.custom.conf, which
+# the Determinate installer creates and the user edits, and /etc/nix/machines)
+# get one marked block; every other line stays as it was.
+
+wrapix_block_begin='# BEGIN wrapix-builder (managed by nix-darwin: services.wrapix-builder; edits inside are replaced)'
+wrapix_block_end='# END wrapix-builder'
+
+# wrapix_set_block FILE BODY: set our block in FILE to BODY (replaced in
+# place when present, else appended; an empty BODY removes it). Writes only
+# when the text changes (atomically, keeping the file's mode and owner) and
+# then prints the file's name.
+wrapix_set_block() {
+	local file=$1 body=$2 tmp
+	if [ ! -e "$file" ] && [ -z "$body" ]; then return 0; fi
+	tmp=$(mktemp "$file.wrapix-XXXXXX") || return 1
+	local src=/dev/null
+	if [ -e "$file" ]; then
+		src=$file
+		cp -p "$file" "$tmp" || { rm -f "$tmp"; return 1; } # the mode and owner
+	else
+		chmod 644 "$tmp"
+	fi
+	BEGIN_LINE=$wrapix_block_begin END_LINE=$wrapix_block_end BODY=$body awk '
+		function block() { if (ENVIRON["BODY"] != "") printf "%s\n%s%s\n", ENVIRON["BEGIN_LINE"], ENVIRON["BODY"], ENVIRON["END_LINE"] }
+		$0 == ENVIRON["BEGIN_LINE"] { skip = 1; if (!done) block(); done = 1; next }
+		skip { if ($0 == ENVIRON["END_LINE"]) skip = 0; next }
+		{ print }
+		END { if (!done) block() }' "$src" >"$tmp" || { rm -f "$tmp"; return 1; }
+	if [ -e "$file" ] && cmp -s "$file" "$tmp"; then
+		rm -f "$tmp"
+		return 0
+	fi
+	mv -f "$tmp" "$file" && echo "$file"
+}
+
+# wrapix_foreign_builders FILE: the `builders` lines of FILE outside our
+# block (they would make Nix ignore /etc/nix/machines).
+wrapix_foreign_builders() {
+	[ -f "$1" ] || return 0
+	BEGIN_LINE=$wrapix_block_begin END_LINE=$wrapix_block_end awk '
+		$0 == ENVIRON["BEGIN_LINE"] { skip = 1; next }
+		skip { if ($0 == ENVIRON["END_LINE"]) skip = 0; next }
+		/^[ \t]*builders[ \t]*=/ { print FILENAME ":" NR ": " $0 }' "$1"
+}

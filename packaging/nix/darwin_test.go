@@ -1,0 +1,381 @@
+package nix
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/wrapix/wrapix-builder/builder/config"
+)
+
+// The vendored, unmodified nix-darwin and nixpkgs lib (../shared/vendor/,
+// README there): the module is evaluated inside the real module system.
+var vendorFiles = map[string]string{
+	"nix-darwin":  "nix-darwin-a1fa429e.tar.gz",
+	"nixpkgs-lib": "nixpkgs-lib-de42d442.tar.gz",
+}
+
+var (
+	extractOnce sync.Once
+	extractDir  string
+	extractErr  error
+)
+
+// vendorDir finds shared/vendor beside the project (or in an ancestor of
+// it: worktrees sit one level deeper); WRAPIX_VENDOR_DIR overrides.
+func vendorDir() (string, error) {
+	if d := os.Getenv("WRAPIX_VENDOR_DIR"); d != "" {
+		return d, nil
+	}
+	dir, err := filepath.Abs("../..")
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		cand := filepath.Join(d, "shared", "vendor")
+		if _, err := os.Stat(filepath.Join(cand, vendorFiles["nix-darwin"])); err == nil {
+			return cand, nil
+		}
+		if d == filepath.Dir(d) {
+			return "", fmt.Errorf("no shared/vendor/%s above %s (set WRAPIX_VENDOR_DIR)", vendorFiles["nix-darwin"], dir)
+		}
+	}
+}
+
+// vendored extracts both snapshots once per test binary.
+func vendored(t *testing.T) (nixDarwin, nixpkgsLib string) {
+	t.Helper()
+	extractOnce.Do(func() {
+		var src string
+		if src, extractErr = vendorDir(); extractErr != nil {
+			return
+		}
+		if extractDir, extractErr = os.MkdirTemp("", "wrapix-vendor-"); extractErr != nil {
+			return
+		}
+		for name, file := range vendorFiles {
+			dst := filepath.Join(extractDir, name)
+			if extractErr = os.Mkdir(dst, 0o755); extractErr != nil {
+				return
+			}
+			if out, err := exec.Command("tar", "-xzf", filepath.Join(src, file), "-C", dst).CombinedOutput(); err != nil {
+				extractErr = fmt.Errorf("extract %s: %v: %s", file, err, out)
+				return
+			}
+		}
+	})
+	if extractErr != nil {
+		t.Fatal(extractErr)
+	}
+	return filepath.Join(extractDir, "nix-darwin"), filepath.Join(extractDir, "nixpkgs-lib")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if extractDir != "" {
+		os.RemoveAll(extractDir)
+	}
+	os.Exit(code)
+}
+
+// darwinEval evaluates expr (with `d` bound to testdata/darwin.nix's result
+// for configuration, a Nix module expression) strictly, as JSON.
+func darwinEval(t *testing.T, configuration, expr string) (string, error) {
+	t.Helper()
+	nd, nl := vendored(t)
+	full := fmt.Sprintf(`let d = import ./testdata/darwin.nix {
+  nixDarwin = %s; nixpkgsLib = %s;
+  wrapixBuilder = { darwinModules.default = import ./module.nix {
+    defaultPackage = pkgs: pkgs.stdenv.mkDerivation { pname = "wrapix-builder"; version = "0.0.0"; };
+    defaultImage = pkgs: pkgs.writeText "builder-image.tar" "";
+  }; };
+  configuration = %s;
+}; in %s`, nd, nl, configuration, expr)
+	cmd := exec.Command("nix-instantiate", "--option", "build-users-group", "", "--eval", "--strict", "--json", "-E", full)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return stderr.String(), err
+	}
+	return string(out), nil
+}
+
+func mustEval(t *testing.T, configuration, expr string, v any) {
+	t.Helper()
+	out, err := darwinEval(t, configuration, expr)
+	if err != nil {
+		t.Fatalf("nix-darwin evaluation failed: %v\n%s", err, out)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+}
+
+// A configuration: the module imported as the README shows, plus body.
+func withModule(body string) string {
+	return "{ wrapix-builder, ... }: { imports = [ wrapix-builder.darwinModules.default ]; " + body + " }"
+}
+
+// readmeExample is the nix-darwin example of README.md's Install section,
+// as written there.
+func readmeExample(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)\\*\\*nix-darwin\\*\\*.*?```nix\n(.*?)```").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no ```nix block after **nix-darwin**")
+	}
+	var lines []string
+	for _, l := range strings.Split(string(m[1]), "\n") {
+		lines = append(lines, strings.TrimPrefix(l, "  "))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// 13: the README's example, exactly as written, switches in real nix-darwin
+// (its assertions pass: system.build.toplevel evaluates), and the agent is
+// the primary user's.
+func TestREADMEExampleEvaluatesInNixDarwin(t *testing.T) {
+	example := readmeExample(t)
+	conf := "{ wrapix-builder, ... }: {\n" + example + "\n}"
+	var res struct {
+		Toplevel string
+		User     string
+		Agent    bool
+	}
+	mustEval(t, conf, `{ toplevel = d.toplevel; user = d.config.services.wrapix-builder.user;
+		agent = d.config.environment.userLaunchAgents ? "org.nixos.wrapix-builder.plist"; }`, &res)
+	if res.Toplevel != "ok" || res.User == "" || !res.Agent {
+		t.Fatalf("README example: %+v\n%s", res, example)
+	}
+}
+
+// 13: without system.primaryUser nix-darwin refuses user agents; `user`
+// follows system.primaryUser, and a different `user` with the agent on is
+// refused with a message that says what to set.
+func TestModuleUserFollowsPrimaryUser(t *testing.T) {
+	var user string
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`), "d.config.services.wrapix-builder.user", &user)
+	if user != "alice" {
+		t.Fatalf("user = %q, want system.primaryUser", user)
+	}
+	for _, c := range []struct{ body, want string }{
+		{`system.primaryUser = "alice"; services.wrapix-builder = { enable = true; user = "bob"; };`,
+			`services.wrapix-builder.user = "bob" but nix-darwin installs launch agents for system.primaryUser = "alice"`},
+		{`services.wrapix-builder = { enable = true; startAtLogin = false; };`, "services.wrapix-builder.user is not set"},
+	} {
+		out, err := darwinEval(t, withModule(c.body), "d.toplevel")
+		if err == nil || !strings.Contains(out, c.want) {
+			t.Errorf("%s: want the assertion %q, got %v\n%s", c.body, c.want, err, out)
+		}
+	}
+	// startAtLogin = false: another user is fine (no agent).
+	var ok string
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder = { enable = true; user = "bob"; startAtLogin = false; };`), "d.toplevel", &ok)
+}
+
+// 14: the agent runs through nix-darwin's wait4path wrapper, with a PATH
+// that finds Apple's `container` and Nix, and logs to the user's
+// ~/Library/Logs.
+func TestModuleAgent(t *testing.T) {
+	var sc struct {
+		ProgramArguments     []string
+		EnvironmentVariables map[string]string
+		StandardOutPath      string
+		StandardErrorPath    string
+		RunAtLoad            bool
+	}
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`),
+		"d.config.launchd.user.agents.wrapix-builder.serviceConfig", &sc)
+	args := strings.Join(sc.ProgramArguments, " ")
+	if len(sc.ProgramArguments) != 3 || sc.ProgramArguments[0] != "/bin/sh" ||
+		!regexp.MustCompile(`^/bin/sh -c /bin/wait4path /nix/store && exec /nix/store/\S+-wrapix-builder-0\.0\.0/bin/wrapix-builder start$`).MatchString(args) {
+		t.Errorf("ProgramArguments %q: want nix-darwin's wait4path wrapper around wrapix-builder start", sc.ProgramArguments)
+	}
+	path := strings.Split(sc.EnvironmentVariables["PATH"], ":")
+	for _, want := range []string{"/usr/local/bin", "/nix/var/nix/profiles/default/bin", "/run/current-system/sw/bin", "/Users/alice/.nix-profile/bin", "/usr/bin", "/bin"} {
+		found := false
+		for _, p := range path {
+			found = found || p == want
+		}
+		if !found {
+			t.Errorf("agent PATH %q lacks %s", sc.EnvironmentVariables["PATH"], want)
+		}
+	}
+	if sc.EnvironmentVariables["WRAPIX_CONFIG_DIR"] == "" {
+		t.Error("agent lacks WRAPIX_CONFIG_DIR")
+	}
+	if sc.StandardErrorPath != "/Users/alice/Library/Logs/wrapix-builder.log" || sc.StandardOutPath != sc.StandardErrorPath || !sc.RunAtLoad {
+		t.Errorf("agent logs to %q / %q, RunAtLoad %v", sc.StandardOutPath, sc.StandardErrorPath, sc.RunAtLoad)
+	}
+}
+
+const testHostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFTmwF2TfZ+RH8NkDsC8tjKvalQehx9UHkKNE1Nzw6fv"
+
+// What the module makes nix-darwin write, read by the real consumers:
+// builder/config reads the config.toml, Debian's Nix reads nix-darwin's
+// nix.conf and machines file (and tries the builder for a big-parallel
+// derivation), OpenSSH reads the drop-in and the known hosts. The host key
+// comes as builtins.readFile gives it: with a comment and a newline.
+func TestModuleOutputReadByConsumers(t *testing.T) {
+	var out struct {
+		Toplevel   string
+		ConfigText string
+		NixConf    string
+		Machines   string
+		SSHConfig  string
+		KnownHosts string
+	}
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder = {
+		enable = true; cpus = 6; memory = "12GiB"; port = 2345; maxJobs = 5; speedFactor = 2;
+		supportedFeatures = [ "big-parallel" "kvm" ]; hostKey = "`+testHostKey+` root@builder\n"; };`), `{
+		toplevel = d.toplevel;
+		configText = d.config.services.wrapix-builder.configText;
+		nixConf = d.config.environment.etc."nix/nix.conf".source.text;
+		machines = d.config.environment.etc."nix/machines".text;
+		sshConfig = d.config.environment.etc."ssh/ssh_config.d/100-wrapix-builder.conf".text;
+		knownHosts = d.config.environment.etc."nix/wrapix_builder_known_hosts".text; }`, &out)
+
+	c, err := config.Parse([]byte(out.ConfigText), "config.toml")
+	if err != nil {
+		t.Fatalf("the CLI refuses the module's config.toml: %v\n%s", err, out.ConfigText)
+	}
+	if c.CPUs != 6 || c.MemoryBytes != 12<<30 || c.Port != 2345 || c.MaxJobs != 5 || c.SpeedFactor != 2 || strings.Join(c.SupportedFeatures, ",") != "big-parallel,kvm" ||
+		!strings.HasSuffix(c.ImageArchive, "-builder-image.tar") {
+		t.Errorf("the CLI reads %+v from\n%s", c, out.ConfigText)
+	}
+
+	wantLine := "ssh-ng://builder@wrapix-builder aarch64-linux /etc/nix/wrapix_builder_ed25519 5 2 big-parallel,kvm - " + base64.StdEncoding.EncodeToString([]byte(testHostKey)) + "\n"
+	if out.Machines != wantLine {
+		t.Errorf("machines:\n got %q\nwant %q", out.Machines, wantLine)
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nix")
+	os.Mkdir(conf, 0o755)
+	os.WriteFile(filepath.Join(conf, "nix.conf"), []byte(out.NixConf), 0o644)
+	os.WriteFile(filepath.Join(conf, "machines"), []byte(out.Machines), 0o644)
+	nixReads(t, conf, "big-parallel")
+
+	dropIn := filepath.Join(dir, "ssh_config")
+	os.WriteFile(dropIn, []byte(out.SSHConfig), 0o644)
+	g, err := exec.Command("ssh", "-G", "-F", dropIn, "wrapix-builder").Output()
+	if err != nil {
+		t.Fatalf("ssh -G: %v", err)
+	}
+	for _, want := range []string{"hostname 127.0.0.1", "port 2345", "user builder", "hostkeyalias wrapix-builder", "stricthostkeychecking true",
+		"identityfile /etc/nix/wrapix_builder_ed25519", "identityfile /Users/alice/.local/share/wrapix/builder-keys/client_ed25519",
+		"globalknownhostsfile /etc/nix/wrapix_builder_known_hosts", "userknownhostsfile /dev/null", "identitiesonly yes"} {
+		if !strings.Contains(string(g), "\n"+want+"\n") {
+			t.Errorf("ssh reads the drop-in without %q", want)
+		}
+	}
+	kh := filepath.Join(dir, "known_hosts")
+	os.WriteFile(kh, []byte(out.KnownHosts), 0o644)
+	found, err := exec.Command("ssh-keygen", "-F", "wrapix-builder", "-f", kh).CombinedOutput()
+	if err != nil || !strings.Contains(string(found), "wrapix-builder "+testHostKey+"\n") {
+		t.Errorf("ssh-keygen -F does not find the pinned key: %v\n%s\n%q", err, found, out.KnownHosts)
+	}
+	if out.Toplevel != "ok" {
+		t.Error(out.Toplevel)
+	}
+}
+
+// nixReads makes Debian's Nix read nix.conf and the machines file in conf
+// (NIX_CONF_DIR: the default `builders = @$NIX_CONF_DIR/machines`) and asks
+// it to build an aarch64-linux derivation needing feature: Nix must pick our
+// machine and try it (there is no builder here, so the attempt fails).
+func nixReads(t *testing.T, conf, feature string) {
+	t.Helper()
+	dir := t.TempDir()
+	drv := filepath.Join(dir, "probe.nix")
+	os.WriteFile(drv, []byte(`derivation { name = "wrapix-probe"; system = "aarch64-linux"; builder = "/bin/sh"; requiredSystemFeatures = [ "`+feature+`" ]; }`), 0o644)
+	cmd := exec.Command("nix-build", drv, "--store", filepath.Join(dir, "store"), "--max-jobs", "0", "--no-out-link", "--debug",
+		"--option", "build-users-group", "", "--option", "substituters", "")
+	cmd.Env = append(os.Environ(), "NIX_CONF_DIR="+conf, "NIX_SSHOPTS=-o BatchMode=yes -o ConnectTimeout=2")
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "considering building on remote machine 'ssh-ng://builder@wrapix-builder'") ||
+		!strings.Contains(string(out), "cannot build on 'ssh-ng://builder@wrapix-builder'") {
+		t.Errorf("Nix did not pick the builder from %s for a %s derivation:\n%s", conf, feature, lastLines(string(out), 12))
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// 16: the options accept exactly what the CLI's config.toml accepts: each
+// value goes to both; the module must refuse (with the option's name) what
+// builder/config refuses, and accept what it accepts.
+func TestModuleValidatesLikeTheCLI(t *testing.T) {
+	cases := []struct{ option, key, nixValue, tomlValue string }{
+		{"port", "port", "80", "80"},
+		{"port", "port", "1024", "1024"},
+		{"port", "port", "65535", "65535"},
+		{"port", "port", "0", "0"},
+		{"memory", "memory", `"512MiB"`, `"512MiB"`},
+		{"memory", "memory", `"8gib"`, `"8gib"`},
+		{"memory", "memory", `" 16 G "`, `" 16 G "`},
+		{"memory", "memory", `"2TiB"`, `"2TiB"`},
+		{"memory", "memory", `"1TiB"`, `"1TiB"`},
+		{"memory", "memory", `"8"`, `"8"`},
+		{"memory", "memory", `"99999999999999999999G"`, `"99999999999999999999G"`},
+		{"maxJobs", "max-jobs", "0", "0"},
+		{"maxJobs", "max-jobs", "256", "256"},
+		{"maxJobs", "max-jobs", "257", "257"},
+		{"speedFactor", "speed-factor", "101", "101"},
+		{"speedFactor", "speed-factor", "100", "100"},
+		{"cpus", "cpus", "65", "65"},
+		{"supportedFeatures", "supported-features", `[ "big parallel" ]`, `["big parallel"]`},
+		{"supportedFeatures", "supported-features", `[ "Big-Parallel" ]`, `["Big-Parallel"]`},
+		{"supportedFeatures", "supported-features", `[ "nixos-test" "kvm" ]`, `["nixos-test", "kvm"]`},
+		{"supportedFeatures", "supported-features", `[ "a,b" ]`, `["a,b"]`},
+		{"systems", "systems", `[ ]`, `[]`},
+		{"systems", "systems", `[ "x86_64-linux" ]`, `["x86_64-linux"]`},
+		{"systems", "systems", `[ "aarch64-darwin" ]`, `["aarch64-darwin"]`},
+		{"store", "store", `"directory"`, `"directory"`},
+		{"store", "store", `"tmpfs"`, `"tmpfs"`},
+	}
+	for _, c := range cases {
+		_, cliErr := config.Parse([]byte(c.key+" = "+c.tomlValue+"\n"), "config.toml")
+		out, err := darwinEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder = { enable = true; `+c.option+` = `+c.nixValue+`; };`),
+			"d.config.services.wrapix-builder.configText")
+		switch {
+		case cliErr == nil && err != nil:
+			t.Errorf("%s = %s: the CLI accepts it, the module refuses:\n%s", c.option, c.nixValue, lastLines(out, 6))
+		case cliErr != nil && err == nil:
+			t.Errorf("%s = %s: the CLI refuses it (%v), the module accepts it", c.option, c.nixValue, cliErr)
+		case err != nil && !strings.Contains(out, "services.wrapix-builder."+c.option):
+			t.Errorf("%s = %s: the module's error does not name the option:\n%s", c.option, c.nixValue, lastLines(out, 6))
+		case err == nil:
+			var text string
+			json.Unmarshal([]byte(out), &text)
+			if _, err := config.Parse([]byte(text), "config.toml"); err != nil {
+				t.Errorf("%s = %s: the CLI refuses the module's config.toml: %v", c.option, c.nixValue, err)
+			}
+		}
+	}
+	// Host keys: a newline or a comment is fine; anything else is refused.
+	for key, ok := range map[string]bool{testHostKey + "\n": true, testHostKey + " user@host\n": true, testHostKey: true,
+		"ssh-ed25519": false, testHostKey + "\n" + testHostKey + "\n": false, "AAAAC3NzaC1lZDI1NTE5AAAAIFTm": false} {
+		out, err := darwinEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder = { enable = true; hostKey = `+nixString(key)+`; };`),
+			`d.config.environment.etc."nix/machines".text`)
+		if (err == nil) != ok {
+			t.Errorf("hostKey %q: accepted %v, want %v\n%s", key, err == nil, ok, lastLines(out, 6))
+		}
+	}
+}
