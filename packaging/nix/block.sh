@@ -1,9 +1,10 @@
 # Sourced by the nix-darwin module's activation script (bash, as root); a test
 # runs it on temporary files. Shared files (/etc/nix/nix.custom.conf, which
 # the Determinate installer creates and the user edits, and /etc/nix/machines)
-# get one marked block; every other line stays as it was.
+# get one marked block; every other line stays as it was. No ";" in the
+# markers: Nix splits the machines file at ";" before it drops comments.
 
-wrapix_block_begin='# BEGIN wrapix-builder (managed by nix-darwin: services.wrapix-builder; edits inside are replaced)'
+wrapix_block_begin='# BEGIN wrapix-builder (managed by nix-darwin: services.wrapix-builder, edits inside are replaced)'
 wrapix_block_end='# END wrapix-builder'
 
 # wrapix_set_block FILE BODY: set our block in FILE to BODY (replaced in

@@ -42,9 +42,10 @@ let
     description = what;
   };
   feature = types.strMatching "[a-z0-9][a-z0-9_.-]*";
-  # One host key line, "type base64": what `cut -d' ' -f1,2 host_ed25519.pub`
+  # One ed25519 host key line (the builder's key type; builder/nixconf
+  # refuses others), "type base64": what `cut -d' ' -f1,2 host_ed25519.pub`
   # gives; a trailing newline (builtins.readFile) or comment is dropped.
-  hostKeyLine = types.addCheck types.str (s: builtins.match "(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com) [A-Za-z0-9+/]+={0,2}([ \t][^\n]*)?\n?" s != null) // {
+  hostKeyLine = types.addCheck types.str (s: builtins.match "ssh-ed25519 [A-Za-z0-9+/]{68}([ \t][^\n]*)?\n?" s != null) // {
     description = ''a public key line "ssh-ed25519 AAAA…" (as in host_ed25519.pub)'';
   };
   firstTwoFields = s: concatStringsSep " " (lib.take 2 (builtins.filter (w: builtins.isString w && w != "") (builtins.split "[ \t\n]+" s)));
@@ -97,13 +98,14 @@ let
   # journal, its own files, and its marked blocks in shared files. nix-darwin
   # aborts a switch over any of them ("Unexpected files in /etc").
   setupLeftovers = ''
+    # wrapix-builder: files left by `sudo wrapix-builder setup`
     wrapixLeft=()
     [[ -e /etc/nix/wrapix_builder_setup.json ]] && wrapixLeft+=(/etc/nix/wrapix_builder_setup.json)
     for f in ${wlib.knownHostsPath} /etc/ssh/ssh_config.d/100-wrapix-builder.conf; do
       if [[ -e $f && ! -L $f ]]; then wrapixLeft+=("$f"); fi
     done
     for f in /etc/nix/nix.conf /etc/nix/machines /etc/nix/nix.custom.conf; do
-      if [[ -f $f ]] && grep -qF '# BEGIN wrapix-builder (managed by `wrapix-builder setup`' "$f"; then wrapixLeft+=("$f"); fi
+      if [[ -f $f ]] && grep -qE '^# BEGIN wrapix-builder \(managed by `?wrapix-builder setup' "$f"; then wrapixLeft+=("$f"); fi
     done
     if (( ''${#wrapixLeft[@]} )); then
       printf >&2 '\e[1;31merror: files from an earlier `sudo wrapix-builder setup`, aborting activation\e[0m\n'
@@ -112,6 +114,7 @@ let
       printf >&2 '\nRemove them with `sudo wrapix-builder setup --undo` (it restores what was there before), then switch again.\n'
       exit 2
     fi
+    # wrapix-builder: end of the setup check
   '';
 
   # Determinate Nix (nix.enable = false): the installer's
