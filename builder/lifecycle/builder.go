@@ -442,7 +442,6 @@ func (b *Builder) Params(ks *keys.Set, form string) nixconf.Params {
 		Features:       b.Config.SupportedFeatures,
 		HostKey:        ks.Host.AuthorizedLine(),
 		HostKeyBase64:  ks.HostKeyBase64(),
-		UserKeyPath:    ks.Client.PrivatePath,
 		UseSubstitutes: b.Config.UseSubstitutes,
 		Form:           form,
 	}

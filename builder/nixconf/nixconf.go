@@ -2,10 +2,18 @@
 // the machines line, nix.conf lines, the nix-darwin snippet, the ssh_config
 // drop-in and the known-hosts file. Pure functions of Params: the same input
 // always gives the same bytes (golden-tested).
+//
+// Root installs these files system-wide, so nothing a user controls reaches
+// them as free text: paths are fixed constants (root's key copy, our
+// known-hosts file), the user's own key path is never written (it belongs in
+// the user's own ssh config), and every other value is checked by Validate
+// against a closed alphabet before anything is rendered.
 package nixconf
 
 import (
+	"encoding/base64"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -35,9 +43,56 @@ type Params struct {
 	Features       []string // supported features
 	HostKey        string   // host public key line: "ssh-ed25519 AAAA…"
 	HostKeyBase64  string   // base64 of HostKey (machines field 8)
-	UserKeyPath    string   // the user's client key (a second IdentityFile, for `ssh wrapix-builder` as the user)
 	UseSubstitutes bool
 	Form           string // FormAlias (default) or FormPort
+}
+
+var (
+	userRe    = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	tokenRe   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}$`) // a Nix system or feature name
+	hostKeyRe = regexp.MustCompile(`^ssh-ed25519 [A-Za-z0-9+/]{68}$`)     // an ed25519 public key line, no comment
+)
+
+// Validate refuses any value that could not be written safely into a
+// machines line, nix.conf, ssh_config or a Nix string: each field must come
+// from a closed alphabet (no whitespace, comment, quote, ';', '%' or '$').
+// The error names the field and its value (quoted) on one line.
+func (p Params) Validate() error {
+	bad := func(field, v, want string) error {
+		return fmt.Errorf("%s %s cannot be written into the Nix and ssh configuration: %s", field, strconv.QuoteToASCII(v), want)
+	}
+	if !userRe.MatchString(p.User) {
+		return bad("the SSH user", p.User, "use a plain login name")
+	}
+	if p.Port < 1 || p.Port > 65535 {
+		return fmt.Errorf("port %d is out of range 1-65535", p.Port)
+	}
+	if len(p.Systems) == 0 {
+		return fmt.Errorf("no systems: list at least one, e.g. aarch64-linux")
+	}
+	for _, s := range p.Systems {
+		if !tokenRe.MatchString(s) {
+			return bad("system", s, "letters, digits and _ . + - only")
+		}
+	}
+	for _, f := range p.Features {
+		if !tokenRe.MatchString(f) {
+			return bad("supported feature", f, "letters, digits and _ . + - only")
+		}
+	}
+	if p.MaxJobs < 1 || p.MaxJobs > 100000 || p.SpeedFactor < 1 || p.SpeedFactor > 100000 {
+		return fmt.Errorf("max-jobs %d or speed-factor %d is out of range", p.MaxJobs, p.SpeedFactor)
+	}
+	if !hostKeyRe.MatchString(p.HostKey) {
+		return bad("the host key", p.HostKey, "expected one \"ssh-ed25519 AAAA…\" line")
+	}
+	if p.HostKeyBase64 != base64.StdEncoding.EncodeToString([]byte(p.HostKey)) {
+		return bad("the host key's base64", p.HostKeyBase64, "it must encode the host key line")
+	}
+	if p.Form != FormAlias && p.Form != FormPort && p.Form != "" {
+		return bad("the URI form", p.Form, "use alias or port")
+	}
+	return nil
 }
 
 // URI is the store URI in the machines line.
@@ -85,26 +140,35 @@ func Determinate(p Params) string {
 }
 
 // SSHConfig is the ssh_config drop-in that makes the alias work for root's
-// nix-daemon (and for the user): the pinned key lives in our own known-hosts
-// file; HostKeyAlias makes ssh look it up under the alias, not 127.0.0.1.
+// nix-daemon: the pinned key lives in our own known-hosts file; HostKeyAlias
+// makes ssh look it up under the alias, not 127.0.0.1. The drop-in is global,
+// so it only matches names the builder alone uses: the alias, and for the
+// port URI form localhost/127.0.0.1 on the builder's port only (`ssh
+// localhost` on port 22 is untouched). Only root's fixed key path appears:
+// the user's own key belongs in the user's own ~/.ssh/config.
 func SSHConfig(p Params) string {
 	var b strings.Builder
-	b.WriteString("# Managed by wrapix-builder; remove with `sudo wrapix-builder setup --undo`.\n")
-	hosts := Alias
+	b.WriteString("# Managed by wrapix-builder. Remove with: sudo wrapix-builder setup --undo\n")
+	fmt.Fprintf(&b, "Host %s\n", Alias)
+	sshConfigBody(&b, p)
 	if p.Form == FormPort {
-		hosts += " localhost"
+		// ssh evaluates `exec` only when `host` matched (readconf.c
+		// match_cfg_line skips it after a failed criterion), and %p is the
+		// port given with -p, as Nix passes it for ssh-ng://user@localhost:PORT.
+		fmt.Fprintf(&b, "Match host localhost,127.0.0.1 exec \"test %%p = %d\"\n", p.Port)
+		sshConfigBody(&b, p)
 	}
-	fmt.Fprintf(&b, "Host %s\n", hosts)
-	fmt.Fprintf(&b, "  HostName 127.0.0.1\n")
-	fmt.Fprintf(&b, "  Port %d\n", p.Port)
-	fmt.Fprintf(&b, "  User %s\n", p.User)
-	fmt.Fprintf(&b, "  HostKeyAlias %s\n", Alias)
-	fmt.Fprintf(&b, "  IdentityFile %s\n", RootKeyPath)
-	if p.UserKeyPath != "" {
-		fmt.Fprintf(&b, "  IdentityFile %s\n", sshConfigQuote(p.UserKeyPath))
-	}
+	return b.String()
+}
+
+func sshConfigBody(b *strings.Builder, p Params) {
+	fmt.Fprintf(b, "  HostName 127.0.0.1\n")
+	fmt.Fprintf(b, "  Port %d\n", p.Port)
+	fmt.Fprintf(b, "  User %s\n", p.User)
+	fmt.Fprintf(b, "  HostKeyAlias %s\n", Alias)
+	fmt.Fprintf(b, "  IdentityFile %s\n", RootKeyPath)
 	b.WriteString("  IdentitiesOnly yes\n")
-	fmt.Fprintf(&b, "  GlobalKnownHostsFile %s\n", KnownHostsPath)
+	fmt.Fprintf(b, "  GlobalKnownHostsFile %s\n", KnownHostsPath)
 	b.WriteString("  UserKnownHostsFile /dev/null\n") // a stale user entry must not shadow the pinned key
 	b.WriteString("  StrictHostKeyChecking yes\n")
 	b.WriteString("  PasswordAuthentication no\n")
@@ -112,16 +176,6 @@ func SSHConfig(p Params) string {
 	b.WriteString("  ConnectTimeout 10\n")
 	b.WriteString("  ServerAliveInterval 15\n")
 	b.WriteString("  ServerAliveCountMax 3\n")
-	return b.String()
-}
-
-// sshConfigQuote double-quotes an ssh_config argument with spaces. ssh_config
-// has no escape for '"' itself; such a path is left out by the caller's check.
-func sshConfigQuote(s string) string {
-	if strings.ContainsAny(s, " \t#") {
-		return `"` + s + `"`
-	}
-	return s
 }
 
 // KnownHosts is our known-hosts file: the host key under the alias (and the

@@ -33,12 +33,11 @@ let
     concatStringsSep "" (map enc groups);
 
   dashIfEmpty = l: if l == [ ] then "-" else concatStringsSep "," l;
-  sshQuote = s: if match ".*[ \t#].*" s != null then "\"${s}\"" else s;
 in
 rec {
   inherit alias rootKeyPath knownHostsPath base64;
 
-  # Settings: { user, port, systems, maxJobs, speedFactor, features, hostKey, userKeyPath, useSubstitutes }
+  # Settings: { user, port, systems, maxJobs, speedFactor, features, hostKey, useSubstitutes }
 
   uri = c: "ssh-ng://${c.user}@${alias}";
 
@@ -67,14 +66,13 @@ rec {
   };
 
   sshConfig = c: concatStringsSep "" ([
-    "# Managed by wrapix-builder; remove with `sudo wrapix-builder setup --undo`.\n"
+    "# Managed by wrapix-builder. Remove with: sudo wrapix-builder setup --undo\n"
     "Host ${alias}\n"
     "  HostName 127.0.0.1\n"
     "  Port ${toString c.port}\n"
     "  User ${c.user}\n"
     "  HostKeyAlias ${alias}\n"
     "  IdentityFile ${rootKeyPath}\n"
-  ] ++ (if (c.userKeyPath or "") != "" then [ "  IdentityFile ${sshQuote c.userKeyPath}\n" ] else [ ]) ++ [
     "  IdentitiesOnly yes\n"
     "  GlobalKnownHostsFile ${knownHostsPath}\n"
     "  UserKnownHostsFile /dev/null\n"

@@ -73,7 +73,6 @@ let
     inherit (cfg) port systems maxJobs speedFactor;
     features = cfg.supportedFeatures;
     hostKey = if cfg.hostKey == null then "" else cfg.hostKey;
-    userKeyPath = "${keysDir}/client_ed25519";
   };
   machine = wlib.buildMachine settings;
 

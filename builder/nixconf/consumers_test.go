@@ -1,0 +1,76 @@
+package nixconf
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// sshG runs `ssh -G` with an ssh_config that reaches the drop-in only through
+// `Include`, as /etc/ssh/ssh_config does, and returns ssh's resolved options.
+func sshG(t *testing.T, dropIn string, args ...string) map[string]string {
+	t.Helper()
+	if _, err := exec.LookPath("ssh"); err != nil {
+		t.Fatal("ssh is required (apt-get install openssh-client)")
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "ssh_config.d"), 0o755)
+	cfg := filepath.Join(dir, "ssh_config")
+	include := ""
+	if dropIn != "" {
+		os.WriteFile(filepath.Join(dir, "ssh_config.d", "100-wrapix-builder.conf"), []byte(dropIn), 0o644)
+		include = "Include " + filepath.Join(dir, "ssh_config.d") + "/*\n"
+	}
+	os.WriteFile(cfg, []byte(include+"Host *\n  SendEnv LANG\n"), 0o644)
+	out, err := exec.Command("ssh", append([]string{"-G", "-F", cfg}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ssh -G %v: %v\n%s", args, err, out)
+	}
+	opts := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(l, " "); ok {
+			if old, dup := opts[k]; dup {
+				v = old + "\n" + v
+			}
+			opts[k] = v
+		}
+	}
+	return opts
+}
+
+// Real ssh reads the drop-in through Include: the alias gets the pinned
+// settings; for the port form only localhost on the builder's port does,
+// never `ssh localhost` (port 22) of every user.
+func TestSSHReadsDropInThroughInclude(t *testing.T) {
+	for _, form := range []string{FormAlias, FormPort} {
+		t.Run(form, func(t *testing.T) {
+			drop := SSHConfig(params(form))
+			alias := sshG(t, drop, "wrapix-builder")
+			want := map[string]string{"hostname": "127.0.0.1", "port": "2222", "user": "builder", "hostkeyalias": "wrapix-builder",
+				"identityfile": RootKeyPath, "globalknownhostsfile": KnownHostsPath, "userknownhostsfile": "/dev/null",
+				"stricthostkeychecking": "true", "identitiesonly": "yes", "passwordauthentication": "no"}
+			for k, v := range want {
+				if alias[k] != v {
+					t.Errorf("ssh -G wrapix-builder: %s = %q, want %q", k, alias[k], v)
+				}
+			}
+			for _, host := range []string{"localhost", "127.0.0.1", "example.com"} {
+				plain := sshG(t, "", host)
+				with := sshG(t, drop, host)
+				for k, v := range plain {
+					if with[k] != v {
+						t.Errorf("the drop-in changes `ssh %s`: %s = %q, without it %q", host, k, with[k], v)
+					}
+				}
+			}
+			if form == FormPort {
+				got := sshG(t, drop, "-p", "2222", "builder@localhost")
+				if got["hostkeyalias"] != Alias || got["identityfile"] != RootKeyPath || got["globalknownhostsfile"] != KnownHostsPath {
+					t.Errorf("ssh -p 2222 localhost does not get the builder's settings: %v", got)
+				}
+			}
+		})
+	}
+}
