@@ -12,10 +12,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -41,10 +43,11 @@ const (
 
 // Pair is one key pair on disk.
 type Pair struct {
-	PrivatePath string
-	PublicPath  string
-	Signer      ssh.Signer
-	Public      ssh.PublicKey
+	PrivatePath  string
+	PublicPath   string
+	PrivateBytes []byte // exactly the bytes that were checked and parsed: setup copies these, never re-reads the file
+	Signer       ssh.Signer
+	Public       ssh.PublicKey
 }
 
 // AuthorizedLine is the public key as one OpenSSH line without a newline.
@@ -104,6 +107,38 @@ func Load(l paths.Layout) (*Set, error) {
 	return load(dir, l.GuestDir(), false)
 }
 
+// AnyOwner is LoadOwned's uid when the owner is not known: whoever owns the
+// key directory.
+const AnyOwner = -1
+
+// LoadOwned is Load for root acting on behalf of the user uid (sudo's
+// SUDO_UID): the key directory and every key file must belong to that user
+// and be writable by nobody else, and no file is reached through a symlink.
+// So root copies only what the user could read anyway, and nobody can swap
+// the files between check and use.
+func LoadOwned(l paths.Layout, uid int) (*Set, error) {
+	dir := l.KeysDir()
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, problem.New(problem.Keys, "no SSH keys yet in "+dir, "run `wrapix-builder start` as yourself, which creates them")
+	}
+	if err != nil {
+		return nil, problem.Wrap(problem.Keys, err, "cannot read "+dir, "")
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || !ok {
+		return nil, problem.Newf(problem.Keys, "it must be a real directory, not a link", "%s is not a directory", dir)
+	}
+	if uid == AnyOwner {
+		uid = int(st.Uid)
+	}
+	if int(st.Uid) != uid || fi.Mode().Perm()&0o022 != 0 {
+		return nil, problem.Newf(problem.Keys, fmt.Sprintf("it must belong to you (uid %d) and be writable only by you: chmod 700 %s", uid, shellquote.Quote(dir)),
+			"%s is owned by uid %d with mode %04o", dir, st.Uid, fi.Mode().Perm())
+	}
+	return loadAs(dir, l.GuestDir(), false, uid)
+}
+
 type state int
 
 const (
@@ -141,38 +176,77 @@ func ensureDir(dir string) error {
 }
 
 func load(dir, guestDir string, deriveMissingPublic bool) (*Set, error) {
-	host, err := loadPair(dir, HostName, hostComment, deriveMissingPublic)
+	return loadAs(dir, guestDir, deriveMissingPublic, AnyOwner)
+}
+
+// maxKeyFile caps what is read from a key file: an ed25519 key is < 1 KiB.
+const maxKeyFile = 16 << 10
+
+// readKeyFile reads a key file without following a symlink and checks the
+// file it actually opened (fstat): a regular file, at most maxKeyFile bytes,
+// not writable by others (private: not readable by others either), owned by
+// uid unless uid is AnyOwner. A missing file is fs.ErrNotExist.
+func readKeyFile(path string, private bool, uid int) ([]byte, error) {
+	// O_NONBLOCK: opening a FIFO must not hang; it is refused below.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EMLINK) { // EMLINK: FreeBSD's O_NOFOLLOW error
+		return nil, fmt.Errorf("it is a symbolic link (replace it with the real key file)")
+	}
 	if err != nil {
 		return nil, err
 	}
-	client, err := loadPair(dir, ClientName, clientComment, deriveMissingPublic)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("it is not a regular file")
+	}
+	mask := os.FileMode(0o022)
+	if private {
+		mask = 0o077
+	}
+	if perm := fi.Mode().Perm(); perm&mask != 0 {
+		return nil, fmt.Errorf("it has unsafe permissions %04o", perm)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); uid != AnyOwner && (!ok || int(st.Uid) != uid) {
+		return nil, fmt.Errorf("it is not owned by uid %d", uid)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxKeyFile {
+		return nil, fmt.Errorf("it is larger than %d bytes", maxKeyFile)
+	}
+	return data, nil
+}
+
+func loadAs(dir, guestDir string, deriveMissingPublic bool, uid int) (*Set, error) {
+	host, err := loadPair(dir, HostName, hostComment, deriveMissingPublic, uid)
+	if err != nil {
+		return nil, err
+	}
+	client, err := loadPair(dir, ClientName, clientComment, deriveMissingPublic, uid)
 	if err != nil {
 		return nil, err
 	}
 	return &Set{Dir: dir, GuestDir: guestDir, Host: host, Client: client}, nil
 }
 
-func loadPair(dir, name, comment string, deriveMissingPublic bool) (Pair, error) {
+func loadPair(dir, name, comment string, deriveMissingPublic bool, uid int) (Pair, error) {
 	p := Pair{PrivatePath: filepath.Join(dir, name), PublicPath: filepath.Join(dir, name+".pub")}
-	fi, err := os.Lstat(p.PrivatePath)
+	data, err := readKeyFile(p.PrivatePath, true, uid)
 	if errors.Is(err, fs.ErrNotExist) {
 		return p, problem.Newf(problem.Keys, "restore it from a backup, or create a new pair with `"+rotateFix+"` and re-run setup",
 			"SSH private key %s is missing", p.PrivatePath)
 	}
 	if err != nil {
-		return p, problem.Wrap(problem.Keys, err, "cannot read "+p.PrivatePath, "")
+		return p, problem.Wrap(problem.Keys, err, "cannot use SSH private key "+p.PrivatePath,
+			"chmod 600 "+shellquote.Quote(p.PrivatePath)+", own it yourself, or `"+rotateFix+"` (if others could have copied it)")
 	}
-	if !fi.Mode().IsRegular() {
-		return p, problem.Newf(problem.Keys, "replace it with the real key file", "SSH private key %s is not a regular file", p.PrivatePath)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return p, problem.Newf(problem.Keys, "chmod 600 "+shellquote.Quote(p.PrivatePath)+" (and `"+rotateFix+"` if others could have copied it)",
-			"SSH private key %s has unsafe permissions %04o", p.PrivatePath, fi.Mode().Perm())
-	}
-	data, err := os.ReadFile(p.PrivatePath)
-	if err != nil {
-		return p, problem.Wrap(problem.Keys, err, "cannot read "+p.PrivatePath, "check its owner and permissions")
-	}
+	p.PrivateBytes = data
 	signer, err := ssh.ParsePrivateKey(data)
 	if err != nil {
 		return p, problem.Wrap(problem.Keys, err, "SSH private key "+p.PrivatePath+" is corrupt", "restore it from a backup, or `"+rotateFix+"`")
@@ -182,7 +256,7 @@ func loadPair(dir, name, comment string, deriveMissingPublic bool) (Pair, error)
 	}
 	p.Signer, p.Public = signer, signer.PublicKey()
 
-	pubData, err := os.ReadFile(p.PublicPath)
+	pubData, err := readKeyFile(p.PublicPath, false, uid)
 	if errors.Is(err, fs.ErrNotExist) && deriveMissingPublic {
 		// The public half is derived data: writing it back replaces nothing.
 		line := p.AuthorizedLine() + " " + comment + "\n"

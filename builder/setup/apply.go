@@ -1,26 +1,36 @@
 package setup
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/wrapix/wrapix-builder/builder/atomicfile"
+	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/problem"
 )
 
 // JournalPath records what setup changed, so --undo can reverse it exactly.
 const JournalPath = "/etc/nix/wrapix_builder_setup.json"
 
+// The markers around our block in a shared file. Nix splits a builders
+// specification on ';' as well as on newlines before it strips '#' comments
+// (src/libstore/machines.cc), so no marker may contain ';': the text after it
+// would become a machine line.
 const (
-	blockBegin = "# BEGIN wrapix-builder (managed by `wrapix-builder setup`; remove with `sudo wrapix-builder setup --undo`)\n"
-	blockEnd   = "# END wrapix-builder\n"
+	blockBegin    = "# BEGIN wrapix-builder (managed by wrapix-builder setup, undo with: sudo wrapix-builder setup --undo)\n"
+	blockEnd      = "# END wrapix-builder\n"
+	beginPrefix   = "# BEGIN wrapix-builder"
+	endLine       = "# END wrapix-builder"
+	blockFixHints = "keep exactly one `# BEGIN wrapix-builder` line followed later by one `# END wrapix-builder` line around the lines setup wrote (or delete setup's lines and both markers), then re-run"
 )
 
 // journal is the on-disk record of the state before the first apply.
@@ -57,7 +67,72 @@ func loadJournal(e Env) (*journal, error) {
 	if j.Files == nil {
 		j.Files = map[string]*originalFile{}
 	}
+	if err := j.validate(); err != nil {
+		return nil, problem.Newf(problem.Setup,
+			"setup never writes that: restore "+strings.Join(slices.Sorted(maps.Keys(journalFiles)), ", ")+" by hand if needed and move the journal aside",
+			"%s is not a journal setup wrote: %v", e.abs(JournalPath), err)
+	}
 	return &j, nil
+}
+
+// What a journal may name: the fixed files setup writes (whole or as a
+// block), the directories above them, and the undo commands setup knows.
+// The journal is root's file, but it is data, and data decides nothing: an
+// entry outside this set (a path with "..", a setuid mode, a command of its
+// own) is refused, never acted on.
+var (
+	journalFiles = map[string]bool{ // path → true: a marked block in a shared file
+		nixconf.RootKeyPath: false, nixconf.KnownHostsPath: false, nixconf.SSHConfigPath: false,
+		nixconf.MachinesPath: true, "/etc/nix/nix.conf": true, "/etc/nix/nix.custom.conf": true,
+	}
+	journalDirs  = []string{"/etc", "/etc/nix", "/etc/ssh", "/etc/ssh/ssh_config.d"}
+	subnetRe     = regexp.MustCompile(`^(\d{1,3}\.){3}\d{1,3}/\d{1,2}$`)
+	interfaceRe  = regexp.MustCompile(`^[a-z]{1,15}[0-9]{1,5}$`)
+	maxSavedFile = 1 << 20
+)
+
+func knownUndoCommand(c []string) bool {
+	for _, reload := range [][]string{
+		{"/bin/launchctl", "kickstart", "-k", "system/org.nixos.nix-daemon"},
+		{"/bin/launchctl", "kickstart", "-k", "system/systems.determinate.nix-daemon"},
+		{"systemctl", "try-restart", "nix-daemon.service"},
+	} {
+		if slices.Equal(c, reload) {
+			return true
+		}
+	}
+	return len(c) == 7 && slices.Equal(c[:4], []string{"/sbin/route", "-n", "delete", "-net"}) && subnetRe.MatchString(c[4]) &&
+		c[5] == "-interface" && interfaceRe.MatchString(c[6])
+}
+
+func (j *journal) validate() error {
+	if j.Version != 1 {
+		return fmt.Errorf("unknown version %d", j.Version)
+	}
+	for path, o := range j.Files {
+		block, known := journalFiles[path]
+		switch {
+		case !known:
+			return fmt.Errorf("it names the file %s", strconv.QuoteToASCII(path))
+		case o == nil || o.Block != block:
+			return fmt.Errorf("the entry for %s has the wrong kind", path)
+		case o.Mode&^0o777 != 0:
+			return fmt.Errorf("the entry for %s has mode %v (only permission bits, never setuid, setgid or sticky)", path, o.Mode)
+		case len(o.Content) > maxSavedFile || block && len(o.Content) > 0:
+			return fmt.Errorf("the entry for %s holds unexpected content", path)
+		}
+	}
+	for _, d := range j.Dirs {
+		if !slices.Contains(journalDirs, d) {
+			return fmt.Errorf("it names the directory %s", strconv.QuoteToASCII(d))
+		}
+	}
+	for _, c := range j.Commands {
+		if !knownUndoCommand(c) {
+			return fmt.Errorf("it names the command %s", strconv.QuoteToASCII(strings.Join(c, " ")))
+		}
+	}
+	return nil
 }
 
 func (j *journal) save(e Env) error {
@@ -105,6 +180,11 @@ func (j *journal) mkdirs(e Env, dir string) error {
 	for _, d := range missing {
 		if err := os.Mkdir(e.abs(d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return problem.Wrap(problem.Setup, err, "cannot create "+e.abs(d), "run setup as root (sudo)")
+		}
+		// Mkdir's mode passes through the umask: under umask 077 other users
+		// (and their Nix and ssh) could not read what we put inside.
+		if err := os.Chmod(e.abs(d), 0o755); err != nil {
+			return problem.Wrap(problem.Setup, err, "cannot make "+e.abs(d)+" readable (0755)", "run setup as root (sudo)")
 		}
 		if !slices.Contains(j.Dirs, d) {
 			j.Dirs = append(j.Dirs, d)
@@ -165,7 +245,10 @@ func (j *journal) apply(e Env, op Op, run Runner) error {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fail(err)
 		}
-		updated, addedNewline := withBlock(old, op.Content)
+		updated, addedNewline, err := withBlock(e.abs(op.Path), old, op.Content)
+		if err != nil {
+			return err
+		}
 		if addedNewline {
 			o.AddedNewline = true
 		}
@@ -192,30 +275,61 @@ func containsCmd(list [][]string, c []string) bool {
 }
 
 // withBlock returns content with our block set to body: replaced in place when
-// present, else appended (after a newline if the file lacked a final one).
-func withBlock(content, body []byte) ([]byte, bool) {
+// present, else appended (after a newline if the file lacked a final one). A
+// damaged block is an error: guessing where it ends could delete lines the
+// administrator wrote.
+func withBlock(path string, content, body []byte) ([]byte, bool, error) {
 	block := append(append([]byte(blockBegin), body...), blockEnd...)
-	if start, end, ok := findBlock(content); ok {
-		return slices.Concat(content[:start], block, content[end:]), false
+	start, end, ok, err := findBlock(path, content)
+	if err != nil {
+		return nil, false, err
+	}
+	if ok {
+		return slices.Concat(content[:start], block, content[end:]), false, nil
 	}
 	addedNewline := len(content) > 0 && content[len(content)-1] != '\n'
 	out := slices.Clone(content)
 	if addedNewline {
 		out = append(out, '\n')
 	}
-	return append(out, block...), addedNewline
+	return append(out, block...), addedNewline, nil
 }
 
-func findBlock(content []byte) (start, end int, ok bool) {
-	start = bytes.Index(content, []byte(blockBegin))
-	if start < 0 {
-		return 0, 0, false
+// findBlock finds our block: exactly one BEGIN line (this version's or an
+// earlier one's) followed by exactly one END line, or neither. Anything else
+// is damage that only a person can resolve.
+func findBlock(path string, content []byte) (start, end int, ok bool, err error) {
+	var begins, ends []int // byte offsets of marker lines
+	var beginLines, endLines []int
+	off := 0
+	for i, line := range strings.SplitAfter(string(content), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(trimmed, beginPrefix):
+			begins, beginLines = append(begins, off), append(beginLines, i+1)
+		case trimmed == endLine:
+			ends, endLines = append(ends, off+len(line)), append(endLines, i+1)
+		}
+		off += len(line)
 	}
-	rel := bytes.Index(content[start:], []byte(blockEnd))
-	if rel < 0 {
-		return 0, 0, false
+	damaged := func(what string) error {
+		return problem.Newf(problem.Setup, blockFixHints, "%s has a damaged wrapix-builder block (%s); setup changes nothing in it", path, what)
 	}
-	return start, start + rel + len(blockEnd), true
+	switch {
+	case len(begins) == 0 && len(ends) == 0:
+		return 0, 0, false, nil
+	case len(begins) > 1:
+		return 0, 0, false, damaged(fmt.Sprintf("%d BEGIN lines, at lines %v", len(begins), beginLines))
+	case len(ends) > 1:
+		return 0, 0, false, damaged(fmt.Sprintf("%d END lines, at lines %v", len(ends), endLines))
+	case len(ends) == 0:
+		return 0, 0, false, damaged(fmt.Sprintf("BEGIN at line %d has no END line", beginLines[0]))
+	case len(begins) == 0:
+		return 0, 0, false, damaged(fmt.Sprintf("END at line %d has no BEGIN line", endLines[0]))
+	case ends[0] < begins[0]:
+		return 0, 0, false, damaged(fmt.Sprintf("END at line %d comes before BEGIN at line %d", endLines[0], beginLines[0]))
+	}
+	return begins[0], ends[0], true, nil
 }
 
 // Undo reverses everything the journal records, then removes the journal.
@@ -234,6 +348,10 @@ func Undo(e Env, run Runner) error {
 	slices.Sort(paths)
 	for _, p := range paths {
 		if err := undoFile(e, p, j.Files[p]); err != nil {
+			var perr *problem.Error
+			if errors.As(err, &perr) {
+				return err
+			}
 			return problem.Wrap(problem.Setup, err, "cannot restore "+e.abs(p), "run undo as root (sudo)")
 		}
 	}
@@ -264,7 +382,10 @@ func undoFile(e Env, path string, o *originalFile) error {
 		if err != nil {
 			return err
 		}
-		start, end, ok := findBlock(content)
+		start, end, ok, err := findBlock(abs, content)
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return nil
 		}

@@ -12,9 +12,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
+	"github.com/wrapix/wrapix-builder/builder/problem"
 )
 
 // Op kinds.
@@ -30,6 +33,9 @@ type Op struct {
 	Path    string      // logical path, e.g. /etc/nix/machines (the root prefix is added when applying)
 	Content []byte      // file content or block body
 	Mode    os.FileMode // for files
+	Before  []byte      // the file as it is now (nil: absent), for --dry-run
+	After   []byte      // the whole file as setup will leave it, for --dry-run
+	Secret  bool        // never print the content (root's copy of the private key)
 	Cmd     []string    // OpRun
 	UndoCmd []string    // OpRun: how to reverse it (nil: nothing to reverse)
 	Why     string
@@ -50,6 +56,7 @@ type Env struct {
 	ManagedLink []string
 	SSHInclude  bool // /etc/ssh/ssh_config includes ssh_config.d
 	Route       *RouteFix
+	Current     map[string][]byte // logical path → content of the files setup may write (absent: no entry)
 }
 
 // RouteFix is the VPN route repair: the container subnet is routed through a
@@ -66,11 +73,18 @@ func (e Env) abs(p string) string { return filepath.Join(e.Root, p) }
 
 // Observe inspects the tree under root.
 func Observe(root, goos string, probe RouteProber) (Env, error) {
-	e := Env{Root: root, GOOS: goos}
+	e := Env{Root: root, GOOS: goos, Current: map[string][]byte{}}
 	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
 		return e, fmt.Errorf("root directory %s does not exist", root)
 	}
 	for _, p := range []string{"/etc/nix/nix.conf", nixconf.MachinesPath, nixconf.SSHConfigPath, nixconf.KnownHostsPath, nixconf.RootKeyPath, "/etc/nix/nix.custom.conf"} {
+		if fi, err := os.Lstat(e.abs(p)); err == nil && fi.Mode().IsRegular() {
+			data, err := os.ReadFile(e.abs(p))
+			if err != nil {
+				return e, fmt.Errorf("cannot read %s: %w", e.abs(p), err)
+			}
+			e.Current[p] = data
+		}
 		if fi, err := os.Lstat(e.abs(p)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 			e.ManagedLink = append(e.ManagedLink, p)
 			if p == "/etc/nix/nix.conf" {
@@ -114,17 +128,35 @@ func (e Env) isLink(p string) bool {
 	return false
 }
 
-// Compute decides the plan. clientKey is the private key for root's copy.
-func Compute(e Env, p nixconf.Params, clientKey []byte) Plan {
+// Compute decides the plan. clientKey is the private key for root's copy:
+// the exact bytes that were parsed and checked, never read again. Values that
+// cannot be written safely, and a damaged block in a shared file, are errors:
+// nothing is planned.
+func Compute(e Env, p nixconf.Params, clientKey []byte) (Plan, error) {
 	var plan Plan
+	if err := p.Validate(); err != nil {
+		return plan, problem.Wrap(problem.Config, err, "refusing to write root's files", "fix the value in config.toml or the key files")
+	}
+	var damaged error
 	add := func(op Op) {
 		if (op.Kind == OpWriteFile || op.Kind == OpBlock) && e.isLink(op.Path) {
 			plan.Notes = append(plan.Notes, fmt.Sprintf("%s is a symlink (managed by nix-darwin or another tool): not written; use `wrapix-builder config`", op.Path))
 			return
 		}
+		switch op.Kind {
+		case OpWriteFile:
+			op.Before, op.After = e.Current[op.Path], op.Content
+		case OpBlock:
+			op.Before = e.Current[op.Path]
+			after, _, err := withBlock(e.abs(op.Path), op.Before, op.Content)
+			if err != nil && damaged == nil {
+				damaged = err
+			}
+			op.After = after
+		}
 		plan.Ops = append(plan.Ops, op)
 	}
-	add(Op{Kind: OpWriteFile, Path: nixconf.RootKeyPath, Content: clientKey, Mode: 0o600,
+	add(Op{Kind: OpWriteFile, Path: nixconf.RootKeyPath, Content: clientKey, Mode: 0o600, Secret: true,
 		Why: "the client key for root's nix-daemon (root's ssh refuses a key in the Nix store)"})
 	if e.NixDarwin {
 		plan.Notes = append(plan.Notes,
@@ -156,7 +188,10 @@ func Compute(e Env, p nixconf.Params, clientKey []byte) Plan {
 			UndoCmd: []string{"/sbin/route", "-n", "delete", "-net", e.Route.Subnet, "-interface", e.Route.Interface},
 			Why:     "a VPN routes the container subnet into its tunnel; send it to the vmnet bridge " + e.Route.Interface})
 	}
-	return plan
+	if damaged != nil {
+		return Plan{}, damaged
+	}
+	return plan, nil
 }
 
 func reloadCmd(e Env) []string {
@@ -173,8 +208,10 @@ func reloadCmd(e Env) []string {
 	return nil
 }
 
-// Render prints the plan for --dry-run.
-func (p Plan) Render() string {
+// Render prints the plan: one line per operation, and with contents the
+// exact bytes of every file (a full-context diff against what is there now;
+// the private key only by size).
+func (p Plan) Render(contents bool) string {
 	var b strings.Builder
 	for i, op := range p.Ops {
 		switch op.Kind {
@@ -182,11 +219,19 @@ func (p Plan) Render() string {
 			fmt.Fprintf(&b, "%d. write %s (mode %04o): %s\n", i+1, op.Path, op.Mode.Perm(), op.Why)
 		case OpBlock:
 			fmt.Fprintf(&b, "%d. put a wrapix-builder block in %s: %s\n", i+1, op.Path, op.Why)
-			for _, l := range strings.Split(strings.TrimSuffix(string(op.Content), "\n"), "\n") {
-				fmt.Fprintf(&b, "     %s\n", l)
-			}
 		case OpRun:
 			fmt.Fprintf(&b, "%d. run %s: %s\n", i+1, strings.Join(op.Cmd, " "), op.Why)
+		}
+		if !contents || op.Kind == OpRun {
+			continue
+		}
+		switch {
+		case op.Secret:
+			fmt.Fprintf(&b, "   (the client private key, %d bytes, not shown)\n", len(op.After))
+		case bytes.Equal(op.Before, op.After) && op.Before != nil:
+			fmt.Fprintf(&b, "   (unchanged, %d bytes)\n", len(op.After))
+		default:
+			b.WriteString(diff(op.Path, op.Before, op.After))
 		}
 	}
 	if len(p.Ops) == 0 {
@@ -196,4 +241,73 @@ func (p Plan) Render() string {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
 	return b.String()
+}
+
+// diff is a unified diff with the whole file as context, so --dry-run shows
+// every byte the file will hold. A line that is not plain printable text is
+// shown quoted; a missing final newline is marked as diff(1) does.
+func diff(path string, before, after []byte) string {
+	a, b := splitLines(before), splitLines(after)
+	// Longest common subsequence on lines; the files are small.
+	lcs := make([][]int, len(a)+1)
+	for i := range lcs {
+		lcs[i] = make([]int, len(b)+1)
+	}
+	for i := len(a) - 1; i >= 0; i-- {
+		for j := len(b) - 1; j >= 0; j-- {
+			if a[i] == b[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	var out strings.Builder
+	from := "--- " + path
+	if before == nil {
+		from = "--- /dev/null"
+	}
+	fmt.Fprintf(&out, "   %s\n   +++ %s\n   @@ -%d,%d +%d,%d @@\n", from, path, min(1, len(a)), len(a), min(1, len(b)), len(b))
+	line := func(sign byte, l string) {
+		text := strings.TrimSuffix(l, "\n")
+		if !printable(text) {
+			text = strconv.QuoteToASCII(text)
+		}
+		fmt.Fprintf(&out, "   %c%s\n", sign, text)
+		if !strings.HasSuffix(l, "\n") {
+			out.WriteString("   \\ No newline at end of file\n")
+		}
+	}
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case i < len(a) && j < len(b) && a[i] == b[j]:
+			line(' ', a[i])
+			i, j = i+1, j+1
+		case j < len(b) && (i == len(a) || lcs[i][j+1] >= lcs[i+1][j]):
+			line('+', b[j])
+			j++
+		default:
+			line('-', a[i])
+			i++
+		}
+	}
+	return out.String()
+}
+
+func splitLines(data []byte) []string {
+	lines := strings.SplitAfter(string(data), "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if r != '\t' && !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }

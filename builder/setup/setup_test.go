@@ -1,6 +1,7 @@
 package setup
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,7 +15,7 @@ const hostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFTmwF2TfZ+RH8NkDsC8tjKvalQ
 
 func params() nixconf.Params {
 	return nixconf.Params{User: "builder", Port: 2222, Systems: []string{"aarch64-linux"}, MaxJobs: 4, SpeedFactor: 1,
-		HostKey: hostKey, HostKeyBase64: "aG9zdA==", UseSubstitutes: true}
+		HostKey: hostKey, HostKeyBase64: base64.StdEncoding.EncodeToString([]byte(hostKey)), UseSubstitutes: true}
 }
 
 // tree returns every path under root with its mode, link target or content.
@@ -57,7 +58,10 @@ func apply(t *testing.T, root, goos string, probe RouteProber, r *recorder) Plan
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := Compute(e, params(), []byte("PRIVATE KEY BYTES\n"))
+	plan, err := Compute(e, params(), []byte("PRIVATE KEY BYTES\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := Apply(e, plan, r.run); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +190,7 @@ func TestDeterminateGetsCustomConf(t *testing.T) {
 func TestRouteFixOnlyWhenNeeded(t *testing.T) {
 	root := t.TempDir()
 	plan := apply(t, root, "darwin", func() (*RouteFix, error) { return nil, nil }, &recorder{})
-	if strings.Contains(plan.Render(), "route") {
+	if strings.Contains(plan.Render(true), "route") {
 		t.Fatal("route added without need")
 	}
 	root = t.TempDir()
@@ -210,8 +214,11 @@ func TestRouteFixOnlyWhenNeeded(t *testing.T) {
 func TestDryRunRenderListsEveryOp(t *testing.T) {
 	root := t.TempDir()
 	e, _ := Observe(root, "darwin", nil)
-	plan := Compute(e, params(), []byte("k"))
-	out := plan.Render()
+	plan, err := Compute(e, params(), []byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := plan.Render(true)
 	for _, want := range []string{nixconf.RootKeyPath + " (mode 0600)", nixconf.KnownHostsPath, nixconf.SSHConfigPath, "/etc/nix/machines", "launchctl kickstart"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run lacks %q:\n%s", want, out)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
+	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/problem"
 	"github.com/wrapix/wrapix-builder/builder/setup"
 )
@@ -37,10 +39,11 @@ exactly what setup did.`,
 			if err != nil {
 				return err
 			}
-			ks, err := keys.Load(b.Layout)
+			ks, err := keys.LoadOwned(b.Layout, invokingUID())
 			if err != nil && !undo {
 				return err
 			}
+			afterKeysLoaded(b.Layout)
 			if !dryRun && root == "/" && os.Geteuid() != 0 {
 				return e.reexecWithSudo(cmd.Context(), b.Layout.DataDir, b.Layout.ConfigDir, undo, uri)
 			}
@@ -64,19 +67,20 @@ exactly what setup did.`,
 			if err != nil {
 				return err
 			}
-			clientKey, err := os.ReadFile(ks.Client.PrivatePath)
+			// Root's copy is exactly the bytes keys.LoadOwned checked and parsed:
+			// the file is never opened again, so it cannot be swapped in between.
+			plan, err := setup.Compute(envr, b.Params(ks, form), ks.Client.PrivateBytes)
 			if err != nil {
-				return problem.Wrap(problem.Keys, err, "cannot read "+ks.Client.PrivatePath, "")
+				return err
 			}
-			plan := setup.Compute(envr, b.Params(ks, form), clientKey)
 			if dryRun {
-				fmt.Fprint(e.stdout, plan.Render())
+				fmt.Fprint(e.stdout, plan.Render(true))
 				return nil
 			}
 			if err := setup.Apply(envr, plan, run); err != nil {
 				return err
 			}
-			fmt.Fprint(e.stdout, plan.Render())
+			fmt.Fprint(e.stdout, plan.Render(false))
 			fmt.Fprintln(e.stdout, "setup done; `wrapix-builder setup --undo` reverses it")
 			return nil
 		},
@@ -87,6 +91,25 @@ exactly what setup did.`,
 	cmd.Flags().StringVar(&uri, "uri", nixconf.FormAlias, "builders URI form: alias (every Nix) or port (Nix ≥ 2.31)")
 	cmd.MarkFlagsMutuallyExclusive("dry-run", "undo")
 	return cmd
+}
+
+// afterKeysLoaded lets a test act between the key check and the rest of
+// setup (to swap the key file for a link, as an attacker would).
+var afterKeysLoaded = func(paths.Layout) {}
+
+// invokingUID is the user setup acts for: sudo's SUDO_UID, pkexec's
+// PKEXEC_UID, our own uid when not root; for root without either (macOS's
+// administrator prompt, a root shell) whoever owns the key directory.
+func invokingUID() int {
+	if os.Geteuid() != 0 {
+		return os.Getuid()
+	}
+	for _, v := range []string{"SUDO_UID", "PKEXEC_UID"} {
+		if uid, err := strconv.Atoi(os.Getenv(v)); err == nil && uid >= 0 {
+			return uid
+		}
+	}
+	return keys.AnyOwner
 }
 
 // reexecWithSudo runs this same setup as root. The user's directories are
