@@ -1,0 +1,287 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/wrapix/wrapix-builder/builder/nixconf"
+	"github.com/wrapix/wrapix-builder/builder/paths"
+	"github.com/wrapix/wrapix-builder/internal/testenv"
+)
+
+// sshG resolves host with real ssh through an ssh_config that reaches
+// root's drop-in only by `Include`, as /etc/ssh/ssh_config does on a Mac.
+// include=false: the same ssh_config without it, for comparison.
+func sshG(t *testing.T, root, host string, include bool) map[string]string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "ssh_config")
+	text := "Host *\n  SendEnv LANG\n"
+	if include {
+		text = "Include " + filepath.Join(root, "etc/ssh/ssh_config.d") + "/*\n" + text
+	}
+	os.WriteFile(cfg, []byte(text), 0o644)
+	out, err := exec.Command("ssh", "-G", "-F", cfg, host).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ssh -G %s: %v\n%s", host, err, out)
+	}
+	opts := map[string]string{}
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(l, " "); ok {
+			opts[k] = strings.TrimSpace(opts[k] + "\n" + v)
+		}
+	}
+	return opts
+}
+
+// checkRootFiles reads every file setup wrote under root with its real
+// consumer and asserts it means exactly what setup intends: ssh sees only the
+// builder's settings for the alias and nothing for other hosts; Nix reads
+// nix.conf and the machines file (through its default builders =
+// @$NIX_CONF_DIR/machines) and finds exactly our builder; no file holds a
+// line outside what nixconf renders, nor any control character.
+func checkRootFiles(t *testing.T, w *testenv.World, root string) {
+	t.Helper()
+	want := sshG(t, root, "wrapix-builder", true)
+	for k, v := range map[string]string{"hostname": "127.0.0.1", "user": "builder", "hostkeyalias": "wrapix-builder",
+		"identityfile": nixconf.RootKeyPath, "globalknownhostsfile": nixconf.KnownHostsPath, "userknownhostsfile": "/dev/null",
+		"stricthostkeychecking": "true", "proxycommand": "", "include": ""} {
+		if want[k] != v {
+			t.Errorf("ssh -G wrapix-builder: %s = %q, want %q", k, want[k], v)
+		}
+	}
+	for _, host := range []string{"localhost", "example.com"} {
+		plain, with := sshG(t, root, host, false), sshG(t, root, host, true)
+		for k, v := range with {
+			if plain[k] != v {
+				t.Errorf("the drop-in changes `ssh %s`: %s = %q (without it %q)", host, k, v, plain[k])
+			}
+		}
+	}
+	// Every line of the drop-in, known hosts and machines file is one nixconf renders for these keys.
+	ksPub, _ := os.ReadFile(filepath.Join(w.DataDir, "builder-keys", "host_ed25519.pub"))
+	hostKey := strings.Join(strings.Fields(string(ksPub))[:2], " ")
+	allowed := map[string]bool{"": true}
+	p := nixconf.Params{User: "builder", Port: w.Port, HostKey: hostKey}
+	for _, l := range strings.Split(nixconf.SSHConfig(p)+nixconf.KnownHosts(p), "\n") {
+		allowed[l] = true
+	}
+	for _, f := range []string{nixconf.SSHConfigPath, nixconf.KnownHostsPath, nixconf.MachinesPath, "/etc/nix/nix.conf"} {
+		data, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range string(data) {
+			if r != '\n' && !unicode.IsPrint(r) {
+				t.Errorf("%s holds the control character %q", f, r)
+			}
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			switch {
+			case f == nixconf.SSHConfigPath || f == nixconf.KnownHostsPath:
+				if !allowed[l] {
+					t.Errorf("%s holds a line setup does not write: %q", f, l)
+				}
+			case strings.HasPrefix(l, "#") || l == "" || l == "builders-use-substitutes = true" || l == "trusted-users = root":
+			case f == nixconf.MachinesPath && strings.HasPrefix(l, "ssh-ng://builder@wrapix-builder "+"aarch64-linux"+" "+nixconf.RootKeyPath+" "):
+			default:
+				t.Errorf("%s holds a line setup does not write: %q", f, l)
+			}
+		}
+	}
+	// Nix's own reading: nix.conf gives exactly our setting, the machines file parses to our builder.
+	confDir := filepath.Join(root, "etc/nix")
+	cmd := exec.Command("nix", "--extra-experimental-features", "nix-command", "show-config")
+	cmd.Env = append(os.Environ(), "NIX_CONF_DIR="+confDir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "builders = @"+confDir+"/machines\n") || !strings.Contains(string(out), "builders-use-substitutes = true\n") {
+		t.Errorf("nix show-config with setup's nix.conf: %v\n%s", err, out)
+	}
+	drv := filepath.Join(t.TempDir(), "probe.nix")
+	os.WriteFile(drv, []byte(`derivation { name = "probe"; system = "aarch64-linux"; builder = "/bin/sh"; }`), 0o644)
+	cmd = exec.Command("timeout", "60", "nix-build", drv, "--store", filepath.Join(t.TempDir(), "store"), "--no-out-link",
+		"--option", "max-jobs", "0", "--option", "build-users-group", "", "--option", "substituters", "")
+	cmd.Env = append(os.Environ(), "NIX_CONF_DIR="+confDir, "NIX_SSHOPTS=-F /dev/null -o ConnectTimeout=1")
+	out, _ = cmd.CombinedOutput()
+	if strings.Contains(string(out), "bad machine specification") || !strings.Contains(string(out), "'ssh-ng://builder@wrapix-builder'") {
+		t.Errorf("Nix does not read exactly our builder from the machines file:\n%s", out)
+	}
+}
+
+// Issue 10's table: hostile text (control characters, quotes, %, ${,
+// unicode, very long values, ssh_config directives) through every input
+// that could reach a file setup writes as root: the data dir (flag and
+// XDG_DATA_HOME), the config dir, HOME, the user's names, the key files and
+// the config values. Each run either writes files that mean exactly what
+// setup intends (read by ssh and Nix themselves), or stops with one error
+// line and writes nothing.
+func TestSetupHostileInputs(t *testing.T) {
+	testenv.Require(t, "ssh", "nix", "nix-build")
+	inject := "d\nHost *\n  ProxyCommand touch /tmp/wrapix-pwned\nInclude /tmp/evil.conf\nMatch all\n"
+	long := strings.Repeat(strings.Repeat("ü", 100)+"/", 12) // 2400 bytes of unicode path
+	values := map[string]string{
+		"newline directives": inject, "directives without spaces": "d\nHost=*\nProxyCommand=/tmp/wrapix-pwned\nInclude=/tmp/evil.conf\nIdentityFile=/x",
+		"carriage return": "a\rHost *", "tab and hash": "a\t#b c",
+		"quotes": `a"b'c\"`, "percent": "%d%h%%n", "dollar brace": "${HOME}$(id)`id`", "semicolon": "a;b # c",
+		"unicode": "Ünïcødé ✓ \u202egnp.exe", "very long": long, "escape sequence": "a\x1b[2Jb",
+	}
+	type input struct {
+		name  string
+		apply func(t *testing.T, w *testenv.World, v string) []string // returns extra setup args
+	}
+	inputs := []input{
+		{"--data-dir", func(t *testing.T, w *testenv.World, v string) []string {
+			d := filepath.Join(w.Home, v, "wrapix")
+			keysAt(t, "--data-dir", d)
+			w.DataDir = d
+			return []string{"--data-dir", d}
+		}},
+		{"XDG_DATA_HOME", func(t *testing.T, w *testenv.World, v string) []string {
+			t.Setenv("XDG_DATA_HOME", filepath.Join(w.Home, v))
+			w.DataDir = filepath.Join(w.Home, v, "wrapix")
+			keysAt(t)
+			return nil
+		}},
+		{"HOME", func(t *testing.T, w *testenv.World, v string) []string {
+			home := filepath.Join(w.Home, v)
+			os.MkdirAll(home, 0o755)
+			t.Setenv("HOME", home)
+			t.Setenv("XDG_DATA_HOME", "")
+			w.DataDir = filepath.Join(home, ".local/share/wrapix")
+			keysAt(t)
+			return nil
+		}},
+		{"--config-dir", func(t *testing.T, w *testenv.World, v string) []string {
+			d := filepath.Join(w.Home, v, "cfg")
+			os.MkdirAll(d, 0o755)
+			os.Rename(filepath.Join(w.ConfigDir, "config.toml"), filepath.Join(d, "config.toml"))
+			keysAt(t)
+			return []string{"--config-dir", d}
+		}},
+		{"user names", func(t *testing.T, w *testenv.World, v string) []string {
+			for _, n := range []string{"USER", "LOGNAME", "SUDO_USER"} {
+				t.Setenv(n, v)
+			}
+			keysAt(t)
+			return nil
+		}},
+		{"key comments", func(t *testing.T, w *testenv.World, v string) []string {
+			keysAt(t)
+			for _, f := range []string{"host_ed25519.pub", "client_ed25519.pub"} {
+				p := filepath.Join(w.DataDir, "builder-keys", f)
+				data, _ := os.ReadFile(p)
+				os.WriteFile(p, []byte(strings.Join(strings.Fields(string(data))[:2], " ")+" "+v+"\n"), 0o644)
+			}
+			return nil
+		}},
+		{"systems", func(t *testing.T, w *testenv.World, v string) []string {
+			keysAt(t)
+			w.WriteConfig("systems = [" + tomlString(v) + "]\n")
+			return nil
+		}},
+		{"supported-features", func(t *testing.T, w *testenv.World, v string) []string {
+			keysAt(t)
+			w.WriteConfig("supported-features = [\"big-parallel\", " + tomlString(v) + "]\n")
+			return nil
+		}},
+	}
+	for _, in := range inputs {
+		for name, v := range values {
+			t.Run(in.name+"/"+name, func(t *testing.T) {
+				w := testenv.New(t)
+				extra := in.apply(t, w, v)
+				root := t.TempDir()
+				os.MkdirAll(filepath.Join(root, "etc/nix"), 0o755)
+				os.WriteFile(filepath.Join(root, "etc/nix/nix.conf"), []byte("trusted-users = root\n"), 0o644)
+				before := snapshotDir(t, root)
+				dry := wb(t, append(extra, "setup", "--dry-run", "--root", root)...)
+				r := wb(t, append(extra, "setup", "--root", root)...)
+				if r.code != 0 {
+					oneErrorLine(t, r, r.code)
+					if dry.code != r.code {
+						t.Errorf("--dry-run exit %d, setup %d", dry.code, r.code)
+					}
+					if snapshotDir(t, root) != before {
+						t.Fatal("a refused setup wrote files")
+					}
+					return
+				}
+				if dry.code != 0 || strings.ContainsRune(dry.stdout, '\x1b') || strings.Contains(dry.stdout, "ProxyCommand") {
+					t.Errorf("dry run: %d\n%s", dry.code, dry.stdout)
+				}
+				checkRootFiles(t, w, root)
+				if _, err := os.Stat("/tmp/wrapix-pwned"); err == nil {
+					t.Fatal("an injected ProxyCommand ran")
+				}
+			})
+		}
+	}
+}
+
+func tomlString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`, "\x1b", `\u001b`)
+	return `"` + r.Replace(s) + `"`
+}
+
+// keysAt creates the key pairs where the CLI finds them with args.
+func keysAt(t *testing.T, args ...string) {
+	t.Helper()
+	if r := wb(t, append(args, "keys", "rotate")...); r.code != 0 {
+		t.Fatalf("keys rotate: %s", r.stderr)
+	}
+}
+
+// Issue 10 point 2: root copies exactly the key bytes it checked. The key is
+// swapped for a symlink to a root-only key between the check and the rest of
+// setup; root's copy must still be the user's key (before the fix, setup
+// re-read the path and copied the other file). A key that already is a link,
+// or belongs to another user than the one sudo names, is refused.
+func TestSetupCopiesTheCheckedKeyBytes(t *testing.T) {
+	w := testenv.New(t)
+	keysAt(t)
+	keyPath := filepath.Join(w.DataDir, "builder-keys", "client_ed25519")
+	mine, _ := os.ReadFile(keyPath)
+	secretDir := t.TempDir()
+	secret := filepath.Join(secretDir, "root_only")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root-only", "-f", secret).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	rootOnly, _ := os.ReadFile(secret)
+	afterKeysLoaded = func(paths.Layout) {
+		os.Rename(keyPath, keyPath+".moved")
+		os.Symlink(secret, keyPath)
+	}
+	defer func() { afterKeysLoaded = func(paths.Layout) {} }()
+	root := t.TempDir()
+	if r := wb(t, "setup", "--root", root); r.code != 0 {
+		t.Fatalf("setup: %s", r.stderr)
+	}
+	got, _ := os.ReadFile(filepath.Join(root, nixconf.RootKeyPath))
+	if bytes.Equal(got, rootOnly) || !bytes.Equal(got, mine) {
+		t.Fatalf("root's copy is not the key that was checked (root-only key copied: %v)", bytes.Equal(got, rootOnly))
+	}
+	afterKeysLoaded = func(paths.Layout) {}
+
+	// Now the key is that symlink: refused, nothing written.
+	root2 := t.TempDir()
+	oneErrorLine(t, wb(t, "setup", "--root", root2), 5, "symbolic link", "client_ed25519")
+	os.Remove(keyPath)
+	os.Rename(keyPath+".moved", keyPath)
+
+	// Keys owned by someone other than the user sudo names: refused.
+	t.Setenv("SUDO_UID", "4242")
+	oneErrorLine(t, wb(t, "setup", "--root", root2), 5, "owned by uid 0", "uid 4242")
+	os.Chown(filepath.Join(w.DataDir, "builder-keys"), 4242, 4242)
+	oneErrorLine(t, wb(t, "setup", "--root", root2), 5, "not owned by uid 4242")
+	t.Setenv("SUDO_UID", "")
+	os.Chown(filepath.Join(w.DataDir, "builder-keys"), 0, 0)
+	os.Chmod(filepath.Join(w.DataDir, "builder-keys"), 0o770)
+	oneErrorLine(t, wb(t, "setup", "--root", root2), 5, "mode 0770", "chmod 700")
+	if entries, _ := os.ReadDir(root2); len(entries) != 0 {
+		t.Fatalf("a refused setup wrote %v", entries)
+	}
+}
