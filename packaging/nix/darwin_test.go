@@ -278,11 +278,15 @@ func TestModuleOutputReadByConsumers(t *testing.T) {
 		t.Fatalf("ssh -G: %v", err)
 	}
 	for _, want := range []string{"hostname 127.0.0.1", "port 2345", "user builder", "hostkeyalias wrapix-builder", "stricthostkeychecking true",
-		"identityfile /etc/nix/wrapix_builder_ed25519", "identityfile /Users/alice/.local/share/wrapix/builder-keys/client_ed25519",
+		"identityfile /etc/nix/wrapix_builder_ed25519",
 		"globalknownhostsfile /etc/nix/wrapix_builder_known_hosts", "userknownhostsfile /dev/null", "identitiesonly yes"} {
 		if !strings.Contains(string(g), "\n"+want+"\n") {
 			t.Errorf("ssh reads the drop-in without %q", want)
 		}
+	}
+	// The global drop-in names only root's fixed key: the user's own key path is user data (issue 10).
+	if strings.Contains(string(g), "/Users/alice") {
+		t.Errorf("the global drop-in names the user's key:\n%s", g)
 	}
 	kh := filepath.Join(dir, "known_hosts")
 	os.WriteFile(kh, []byte(out.KnownHosts), 0o644)
