@@ -12,10 +12,10 @@ import (
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
-// startWithSetup starts the builder (stand-in running a real sshd), applies
-// setup into a temporary root, and returns that root plus an ssh_config with
-// the root's paths (the generated drop-in names /etc/nix/…).
-func startWithSetup(t *testing.T, w *testenv.World) (root, sshConfig string) {
+// startWithSetup starts the builder (stand-in running a real sshd) and
+// applies setup into a temporary root prepared as the Mac's /etc (an
+// ssh_config that includes ssh_config.d, an administrator's nix.conf).
+func startWithSetup(t *testing.T, w *testenv.World) (root string) {
 	t.Helper()
 	testenv.Require(t, "sshd", "ssh", "nix-build", "nix-daemon")
 	testenv.RequireBuilderUser(t)
@@ -24,31 +24,33 @@ func startWithSetup(t *testing.T, w *testenv.World) (root, sshConfig string) {
 		t.Fatalf("start: %s", r.stderr)
 	}
 	root = t.TempDir()
+	testenv.HostEtc(t, root, "build-users-group =\nsubstituters =\nmax-jobs = 0\n")
 	if r := wb(t, "setup", "--root", root); r.code != 0 {
 		t.Fatalf("setup: %s", r.stderr)
 	}
-	dropIn, err := os.ReadFile(filepath.Join(root, "etc/ssh/ssh_config.d/100-wrapix-builder.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sshConfig = filepath.Join(root, "ssh_config")
-	rewritten := strings.ReplaceAll(string(dropIn), "/etc/nix/", filepath.Join(root, "etc/nix")+"/")
-	if err := os.WriteFile(sshConfig, []byte(rewritten), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return root, sshConfig
+	return root
+}
+
+// onHost runs argv with the Mac's view of what setup wrote under root: ssh
+// reads /etc/ssh/ssh_config and through its Include the drop-in, Nix reads
+// /etc/nix (testenv.HostCommand).
+func onHost(t *testing.T, root string, argv ...string) ([]byte, error) {
+	t.Helper()
+	cmd := testenv.HostCommand(t, root, filepath.Join(t.TempDir(), "nix"), `exec "$@"`, []string{"NIX_SSHOPTS="}, argv...)
+	return cmd.CombinedOutput()
 }
 
 // Real OpenSSH, configured only by what setup wrote, connects with
 // StrictHostKeyChecking yes, and refuses a builder with another host key.
 func TestOpenSSHUsesGeneratedConfig(t *testing.T) {
 	w := testenv.New(t)
-	root, cfg := startWithSetup(t, w)
-	out, err := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "wrapix-builder", "echo connected as $(id -un)").CombinedOutput()
+	root := startWithSetup(t, w)
+	out, err := onHost(t, root, "ssh", "-o", "BatchMode=yes", "wrapix-builder", "echo connected as $(id -un)")
 	if err != nil || strings.TrimSpace(string(out)) != "connected as builder" {
 		t.Fatalf("ssh with the generated config: %v\n%s", err, out)
 	}
-	if strings.Contains(string(mustRead(t, cfg)), "StrictHostKeyChecking no") || !strings.Contains(string(mustRead(t, cfg)), "StrictHostKeyChecking yes") {
+	dropIn := string(mustRead(t, filepath.Join(root, "etc/ssh/ssh_config.d/100-wrapix-builder.conf")))
+	if strings.Contains(dropIn, "StrictHostKeyChecking no") || !strings.Contains(dropIn, "StrictHostKeyChecking yes") {
 		t.Fatal("the drop-in must pin the host key strictly")
 	}
 	// Pin another key: ssh must refuse.
@@ -61,34 +63,25 @@ func TestOpenSSHUsesGeneratedConfig(t *testing.T) {
 	if err := os.WriteFile(kh, []byte("wrapix-builder "+strings.Join(strings.Fields(string(pub))[:2], " ")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err = exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "wrapix-builder", "true").CombinedOutput()
+	out, err = onHost(t, root, "ssh", "-o", "BatchMode=yes", "wrapix-builder", "true")
 	if err == nil || !strings.Contains(string(out), "Host key verification failed") {
 		t.Fatalf("ssh accepted a builder with the wrong host key: %v\n%s", err, out)
 	}
 	// And a missing known-hosts entry is refused too (no trust on first use).
 	os.WriteFile(kh, nil, 0o644)
-	out, err = exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", "wrapix-builder", "true").CombinedOutput()
+	out, err = onHost(t, root, "ssh", "-o", "BatchMode=yes", "wrapix-builder", "true")
 	if err == nil {
 		t.Fatalf("ssh trusted an unknown host key:\n%s", out)
 	}
 }
 
-// Debian's Nix reads our machines line and builds through the builder over
-// ssh-ng, with only the generated ssh_config, key and known hosts.
-func TestNixBuildsThroughGeneratedMachinesLine(t *testing.T) {
+// Debian's Nix reads the machines file and nix.conf setup wrote (by its
+// defaults, /etc/nix) and builds through the builder over ssh-ng, with only
+// the generated ssh_config, key and known hosts.
+func TestNixBuildsThroughGeneratedMachinesFile(t *testing.T) {
 	w := testenv.New(t)
 	w.WriteConfig(`systems = ["x86_64-linux"]` + "\n")
-	root, cfg := startWithSetup(t, w)
-	machines := string(mustRead(t, filepath.Join(root, "etc/nix/machines")))
-	var line string
-	for _, l := range strings.Split(machines, "\n") {
-		if strings.HasPrefix(l, "ssh-ng://") {
-			line = strings.ReplaceAll(l, "/etc/nix/", filepath.Join(root, "etc/nix")+"/")
-		}
-	}
-	if line == "" {
-		t.Fatalf("no builders entry in %q", machines)
-	}
+	root := startWithSetup(t, w)
 	// A hermetic derivation: a static busybox imported into the client store.
 	bb := filepath.Join(t.TempDir(), "bb")
 	testenv.BusyboxDir(t, bb)
@@ -97,11 +90,8 @@ func TestNixBuildsThroughGeneratedMachinesLine(t *testing.T) {
 derivation { name = "wrapix-probe"; system = "x86_64-linux"; builder = "${bb}/bin/sh";
   args = [ "-c" "echo built-by-$(${bb}/bin/busybox id -un)-$RANDOM > $out" ]; }
 `), 0o644)
-	clientStore := filepath.Join(t.TempDir(), "client")
-	cmd := exec.Command("nix-build", drv, "--store", clientStore, "--max-jobs", "0", "--no-out-link",
-		"--option", "builders-use-substitutes", "false", "--option", "substituters", "", "--option", "build-users-group", "",
-		"--builders", line)
-	cmd.Env = append(os.Environ(), "NIX_SSHOPTS=-F "+cfg)
+	clientNix := filepath.Join(t.TempDir(), "client")
+	cmd := testenv.HostCommand(t, root, clientNix, `exec "$@"`, []string{"NIX_SSHOPTS="}, "timeout", "90", "nix-build", drv, "--no-out-link")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("nix-build through the builder: %v\n%s", err, out)
@@ -110,7 +100,7 @@ derivation { name = "wrapix-probe"; system = "x86_64-linux"; builder = "${bb}/bi
 		t.Fatalf("not built remotely:\n%s", out)
 	}
 	outPath := strings.TrimSpace(string(out)[strings.LastIndex(strings.TrimSpace(string(out)), "\n")+1:])
-	got := mustRead(t, filepath.Join(clientStore, outPath))
+	got := mustRead(t, filepath.Join(clientNix, strings.TrimPrefix(outPath, "/nix")))
 	if !strings.HasPrefix(string(got), "built-by-") {
 		t.Fatalf("unexpected output %q", got)
 	}

@@ -5,7 +5,8 @@
 # Nix), starts the builder (the entrypoint runs as PID 1 in new namespaces
 # with real sshd and nix-daemon), lets setup write the Nix/ssh trust into a
 # scratch root, runs a real Nix remote build over ssh-ng from a separate
-# host-side /nix with max-jobs 0, shows status, stops, and cleans up.
+# host-side /nix with max-jobs 0 (Nix and ssh read setup's files themselves),
+# shows status, stops, and cleans up.
 # Needs root, nix-bin, openssh-server/-client and busybox-static (.ci/run installs them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -57,22 +58,27 @@ wrapix-builder status
 
 step "sudo wrapix-builder setup (into a scratch root instead of /)"
 root="$work/root"
-mkdir -p "$root"
+# The Mac's /etc before setup: ssh_config includes ssh_config.d (as macOS's does), and an
+# administrator's nix.conf (no substituters here, build only remotely, no build users).
+mkdir -p "$root/etc/ssh" "$root/etc/nix"
+echo 'Include /etc/ssh/ssh_config.d/*' > "$root/etc/ssh/ssh_config"
+printf 'build-users-group =\nsubstituters =\nmax-jobs = 0\n' > "$root/etc/nix/nix.conf"
 wrapix-builder setup --root "$root"
 
-step "A real Nix build from a separate host-side /nix (max-jobs 0), through the builder, with only the generated config"
-sed "s#/etc/nix/#$root/etc/nix/#g" "$root/etc/ssh/ssh_config.d/100-wrapix-builder.conf" > "$work/ssh_config"
-line=$(grep '^ssh-ng://' "$root/etc/nix/machines" | sed "s#/etc/nix/#$root/etc/nix/#")
+step "A real Nix build from a separate host-side /nix, reading only the files setup wrote"
+# In a private mount namespace the scratch root's etc/nix and etc/ssh are /etc/nix and /etc/ssh:
+# Nix reads /etc/nix/nix.conf and its default builders = @/etc/nix/machines; ssh reads
+# /etc/ssh/ssh_config, whose Include reaches the drop-in. No builders option on the command line, nothing rewritten.
 mkdir -p "$work/bb/bin" && cp /bin/busybox "$work/bb/bin/busybox" && ln -s busybox "$work/bb/bin/sh"
 cat > "$work/hello.nix" <<NIX
 let bb = builtins.path { path = $work/bb; name = "busybox"; }; in
 derivation { name = "hello-from-wrapix"; system = "$system"; builder = "\${bb}/bin/sh";
   args = [ "-c" "echo hello from the builder, built at \$(\${bb}/bin/busybox date) > \$out" ]; }
 NIX
-mkdir -p "$work/client-nix" /nix
-out=$(NIX_SSHOPTS="-F $work/ssh_config" unshare --mount --propagation private -- sh -c 'mount --bind "$1" /nix && shift && exec "$@"' sh "$work/client-nix" \
-	nix-build "$work/hello.nix" --max-jobs 0 --no-out-link \
-	--option builders-use-substitutes false --option substituters '' --option build-users-group '' --builders "$line")
+mkdir -p "$work/client-nix" /nix /etc/nix /etc/ssh
+out=$(NIX_SSHOPTS= unshare --mount --propagation private -- sh -c 'set -e
+	mount --bind "$1/etc/nix" /etc/nix; mount --bind "$1/etc/ssh" /etc/ssh; mount --bind "$2" /nix
+	shift 2; exec "$@"' sh "$root" "$work/client-nix" nix-build "$work/hello.nix" --no-out-link)
 ok "output $out: $(cat "$work/client-nix/${out#/nix/}")"
 
 step "wrapix-builder doctor (the Mac-only checks are skipped here)"

@@ -88,30 +88,37 @@ func BenchmarkRemoteBuild(b *testing.B) {
 	kh := filepath.Join(h.work, "minimal_known_hosts")
 	pub, _ := os.ReadFile(filepath.Join(keys, "host_ed25519.pub"))
 	os.WriteFile(kh, []byte("minimal "+strings.Join(strings.Fields(string(pub))[:2], " ")+"\n"), 0o644)
-	minimal := filepath.Join(h.work, "minimal_ssh_config")
-	os.WriteFile(minimal, []byte(fmt.Sprintf("Host minimal\n  HostName 127.0.0.1\n  Port %d\n  User builder\n  HostKeyAlias minimal\n  IdentityFile %s\n  UserKnownHostsFile %s\n", w.Port, filepath.Join(keys, "client_ed25519"), kh)), 0o644)
-	minimalLine := strings.Replace(strings.Replace(h.machines, "builder@wrapix-builder", "builder@minimal", 1), filepath.Join(h.root, "etc/nix/wrapix_builder_ed25519"), filepath.Join(keys, "client_ed25519"), 1)
+	// The baseline: a hand-written minimal /etc (ssh_config, machines line) read the same way as setup's.
+	minimalRoot := filepath.Join(h.work, "minimal-root")
+	testenv.HostEtc(b, minimalRoot, hostNixConf)
+	os.WriteFile(filepath.Join(minimalRoot, "etc/ssh/ssh_config"), []byte(fmt.Sprintf("Host minimal\n  HostName 127.0.0.1\n  Port %d\n  User builder\n  HostKeyAlias minimal\n  IdentityFile %s\n  UserKnownHostsFile %s\n", w.Port, filepath.Join(keys, "client_ed25519"), kh)), 0o644)
+	machines, _ := os.ReadFile(filepath.Join(h.root, "etc/nix/machines"))
+	var line string
+	for _, l := range strings.Split(string(machines), "\n") {
+		if strings.HasPrefix(l, "ssh-ng://") {
+			line = l
+		}
+	}
+	minimalLine := strings.Replace(strings.Replace(line, "builder@wrapix-builder", "builder@minimal", 1), "/etc/nix/wrapix_builder_ed25519", filepath.Join(keys, "client_ed25519"), 1)
+	os.WriteFile(filepath.Join(minimalRoot, "etc/nix/machines"), []byte(minimalLine+"\n"), 0o644)
 	ctl := filepath.Join(h.work, "ctl")
 	os.MkdirAll(ctl, 0o700)
 
 	variants := []struct {
-		name, sshOpts, line string
+		name, root, sshOpts string
 	}{
-		{"generated", "-F " + h.sshConfig, h.machines},
-		{"minimal", "-F " + minimal, minimalLine},
-		{"generated+reuse", "-F " + h.sshConfig + " -o ControlMaster=auto -o ControlPath=" + ctl + "/%C -o ControlPersist=60", h.machines},
+		{"generated", h.root, ""},
+		{"minimal", minimalRoot, ""},
+		{"generated+reuse", h.root, "-o ControlMaster=auto -o ControlPath=" + ctl + "/%C -o ControlPersist=60"},
 	}
 	totals := make([]time.Duration, len(variants))
 	clientNix := filepath.Join(h.work, "bench-client")
 	for i := 0; i < b.N; i++ {
 		for v, variant := range variants {
 			drv := h.derivation(fmt.Sprintf("bench-%d-%d-%d", time.Now().UnixNano(), i, v), `echo $RANDOM > $out`)
-			savedLine := h.machines
-			h.machines = variant.line
 			t0 := time.Now()
-			out, err := h.buildOpts(clientNix, drv, variant.sshOpts)
+			out, err := h.buildOpts(clientNix, drv, variant.root, variant.sshOpts)
 			totals[v] += time.Since(t0)
-			h.machines = savedLine
 			if err != nil || !strings.Contains(out, "on 'ssh-ng://") {
 				b.Fatalf("%s: %v\n%s", variant.name, err, out)
 			}

@@ -44,33 +44,23 @@ func mustWB(t testing.TB, args ...string) string {
 
 // host is the Mac's side: the setup root and a client Nix of its own.
 type host struct {
-	t         testing.TB
-	root      string // where setup wrote /etc
-	sshConfig string // the drop-in with the root's paths
-	machines  string // the builders line with the root's paths
-	work      string
+	t    testing.TB
+	root string // the Mac's /etc as setup left it (bind-mounted over /etc/nix and /etc/ssh for each build)
+	work string
 }
+
+// hostNixConf is the administrator's nix.conf before setup: no substituters
+// (no internet here), builds only remotely, no build users.
+const hostNixConf = "build-users-group =\nsubstituters =\nmax-jobs = 0\n"
 
 func newHost(t testing.TB) *host {
 	t.Helper()
 	h := &host{t: t, root: t.TempDir(), work: t.TempDir()}
 	os.Chmod(h.work, 0o755)
 	os.Chmod(filepath.Dir(h.work), 0o711) // the test's temp root: others (the multi-user client) may traverse
+	testenv.HostEtc(t, h.root, hostNixConf)
 	mustWB(t, "setup", "--root", h.root)
-	dropIn, err := os.ReadFile(filepath.Join(h.root, "etc/ssh/ssh_config.d/100-wrapix-builder.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nixDir := filepath.Join(h.root, "etc/nix") + "/"
-	h.sshConfig = filepath.Join(h.work, "ssh_config")
-	os.WriteFile(h.sshConfig, []byte(strings.ReplaceAll(string(dropIn), "/etc/nix/", nixDir)), 0o644)
-	machines, _ := os.ReadFile(filepath.Join(h.root, "etc/nix/machines"))
-	for _, l := range strings.Split(string(machines), "\n") {
-		if strings.HasPrefix(l, "ssh-ng://") {
-			h.machines = strings.ReplaceAll(l, "/etc/nix/", nixDir)
-		}
-	}
-	if h.machines == "" {
+	if machines, _ := os.ReadFile(filepath.Join(h.root, "etc/nix/machines")); !strings.Contains(string(machines), "\nssh-ng://builder@wrapix-builder ") {
 		t.Fatalf("setup wrote no builders entry: %q", machines)
 	}
 	// The busybox every test derivation runs with (imported into the client store, uploaded to the builder).
@@ -91,27 +81,21 @@ derivation { name = "` + name + `"; system = "x86_64-linux"; builder = "${bb}/bi
 	return f
 }
 
-// build runs nix-build single-user in its own mount namespace with its own
-// /nix (clientNix) and max-jobs = 0, using only the generated configuration.
+// build runs nix-build single-user with its own /nix (clientNix) and the
+// Mac's /etc as setup left it: Nix reads /etc/nix/nix.conf and the machines
+// file itself, ssh reads the drop-in through /etc/ssh/ssh_config's Include.
 func (h *host) build(clientNix, drv string, timeout time.Duration) (string, error) {
-	return h.run(clientNix, drv, timeout, "-F "+h.sshConfig)
+	return h.run(clientNix, drv, timeout, h.root, "")
 }
 
-// buildOpts is build with other NIX_SSHOPTS (benchmarks).
-func (h *host) buildOpts(clientNix, drv, sshOpts string) (string, error) {
-	return h.run(clientNix, drv, 60*time.Second, sshOpts)
+// buildOpts is build against another /etc and with NIX_SSHOPTS (benchmarks).
+func (h *host) buildOpts(clientNix, drv, root, sshOpts string) (string, error) {
+	return h.run(clientNix, drv, 60*time.Second, root, sshOpts)
 }
 
-func (h *host) run(clientNix, drv string, timeout time.Duration, sshOpts string) (string, error) {
-	os.MkdirAll(clientNix, 0o755)
-	os.MkdirAll("/nix", 0o755)
-	script := `mount --bind "$1" /nix && shift && exec "$@"`
-	args := []string{"--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", clientNix,
-		"timeout", strconv.Itoa(int(timeout.Seconds())), "nix-build", drv, "--no-out-link", "--max-jobs", "0",
-		"--option", "build-users-group", "", "--option", "substituters", "", "--option", "builders-use-substitutes", "false",
-		"--builders", h.machines}
-	cmd := exec.Command("unshare", args...)
-	cmd.Env = append(os.Environ(), "NIX_SSHOPTS="+sshOpts)
+func (h *host) run(clientNix, drv string, timeout time.Duration, root, sshOpts string) (string, error) {
+	cmd := testenv.HostCommand(h.t, root, clientNix, `exec "$@"`, []string{"NIX_SSHOPTS=" + sshOpts},
+		"timeout", strconv.Itoa(int(timeout.Seconds())), "nix-build", drv, "--no-out-link")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -420,28 +404,21 @@ func TestMultiUserDaemonUsesMachinesFile(t *testing.T) {
 	testenv.Require(t, "setpriv")
 	mustWB(t, "start")
 	h := newHost(t)
-	conf := filepath.Join(h.work, "daemon-conf")
-	os.MkdirAll(conf, 0o755)
-	machines := filepath.Join(conf, "machines")
-	os.WriteFile(machines, []byte(h.machines+"\n"), 0o644)
-	os.WriteFile(filepath.Join(conf, "nix.conf"), []byte("builders = @"+machines+"\nmax-jobs = 0\nbuild-users-group =\nsubstituters =\nbuilders-use-substitutes = false\n"), 0o644)
 	drv := h.derivation("multi-user", `echo "built for $RANDOM" > $out`)
 	clientNix := filepath.Join(h.work, "daemon-nix")
-	os.MkdirAll(clientNix, 0o755)
 	userHome := filepath.Join(h.work, "nobody-home")
 	os.MkdirAll(userHome, 0o777)
-	script := `set -e
-mount --bind "$CLIENT_NIX" /nix
-mkdir -p /nix/var/nix/daemon-socket
-NIX_CONF_DIR="$CONF" NIX_SSHOPTS="-F $SSHCFG" nix-daemon >"$WORK/daemon.log" 2>&1 &
+	// The daemon reads /etc/nix/nix.conf and /etc/nix/machines (defaults, no NIX_CONF_DIR) and
+	// connects with root's ssh, which reads /etc/ssh/ssh_config and through it the drop-in.
+	script := `mkdir -p /nix/var/nix/daemon-socket
+nix-daemon >"$WORK/daemon.log" 2>&1 &
 daemon=$!
 for i in $(seq 100); do [ -S /nix/var/nix/daemon-socket/socket ] && break; sleep 0.05; done
 rc=0
 setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$USER_HOME" NIX_REMOTE=daemon timeout 90 nix-build "$DRV" --no-out-link || rc=$?
 kill $daemon
 exit $rc`
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script)
-	cmd.Env = append(os.Environ(), "CLIENT_NIX="+clientNix, "CONF="+conf, "SSHCFG="+h.sshConfig, "WORK="+h.work, "USER_HOME="+userHome, "DRV="+drv)
+	cmd := testenv.HostCommand(t, h.root, clientNix, script, []string{"WORK=" + h.work, "USER_HOME=" + userHome, "DRV=" + drv, "NIX_SSHOPTS="})
 	out, err := cmd.CombinedOutput()
 	daemonLog, _ := os.ReadFile(filepath.Join(h.work, "daemon.log"))
 	if err != nil {
