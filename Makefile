@@ -5,7 +5,7 @@ LDFLAGS := -X github.com/wrapix/wrapix-builder/builder/version.Version=$(VERSION
 GO      ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build test lint bench demo image app dmg install clean
+.PHONY: help deps build test lint bench demo image app zip dmg install clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,7 +34,10 @@ bench: ## benchmarks, each printing its baseline measured in the same run (WRAPI
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./internal/...
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./image/
 
-app: ## assemble dist/Wrapix Builder.app (ad-hoc signed on macOS) and a zip
+app: ## assemble dist/Wrapix Builder.app (ad-hoc signed, and zipped, on macOS; for inspection elsewhere)
+	packaging/make-app.sh dist $(if $(filter Darwin,$(shell uname -s)),zip,)
+
+zip: ## the app as a zip (macOS only: the app needs cgo)
 	packaging/make-app.sh dist zip
 
 dmg: ## the app as a .dmg (macOS only)

@@ -1,7 +1,10 @@
 {
   description = "Wrapix Builder: an aarch64-linux Nix remote builder for Apple-silicon Macs, in an Apple container";
 
-  # Pinned by the flake.lock `nix flake lock` writes.
+  # Needs a nixpkgs with Go 1.26 (go.mod says `go 1.26.0` and buildGoModule
+  # sets GOTOOLCHAIN=local, so an older Go cannot fetch a newer one):
+  # nixpkgs-unstable since 2026-02 or nixos-26.05 and later, which have
+  # buildGo126Module. Pinned by the flake.lock `nix flake lock` writes.
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
 
   outputs = { self, nixpkgs }:
@@ -11,10 +14,27 @@
       forAll = f: builtins.listToAttrs (map (system: { name = system; value = f system nixpkgs.legacyPackages.${system}; }) systems);
       isDarwin = system: builtins.match ".*-darwin" system != null;
       ldflags = [ "-s" "-w" "-X github.com/wrapix/wrapix-builder/builder/version.Version=${version}" ];
-      # The Go module's dependencies (go mod vendor), as a fixed-output hash.
+      # The Go module's dependencies (go mod vendor), as a fixed-output hash;
+      # packaging/flake_test.go recomputes it from go.sum.
       vendorHash = "sha256-gIg5fTSbVgMUWfYqtJwUtXw8QqS2rjzDy1p/65xjuzA=";
 
-      cli = pkgs: pkgs.buildGoModule {
+      # The Go that go.mod asks for (a test checks the two agree).
+      buildGoModule = pkgs: pkgs.buildGo126Module or (throw
+        "wrapix-builder needs Go 1.26 (go.mod): use a nixpkgs with buildGo126Module (nixpkgs-unstable since 2026-02, or nixos-26.05 and later)");
+
+      # darwinkit's objc/ffi does `#import <ffi/ffi.h>` and links -lffi
+      # (objc/ffi/ffi.go, v0.5.0); nixpkgs' apple-sdk deletes the SDK's ffi
+      # headers (pkgs/by-name/ap/apple-sdk/metadata/disallowed-packages.json)
+      # and pkgs.libffi installs include/ffi.h: this puts libffi's headers
+      # under include/ffi/ too (a buildInput, so cc-wrapper adds -isystem).
+      ffiInclude = pkgs: pkgs.runCommand "libffi-include-ffi" { } ''
+        mkdir -p $out/include/ffi
+        for h in ffi.h ffitarget.h; do
+          ln -s ${pkgs.libffi.dev}/include/$h $out/include/ffi/$h
+        done
+      '';
+
+      cli = pkgs: buildGoModule pkgs {
         pname = "wrapix-builder";
         inherit version vendorHash ldflags;
         src = ./.;
@@ -31,12 +51,12 @@
       };
 
       # The app bundle (macOS): the menu-bar app (cgo: systray is Objective-C) with the CLI inside.
-      bundle = pkgs: pkgs.buildGoModule {
+      bundle = pkgs: buildGoModule pkgs {
         pname = "wrapix-builder-app";
         inherit version vendorHash ldflags;
         src = ./.;
         subPackages = [ "app" "cmd/wrapix-builder" "assets/gen" ];
-        buildInputs = [ pkgs.libffi ]; # darwinkit's objc calls through libffi
+        buildInputs = [ pkgs.libffi (ffiInclude pkgs) ]; # darwinkit's objc calls through libffi
         doCheck = false;
         postInstall = ''
           app="$out/Applications/Wrapix Builder.app/Contents"
@@ -45,9 +65,8 @@
           mv $out/bin/wrapix-builder "$app/MacOS/wrapix-builder"
           ln -s "$app/MacOS/wrapix-builder" $out/bin/wrapix-builder
           sed "s/@VERSION@/${version}/g" ${./Info.plist} > "$app/Info.plist"
-          $out/bin/gen -appicon AppIcon.iconset && rm $out/bin/gen
-          if command -v iconutil >/dev/null; then iconutil -c icns AppIcon.iconset -o "$app/Resources/AppIcon.icns";
-          else cp AppIcon.iconset/icon_512x512.png "$app/Resources/AppIcon.png"; fi
+          # The icon Info.plist names, without iconutil (not in the sandbox).
+          $out/bin/gen -icns "$app/Resources/AppIcon.icns" && rm $out/bin/gen
         '';
         meta = { description = "Wrapix Builder menu-bar app"; mainProgram = "wrapix-builder"; platforms = nixpkgs.lib.platforms.darwin; };
       };

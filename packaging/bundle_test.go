@@ -3,6 +3,7 @@
 package packaging
 
 import (
+	"bytes"
 	"debug/macho"
 	"encoding/binary"
 	"encoding/xml"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -100,9 +102,37 @@ func TestMakeAppBundle(t *testing.T) {
 		}
 		f.Close()
 	}
-	if fi, err := os.Stat(filepath.Join(app, "Resources", "AppIcon.png")); err != nil || fi.Size() == 0 {
-		if _, err2 := os.Stat(filepath.Join(app, "Resources", "AppIcon.icns")); err2 != nil {
-			t.Error("no app icon in Resources")
+	// Info.plist names AppIcon: the bundle has AppIcon.icns (no iconutil
+	// needed), with the 512 pt @2x entry macOS shows in Finder.
+	icon, err := os.ReadFile(filepath.Join(app, "Resources", "AppIcon.icns"))
+	if err != nil {
+		t.Fatalf("no AppIcon.icns in Resources: %v", err)
+	}
+	if len(icon) < 8 || string(icon[:4]) != "icns" || int(binary.BigEndian.Uint32(icon[4:8])) != len(icon) || !bytes.Contains(icon, []byte("ic10\x00")) {
+		t.Errorf("AppIcon.icns is not an icns file with an ic10 entry")
+	}
+}
+
+// On Linux the app cannot be built with cgo: a zip or dmg would ship an app
+// that only says it needs cgo. Both refuse with one line and leave nothing.
+func TestMakeAppRefusesPackagesWithoutCgo(t *testing.T) {
+	if runtime.GOOS == "darwin" {
+		t.Skip("macOS builds the app with cgo")
+	}
+	for _, kind := range []string{"zip", "dmg"} {
+		out := t.TempDir()
+		cmd := exec.Command("./make-app.sh", out, kind)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if err == nil {
+			t.Errorf("make-app.sh %s succeeded without cgo", kind)
+		}
+		if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "needs the app built with cgo on macOS") {
+			t.Errorf("%s: want one clear error line, got %q", kind, stderr.String())
+		}
+		if entries, _ := os.ReadDir(out); len(entries) != 0 {
+			t.Errorf("%s: left %v behind", kind, entries)
 		}
 	}
 }

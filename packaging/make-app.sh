@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Assembles "Wrapix Builder.app" (make app): the menu-bar app as the bundle's
 # main executable, the CLI beside it for terminal use, Info.plist stamped with
-# VERSION (the one version the binaries also print), and the icon. On macOS
-# it builds the app with cgo (systray is Objective-C), ad-hoc signs the
-# bundle and can zip it or make a dmg; elsewhere it cross-builds with
-# CGO_ENABLED=0, which makes a correct bundle whose app binary can only say
-# that it needs a cgo build (the CLI inside is fully functional).
+# VERSION (the one version the binaries also print), and AppIcon.icns (written
+# by assets/gen: no iconutil needed, as in the Nix sandbox). On macOS it
+# builds the app with cgo (systray is Objective-C), ad-hoc signs the bundle
+# and can zip it or make a dmg. Elsewhere it cross-builds with CGO_ENABLED=0:
+# a correct bundle for inspection (the bundle test), whose app binary can
+# only say that it needs a cgo build; zip and dmg refuse it.
 #   packaging/make-app.sh OUTDIR [zip|dmg]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,23 +16,27 @@ version=$(cat VERSION)
 ldflags="-X github.com/wrapix/wrapix-builder/builder/version.Version=$version"
 app="$out/Wrapix Builder.app"
 
-rm -rf "$app"
-mkdir -p "$app/Contents/MacOS" "$app/Contents/Resources"
 cgo=0
 if [ "$(uname -s)" = Darwin ]; then cgo=1; fi
+case "$package" in
+"" | zip | dmg) ;;
+*) echo "make-app.sh: unknown package kind \"$package\" (use zip or dmg, or nothing for the bundle alone)" >&2; exit 2 ;;
+esac
+if [ -n "$package" ] && [ "$cgo" = 0 ]; then
+	echo "make-app.sh: a $package needs the app built with cgo on macOS (here the app binary would only say it needs cgo); run it on a Mac, or use \`make app\` to assemble the bundle for inspection" >&2
+	exit 1
+fi
+
+rm -rf "$app"
+mkdir -p "$app/Contents/MacOS" "$app/Contents/Resources"
 GOOS=darwin GOARCH=arm64 CGO_ENABLED=$cgo go build -trimpath -ldflags "$ldflags" -o "$app/Contents/MacOS/wrapix-builder-app" ./app
 GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$app/Contents/MacOS/wrapix-builder" ./cmd/wrapix-builder
 sed "s/@VERSION@/$version/g" Info.plist > "$app/Contents/Info.plist"
 printf 'APPL????' > "$app/Contents/PkgInfo"
 
-# The icon: an .icns made with iconutil on macOS; the PNG set elsewhere.
-go run ./assets/gen -appicon "$out/AppIcon.iconset"
-if command -v iconutil >/dev/null 2>&1; then
-	iconutil -c icns "$out/AppIcon.iconset" -o "$app/Contents/Resources/AppIcon.icns"
-else
-	cp "$out/AppIcon.iconset/icon_512x512.png" "$app/Contents/Resources/AppIcon.png"
-fi
-rm -rf "$out/AppIcon.iconset"
+# The icon: assets/gen writes the .icns itself (iconutil is macOS-only and
+# not in the Nix sandbox).
+go run ./assets/gen -icns "$app/Contents/Resources/AppIcon.icns"
 
 if command -v codesign >/dev/null 2>&1; then
 	codesign --force --sign - --identifier org.wrapix.builder "$app"   # ad-hoc; no --deep (one executable per slot)
@@ -42,7 +47,6 @@ zip)
 	(cd "$out" && rm -f "Wrapix-Builder-$version.zip" && if command -v ditto >/dev/null; then ditto -c -k --keepParent "Wrapix Builder.app" "Wrapix-Builder-$version.zip"; else zip -qry "Wrapix-Builder-$version.zip" "Wrapix Builder.app"; fi)
 	echo "$out/Wrapix-Builder-$version.zip" ;;
 dmg)
-	command -v hdiutil >/dev/null || { echo "make dmg needs macOS (hdiutil)" >&2; exit 1; }
 	rm -f "$out/Wrapix-Builder-$version.dmg"
 	hdiutil create -volname "Wrapix Builder" -srcfolder "$app" -ov -format UDZO "$out/Wrapix-Builder-$version.dmg" >/dev/null
 	echo "$out/Wrapix-Builder-$version.dmg" ;;

@@ -131,6 +131,13 @@ func write(path string, img image.Image) {
 }
 
 func main() {
+	if len(os.Args) > 2 && os.Args[1] == "-icns" { // the bundle's AppIcon.icns
+		if err := writeICNS(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "gen:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 2 && os.Args[1] == "-appicon" { // an .iconset for iconutil
 		dir := os.Args[2]
 		if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -19,60 +19,20 @@ import (
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
-// The vendored, unmodified nix-darwin and nixpkgs lib (../shared/vendor/,
-// README there): the module is evaluated inside the real module system.
-var vendorFiles = map[string]string{
-	"nix-darwin":  "nix-darwin-a1fa429e.tar.gz",
-	"nixpkgs-lib": "nixpkgs-lib-de42d442.tar.gz",
-}
-
 var (
 	extractOnce sync.Once
 	extractDir  string
 	extractErr  error
 )
 
-// vendorDir finds shared/vendor beside the project (or in an ancestor of
-// it: worktrees sit one level deeper); WRAPIX_VENDOR_DIR overrides.
-func vendorDir() (string, error) {
-	if d := os.Getenv("WRAPIX_VENDOR_DIR"); d != "" {
-		return d, nil
-	}
-	dir, err := filepath.Abs("../..")
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		cand := filepath.Join(d, "shared", "vendor")
-		if _, err := os.Stat(filepath.Join(cand, vendorFiles["nix-darwin"])); err == nil {
-			return cand, nil
-		}
-		if d == filepath.Dir(d) {
-			return "", fmt.Errorf("no shared/vendor/%s above %s (set WRAPIX_VENDOR_DIR)", vendorFiles["nix-darwin"], dir)
-		}
-	}
-}
-
-// vendored extracts both snapshots once per test binary.
+// vendored extracts the unmodified nix-darwin and nixpkgs lib
+// (shared/vendor/) once per test binary: the module is evaluated inside the
+// real module system.
 func vendored(t *testing.T) (nixDarwin, nixpkgsLib string) {
 	t.Helper()
 	extractOnce.Do(func() {
-		var src string
-		if src, extractErr = vendorDir(); extractErr != nil {
-			return
-		}
-		if extractDir, extractErr = os.MkdirTemp("", "wrapix-vendor-"); extractErr != nil {
-			return
-		}
-		for name, file := range vendorFiles {
-			dst := filepath.Join(extractDir, name)
-			if extractErr = os.Mkdir(dst, 0o755); extractErr != nil {
-				return
-			}
-			if out, err := exec.Command("tar", "-xzf", filepath.Join(src, file), "-C", dst).CombinedOutput(); err != nil {
-				extractErr = fmt.Errorf("extract %s: %v: %s", file, err, out)
-				return
-			}
+		if extractDir, extractErr = os.MkdirTemp("", "wrapix-vendor-"); extractErr == nil {
+			extractErr = testenv.ExtractVendored(extractDir)
 		}
 	})
 	if extractErr != nil {

@@ -3,9 +3,8 @@
 # package is a derivation-shaped attrset whose outPath names it; the
 # trivial builders keep their text so tests can read what would be built.
 # Only `pkgs` is stood in: nix-darwin and nixpkgs' lib are the real ones.
-{ lib }:
+{ lib, system ? "aarch64-darwin", libffiDev ? null }:
 let
-  system = "aarch64-darwin";
   platform = lib.systems.elaborate system;
   drv = name: attrs: let d = {
     type = "derivation";
@@ -22,8 +21,12 @@ let
   names = [
     "bash" "bashInteractive" "coreutils" "findutils" "gnugrep" "gnused" "gnutar" "gzip" "jq" "shellcheck"
     "cacert" "curl" "git" "less" "zsh" "nix-info" "nix-bash-completions" "texinfoInteractive" "man" "openssh"
-    "darwin-uninstaller" "rsync" "xz" "nano" "libffi"
+    "darwin-uninstaller" "rsync" "xz" "nano"
   ];
+  # buildGoModule's result carries the Go it used (passthru.go). The
+  # unversioned one is assumed to be older than go.mod wants (the stricter
+  # case: nixpkgs moves its default Go later than new Go releases).
+  goModule = goVersion: a: drv "${a.pname}-${a.version}" (a // { go = package "go" goVersion; });
   self = lib.genAttrs names (n: package n "1.0") // {
     inherit lib system;
     pkgs = self;
@@ -43,6 +46,14 @@ let
     stdenvNoCC = self.stdenv;
     nix = (package "nix" "2.31.2") // { pname = "nix"; VERSION_SUFFIX = ""; };
     darwin = { cctools = package "cctools" "1.0"; };
+    buildGoModule = goModule "1.25.7";
+    buildGo125Module = goModule "1.25.7";
+    buildGo126Module = goModule "1.26.1";
+    # libffi's headers: include/ffi.h and include/ffitarget.h in the dev
+    # output (nixpkgs' libffi); a test points libffiDev at such a tree.
+    libffi = package "libffi" "3.5.2" // {
+      dev = if libffiDev == null then package "libffi-dev" "3.5.2" else { outPath = libffiDev; name = "libffi-3.5.2-dev"; };
+    };
     runCommand = name: env: buildCommand: drv name (env // { inherit buildCommand; });
     runCommandLocal = self.runCommand;
     writeText = name: text: drv name { inherit text; };

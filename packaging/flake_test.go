@@ -1,0 +1,207 @@
+package packaging
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/wrapix/wrapix-builder/internal/testenv"
+)
+
+// flakeApp evaluates flake.nix's outputs with the real nixpkgs lib and the
+// stand-in pkgs (nix/testdata/pkgs.nix; nixpkgs itself is too large to
+// ship), libffi's dev output pointing at libffiDev, and returns what the
+// tests check of the macOS app bundle and the CLI.
+type flakeApp struct {
+	Pname, GoVersion, CLIGoVersion, VendorHash, PostInstall string
+	BuildInputs                                             []struct{ Name, Cmd string }
+}
+
+func evalFlake(t *testing.T, libffiDev string) flakeApp {
+	t.Helper()
+	vend := t.TempDir()
+	if err := testenv.ExtractVendored(vend); err != nil {
+		t.Fatal(err)
+	}
+	expr := fmt.Sprintf(`let
+  lib = import %s/nixpkgs-lib/lib;
+  nixpkgs = { inherit lib; legacyPackages = lib.genAttrs [ "aarch64-darwin" "x86_64-darwin" "aarch64-linux" "x86_64-linux" ]
+    (system: import ./nix/testdata/pkgs.nix { inherit lib system; libffiDev = %q; }); };
+  out = (import ../flake.nix).outputs { self = out; inherit nixpkgs; };
+  app = out.packages.aarch64-darwin.default;
+in {
+  inherit (app) pname vendorHash postInstall;
+  goVersion = app.go.version;
+  cliGoVersion = out.packages.aarch64-linux.wrapix-builder.go.version;
+  buildInputs = map (d: { name = d.name; cmd = d.buildCommand or ""; }) app.buildInputs;
+}`, vend, libffiDev)
+	cmd := exec.Command("nix-instantiate", "--option", "build-users-group", "", "--eval", "--strict", "--json", "-E", expr)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("evaluate flake.nix: %v\n%s", err, stderr.String())
+	}
+	var app flakeApp
+	if err := json.Unmarshal(out, &app); err != nil {
+		t.Fatal(err)
+	}
+	return app
+}
+
+// goModVersion is go.mod's `go` directive.
+func goModVersion(t *testing.T) string {
+	data, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(data)
+	if m == nil {
+		t.Fatal("go.mod has no go directive")
+	}
+	return string(m[1])
+}
+
+// 12: buildGoModule sets GOTOOLCHAIN=local, so the Go the flake builds with
+// must be at least what go.mod says; nixpkgs' default Go may lag behind.
+func TestFlakeUsesTheGoOfGoMod(t *testing.T) {
+	app := evalFlake(t, t.TempDir())
+	want := goModVersion(t)
+	for what, v := range map[string]string{"app": app.GoVersion, "CLI": app.CLIGoVersion} {
+		if versionLess(v, want) {
+			t.Errorf("the flake builds the %s with Go %s, go.mod needs %s (GOTOOLCHAIN=local: no download)", what, v, want)
+		}
+	}
+}
+
+// versionLess compares dotted release versions ("1.25.7" < "1.26.0").
+func versionLess(a, b string) bool {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(pa) || i < len(pb); i++ {
+		var x, y int
+		if i < len(pa) {
+			x, _ = strconv.Atoi(pa[i])
+		}
+		if i < len(pb) {
+			y, _ = strconv.Atoi(pb[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}
+
+// 12: vendorHash is the NAR hash of `go mod vendor`'s output, as
+// buildGoModule's goModules fixed-output derivation makes it (the vendor
+// directory including modules.txt; pkgs/build-support/go/module.nix),
+// recomputed from go.mod/go.sum through the module proxy and hashed by Nix.
+func TestFlakeVendorHash(t *testing.T) {
+	app := evalFlake(t, t.TempDir())
+	vendor := filepath.Join(t.TempDir(), "vendor")
+	cmd := exec.Command("go", "mod", "vendor", "-o", vendor)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOTOOLCHAIN=local", "GO111MODULE=on", "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go mod vendor: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(vendor, "modules.txt")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("nix", "--extra-experimental-features", "nix-command", "hash", "path", "--type", "sha256", vendor).Output()
+	if err != nil {
+		t.Fatalf("nix hash path: %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); got != app.VendorHash {
+		t.Errorf("flake.nix vendorHash = %s, but go.sum's dependencies hash to %s: update vendorHash", app.VendorHash, got)
+	}
+}
+
+// 9: darwinkit's objc/ffi does `#import <ffi/ffi.h>`; nixpkgs' SDK has no
+// ffi headers and libffi installs include/ffi.h. The flake's app build gets
+// a shim with include/ffi/ffi.h. Its build command runs here against a
+// libffi dev output laid out as nixpkgs' (Debian's libffi-dev headers),
+// and a C file using <ffi/ffi.h> compiles, links and calls through libffi
+// with only those two include directories — and not without the shim.
+func TestFlakeAppFindsFFIHeaders(t *testing.T) {
+	testenv.Require(t, "cc")
+	headers, _ := filepath.Glob("/usr/include/*/ffi.h")
+	if len(headers) == 0 {
+		t.Fatal("libffi-dev is required (apt-get install libffi-dev; make deps)")
+	}
+	libffiDev := filepath.Join(t.TempDir(), "libffi-dev")
+	os.MkdirAll(filepath.Join(libffiDev, "include"), 0o755)
+	for _, h := range []string{"ffi.h", "ffitarget.h"} {
+		os.Symlink(filepath.Join(filepath.Dir(headers[0]), h), filepath.Join(libffiDev, "include", h))
+	}
+	app := evalFlake(t, libffiDev)
+	var shimCmd string
+	for _, in := range app.BuildInputs {
+		if strings.Contains(in.Cmd, "include/ffi") {
+			shimCmd = in.Cmd
+		}
+	}
+	if shimCmd == "" {
+		t.Fatalf("the app's buildInputs %v provide no include/ffi/ffi.h", app.BuildInputs)
+	}
+	shim := filepath.Join(t.TempDir(), "shim")
+	build := exec.Command("bash", "-euo", "pipefail", "-c", shimCmd)
+	build.Env = append(os.Environ(), "out="+shim)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("the shim's build command: %v\n%s", err, out)
+	}
+
+	dir := t.TempDir()
+	src := filepath.Join(dir, "probe.c")
+	os.WriteFile(src, []byte(`#include <ffi/ffi.h>
+#include <stdlib.h>
+int main(void) {
+	ffi_cif cif;
+	ffi_type *args[1] = { &ffi_type_sint };
+	int x = -5; void *values[1] = { &x };
+	ffi_arg rc;
+	if (ffi_prep_cif(&cif, FFI_DEFAULT_ABI, 1, &ffi_type_sint, args) != FFI_OK) return 2;
+	ffi_call(&cif, FFI_FN(abs), &rc, values);
+	return (int)rc == 5 ? 0 : 1;
+}
+`), 0o644)
+	// -nostdinc + the system's own C headers only: the ffi headers come from
+	// the shim and the libffi dev tree, as cc-wrapper's -isystem gives them.
+	sysInc, err := exec.Command("cc", "-print-file-name=include").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	compile := func(includes ...string) ([]byte, error) {
+		args := []string{"-nostdinc", "-isystem", strings.TrimSpace(string(sysInc)), "-isystem", "/usr/include"}
+		for _, inc := range includes {
+			args = append(args, "-isystem", inc)
+		}
+		// Debian's multiarch directory holds its own ffi.h: keep it out,
+		// except for the C library's headers it also has.
+		args = append(args, "-idirafter", filepath.Dir(headers[0]), "-o", filepath.Join(dir, "probe"), src, "-lffi")
+		return exec.Command("cc", args...).CombinedOutput()
+	}
+	if out, err := compile(filepath.Join(libffiDev, "include")); err == nil {
+		t.Fatalf("<ffi/ffi.h> found without the shim: the check proves nothing\n%s", out)
+	}
+	if out, err := compile(filepath.Join(shim, "include"), filepath.Join(libffiDev, "include")); err != nil {
+		t.Fatalf("compile with the shim: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(filepath.Join(dir, "probe")).CombinedOutput(); err != nil {
+		t.Fatalf("the probe's call through libffi failed: %v\n%s", err, out)
+	}
+}
+
+// 10: the Nix build writes AppIcon.icns itself (no iconutil in the sandbox).
+func TestFlakeAppIcon(t *testing.T) {
+	app := evalFlake(t, t.TempDir())
+	if !strings.Contains(app.PostInstall, `gen -icns "$app/Resources/AppIcon.icns"`) || strings.Contains(app.PostInstall, "iconutil -c") {
+		t.Errorf("the app bundle's icon:\n%s", app.PostInstall)
+	}
+}
