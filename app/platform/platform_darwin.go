@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // New returns the macOS implementations. Everything here is cgo-free and
@@ -23,6 +24,7 @@ func osascript(ctx context.Context, args []string) error {
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "/usr/bin/osascript", args...)
 	cmd.Stderr = &stderr
+	cmd.WaitDelay = 2 * time.Second // a command left running as root must not hold us
 	err := cmd.Run()
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -65,7 +66,9 @@ const pkexecDismissed = 126
 func (pkexec) Run(ctx context.Context, argv []string) error {
 	ctx, cancel := adminContext(ctx)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "pkexec", argv...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, "pkexec", argv...)
+	cmd.WaitDelay = 2 * time.Second // the command, as root, may outlive a killed pkexec holding our pipe
+	out, err := cmd.CombinedOutput()
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return adminTimedOut()
 	}
