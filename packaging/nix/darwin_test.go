@@ -199,7 +199,7 @@ func TestModuleOutputReadByConsumers(t *testing.T) {
 		NixConf    string
 		Machines   string
 		SSHConfig  string
-		KnownHosts string
+		Post       string
 	}
 	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder = {
 		enable = true; cpus = 6; memory = "12GiB"; port = 2345; maxJobs = 5; speedFactor = 2;
@@ -209,7 +209,7 @@ func TestModuleOutputReadByConsumers(t *testing.T) {
 		nixConf = d.config.environment.etc."nix/nix.conf".source.text;
 		machines = d.config.environment.etc."nix/machines".text;
 		sshConfig = d.config.environment.etc."ssh/ssh_config.d/100-wrapix-builder.conf".text;
-		knownHosts = d.config.environment.etc."nix/wrapix_builder_known_hosts".text; }`, &out)
+		post = d.config.system.activationScripts.postActivation.text; }`, &out)
 
 	c, err := config.Parse([]byte(out.ConfigText), "config.toml")
 	if err != nil {
@@ -248,11 +248,15 @@ func TestModuleOutputReadByConsumers(t *testing.T) {
 	if strings.Contains(string(g), "/Users/alice") {
 		t.Errorf("the global drop-in names the user's key:\n%s", g)
 	}
-	kh := filepath.Join(dir, "known_hosts")
-	os.WriteFile(kh, []byte(out.KnownHosts), 0o644)
+	// Activation writes the known hosts (the given key, trimmed).
+	w := newActivationWorld(t)
+	if log, err := w.run(out.Post); err != nil {
+		t.Fatalf("activation: %v\n%s", err, log)
+	}
+	kh := w.path("etc/nix/wrapix_builder_known_hosts")
 	found, err := exec.Command("ssh-keygen", "-F", "wrapix-builder", "-f", kh).CombinedOutput()
 	if err != nil || !strings.Contains(string(found), "wrapix-builder "+testHostKey+"\n") {
-		t.Errorf("ssh-keygen -F does not find the pinned key: %v\n%s\n%q", err, found, out.KnownHosts)
+		t.Errorf("ssh-keygen -F does not find the pinned key: %v\n%s\n%s", err, found, mustReadFile(t, kh))
 	}
 	if out.Toplevel != "ok" {
 		t.Error(out.Toplevel)
@@ -383,6 +387,8 @@ func newActivationWorld(t *testing.T) *activationWorld {
 	bin := filepath.Join(root, "bin")
 	os.MkdirAll(bin, 0o755)
 	os.WriteFile(filepath.Join(bin, "launchctl"), []byte("#!/bin/sh\necho \"launchctl $*\" >> "+w.calls+"\n"), 0o755)
+	// alice exists (the local user `builder` stands for her).
+	os.WriteFile(filepath.Join(bin, "id"), []byte("#!/bin/sh\n[ \"$1 $2\" = \"-- alice\" ] && exit 0\nexec /usr/bin/id \"$@\"\n"), 0o755)
 	os.WriteFile(filepath.Join(bin, "sudo"), []byte(`#!/bin/sh
 echo "sudo $*" >> `+w.calls+`
 case "$1" in --user=alice) ;; *) echo "unexpected sudo $*" >&2; exit 1 ;; esac
@@ -516,20 +522,22 @@ func TestModuleDetectsSetupLeftovers(t *testing.T) {
 		t.Fatalf("clean machine: %v\n%s", err, out)
 	}
 	os.Symlink("/etc/static/ssh/ssh_config.d/100-wrapix-builder.conf", w.path("etc/ssh/ssh_config.d/100-wrapix-builder.conf"))
+	os.WriteFile(w.path("etc/nix/wrapix_builder_known_hosts"), []byte("# written by the module's activation\n"), 0o644)
 	if out, err := w.run(check); err != nil {
-		t.Fatalf("nix-darwin's own link: %v\n%s", err, out)
+		t.Fatalf("nix-darwin's own link and the module's known hosts: %v\n%s", err, out)
 	}
+	os.Remove(w.path("etc/ssh/ssh_config.d/100-wrapix-builder.conf"))
+	os.WriteFile(w.path("etc/ssh/ssh_config.d/100-wrapix-builder.conf"), []byte("Host wrapix-builder\n"), 0o644)
 	os.WriteFile(w.path("etc/nix/wrapix_builder_setup.json"), []byte("{}\n"), 0o600)
 	// Both marker spellings setup has used.
 	os.WriteFile(w.path("etc/nix/nix.conf"), []byte("# BEGIN wrapix-builder (managed by `wrapix-builder setup`; remove with `sudo wrapix-builder setup --undo`)\nbuilders-use-substitutes = true\n# END wrapix-builder\n"), 0o644)
 	os.WriteFile(w.path("etc/nix/machines"), []byte("# BEGIN wrapix-builder (managed by wrapix-builder setup, undo with: sudo wrapix-builder setup --undo)\nssh-ng://x\n# END wrapix-builder\n"), 0o644)
-	os.WriteFile(w.path("etc/nix/wrapix_builder_known_hosts"), []byte("x\n"), 0o644)
 	out, err := w.run(check)
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
 		t.Fatalf("leftovers: want exit 2, got %v\n%s", err, out)
 	}
 	for _, want := range []string{"files from an earlier `sudo wrapix-builder setup`", "sudo wrapix-builder setup --undo",
-		"etc/nix/wrapix_builder_setup.json", "etc/nix/nix.conf", "etc/nix/machines", "etc/nix/wrapix_builder_known_hosts"} {
+		"etc/nix/wrapix_builder_setup.json", "etc/nix/nix.conf", "etc/nix/machines", "etc/ssh/ssh_config.d/100-wrapix-builder.conf"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("message lacks %q:\n%s", want, out)
 		}
@@ -543,4 +551,50 @@ func mustReadFile(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// Without hostKey, activation pins the key the CLI generated: read as the
+// user, one ed25519 line or nothing (a crafted host_ed25519.pub cannot add
+// lines to root's known hosts). No etc entry for it either way, so switching
+// between the two never trips nix-darwin's /etc check.
+func TestModulePinsGeneratedHostKey(t *testing.T) {
+	var res struct {
+		Post string
+		Etc  []string
+	}
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`),
+		`{ post = d.config.system.activationScripts.postActivation.text; etc = builtins.attrNames d.config.environment.etc; }`, &res)
+	for _, name := range res.Etc {
+		if name == "nix/wrapix_builder_known_hosts" {
+			t.Error("known hosts through environment.etc: the generated key's regular file would abort a later switch")
+		}
+	}
+	for pub, want := range map[string]string{
+		testHostKey + " root@wrapix\n":                              "wrapix-builder " + testHostKey + "\n",
+		testHostKey + "\n* ssh-ed25519 AAAAattacker\n":              "wrapix-builder " + testHostKey + "\n",
+		"* ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFTmwF2TfZ+RH8NkD\n": "",
+	} {
+		w := newActivationWorld(t)
+		keys := w.path("Users/alice/.local/share/wrapix/builder-keys")
+		os.MkdirAll(keys, 0o755)
+		os.WriteFile(filepath.Join(keys, "host_ed25519.pub"), []byte(pub), 0o644)
+		filepath.Walk(w.path("Users/alice"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, builderUID(t), -1) })
+		if log, err := w.run(res.Post); err != nil {
+			t.Fatalf("activation: %v\n%s", err, log)
+		}
+		got, _ := os.ReadFile(w.path("etc/nix/wrapix_builder_known_hosts"))
+		lines := strings.SplitAfter(string(got), "\n")
+		if want == "" && len(got) != 0 || want != "" && (len(lines) != 5 || lines[1] != want) {
+			t.Errorf("host_ed25519.pub %q gives known hosts:\n%s", pub, got)
+		}
+	}
+}
+
+func builderUID(t *testing.T) int {
+	u, err := user.Lookup("builder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	return uid
 }

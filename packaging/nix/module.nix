@@ -100,9 +100,10 @@ let
     # wrapix-builder: files left by `sudo wrapix-builder setup`
     wrapixLeft=()
     [[ -e /etc/nix/wrapix_builder_setup.json ]] && wrapixLeft+=(/etc/nix/wrapix_builder_setup.json)
-    for f in ${wlib.knownHostsPath} /etc/ssh/ssh_config.d/100-wrapix-builder.conf; do
-      if [[ -e $f && ! -L $f ]]; then wrapixLeft+=("$f"); fi
-    done
+    # The module links the drop-in from /etc/static; setup wrote a file. (The
+    # known-hosts file is written by both, so only the journal tells.)
+    f=/etc/ssh/ssh_config.d/100-wrapix-builder.conf
+    if [[ -e $f && ! -L $f ]]; then wrapixLeft+=("$f"); fi
     for f in /etc/nix/nix.conf /etc/nix/machines /etc/nix/nix.custom.conf; do
       if [[ -f $f ]] && grep -qE '^# BEGIN wrapix-builder \(managed by `?wrapix-builder setup' "$f"; then wrapixLeft+=("$f"); fi
     done
@@ -239,27 +240,48 @@ in
       system.checks.text = setupLeftovers;
 
       system.activationScripts.postActivation.text = ''
-        # Wrapix Builder: the module's settings for the app too (GUI apps do not see
-        # environment.variables) — never over a config.toml the user wrote. Made as
-        # the user, so a missing ~/.config is theirs, not root's.
-        cfgfile=${escapeShellArg "${homeDir}/.config/wrapix/config.toml"}
-        if [ ! -e "$cfgfile" ] || [ -L "$cfgfile" ]; then
-          sudo --user=${escapeShellArg user} -- mkdir -p "$(dirname "$cfgfile")"
-          sudo --user=${escapeShellArg user} -- ln -sfn ${configDir}/config.toml "$cfgfile"
+        # Wrapix Builder. The user's files are read and made as the user (sudo
+        # --user, as nix-darwin's own activation does), never followed as root.
+        wrapixUser=${escapeShellArg user}
+        if ! id -- "$wrapixUser" >/dev/null 2>&1; then
+          echo "wrapix-builder: user $wrapixUser does not exist; set services.wrapix-builder.user (or system.primaryUser) to the macOS user who runs the builder" >&2
         else
-          echo "wrapix-builder: leaving $cfgfile alone; the module's settings are in ${configDir}/config.toml" >&2
-        fi
-        # Root's copy of the client key (never in the Nix store).
-        if [ -f ${escapeShellArg "${keysDir}/client_ed25519"} ]; then
-          install -m 600 -o root -g wheel ${escapeShellArg "${keysDir}/client_ed25519"} ${wlib.rootKeyPath}
-        else
-          echo "wrapix-builder: no keys yet for ${user}; run \`wrapix-builder start\` as ${user}, then switch again" >&2
-        fi
+          # The module's settings for the app too (GUI apps do not see
+          # environment.variables), never over a config.toml the user wrote; a
+          # missing ~/.config is made by the user, so it is theirs, not root's.
+          cfgfile=${escapeShellArg "${homeDir}/.config/wrapix/config.toml"}
+          if [ ! -e "$cfgfile" ] || [ -L "$cfgfile" ]; then
+            sudo --user="$wrapixUser" -- mkdir -p "$(dirname "$cfgfile")"
+            sudo --user="$wrapixUser" -- ln -sfn ${configDir}/config.toml "$cfgfile"
+          else
+            echo "wrapix-builder: leaving $cfgfile alone; the module's settings are in ${configDir}/config.toml" >&2
+          fi
+          # Root's copy of the client key (0600, never in the Nix store).
+          if sudo --user="$wrapixUser" -- test -f ${escapeShellArg "${keysDir}/client_ed25519"}; then
+            tmp=$(umask 077 && mktemp ${wlib.rootKeyPath}.XXXXXX)
+            if sudo --user="$wrapixUser" -- cat ${escapeShellArg "${keysDir}/client_ed25519"} > "$tmp"; then
+              chmod 600 "$tmp" && mv -f "$tmp" ${wlib.rootKeyPath}
+            else
+              rm -f "$tmp"
+            fi
+          else
+            echo "wrapix-builder: no keys yet for $wrapixUser; run \`wrapix-builder start\` as $wrapixUser, then switch again" >&2
+          fi
       '' + optionalString (cfg.hostKey == null) ''
-        if [ -f ${escapeShellArg "${keysDir}/host_ed25519.pub"} ]; then
-          key=$(cut -d' ' -f1,2 ${escapeShellArg "${keysDir}/host_ed25519.pub"})
-          printf '# wrapix-builder host key, managed by wrapix-builder.\n${wlib.alias} %s\n[127.0.0.1]:${toString cfg.port} %s\n[localhost]:${toString cfg.port} %s\n' "$key" "$key" "$key" > ${wlib.knownHostsPath}.tmp
-          chmod 644 ${wlib.knownHostsPath}.tmp && mv ${wlib.knownHostsPath}.tmp ${wlib.knownHostsPath}
+          # The pinned host key the CLI generated: one ed25519 line, or nothing.
+          key=$(sudo --user="$wrapixUser" -- head -n 1 ${escapeShellArg "${keysDir}/host_ed25519.pub"} 2>/dev/null | cut -d' ' -f1,2 || true)
+          if [[ $key =~ ^ssh-ed25519\ [A-Za-z0-9+/]{68}$ ]]; then
+            printf '# wrapix-builder host key, managed by wrapix-builder.\n${wlib.alias} %s\n[127.0.0.1]:${toString cfg.port} %s\n[localhost]:${toString cfg.port} %s\n' "$key" "$key" "$key" > ${wlib.knownHostsPath}.tmp
+            chmod 644 ${wlib.knownHostsPath}.tmp && mv -f ${wlib.knownHostsPath}.tmp ${wlib.knownHostsPath}
+          elif [[ -n $key ]]; then
+            echo "wrapix-builder: ${keysDir}/host_ed25519.pub is not an ed25519 public key; not pinned" >&2
+          fi
+      '' + optionalString (cfg.hostKey != null) ''
+          # The given host key (written here, not through /etc/static, so switching
+          # between a given key and the generated one never trips nix-darwin's /etc check).
+          printf '%s' ${escapeShellArg (wlib.knownHosts settings)} > ${wlib.knownHostsPath}.tmp
+          chmod 644 ${wlib.knownHostsPath}.tmp && mv -f ${wlib.knownHostsPath}.tmp ${wlib.knownHostsPath}
+      '' + ''
         fi
       '' + optionalString cfg.determinate determinateActivation;
 
@@ -282,10 +304,6 @@ in
       nix.distributedBuilds = true;
       nix.buildMachines = [ (if cfg.hostKey == null then removeAttrs machine [ "publicHostKey" ] else machine) ];
       nix.settings.builders-use-substitutes = true;
-    })
-
-    (mkIf (cfg.hostKey != null) {
-      environment.etc."nix/wrapix_builder_known_hosts".text = wlib.knownHosts settings;
     })
   ]);
 }
