@@ -53,16 +53,25 @@ func TestMain(m *testing.M) {
 // for configuration, a Nix module expression) strictly, as JSON.
 func darwinEval(t *testing.T, configuration, expr string) (string, error) {
 	t.Helper()
+	return nixEval("let d = " + darwinExpr(t, configuration) + "; in " + expr)
+}
+
+// darwinExpr is testdata/darwin.nix applied to configuration.
+func darwinExpr(t *testing.T, configuration string) string {
+	t.Helper()
 	nd, nl := vendored(t)
-	full := fmt.Sprintf(`let d = import ./testdata/darwin.nix {
+	return fmt.Sprintf(`(import ./testdata/darwin.nix {
   nixDarwin = %s; nixpkgsLib = %s;
   wrapixBuilder = { darwinModules.default = import ./module.nix {
     defaultPackage = pkgs: pkgs.stdenv.mkDerivation { pname = "wrapix-builder"; version = "0.0.0"; };
     defaultImage = pkgs: pkgs.writeText "builder-image.tar" "";
   }; };
   configuration = %s;
-}; in %s`, nd, nl, configuration, expr)
-	cmd := exec.Command("nix-instantiate", "--option", "build-users-group", "", "--eval", "--strict", "--json", "-E", full)
+})`, nd, nl, configuration)
+}
+
+func nixEval(expr string) (string, error) {
+	cmd := exec.Command("nix-instantiate", "--option", "build-users-group", "", "--eval", "--strict", "--json", "-E", expr)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -70,6 +79,31 @@ func darwinEval(t *testing.T, configuration, expr string) (string, error) {
 		return stderr.String(), err
 	}
 	return string(out), nil
+}
+
+// darwinEvalEach evaluates expr (of `d`) for each configuration in one Nix
+// process; a configuration nix-darwin refuses gives ok = false.
+func darwinEvalEach(t *testing.T, configurations []string, expr string) []struct {
+	OK    bool
+	Value json.RawMessage
+} {
+	t.Helper()
+	var items []string
+	for _, c := range configurations {
+		items = append(items, "(let d = "+darwinExpr(t, c)+"; r = builtins.tryEval (builtins.deepSeq ("+expr+") ("+expr+")); in { ok = r.success; value = if r.success then r.value else null; })")
+	}
+	out, err := nixEval("[ " + strings.Join(items, "\n") + " ]")
+	if err != nil {
+		t.Fatalf("nix-darwin evaluation failed: %v\n%s", err, lastLines(out, 10))
+	}
+	var res []struct {
+		OK    bool
+		Value json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res) != len(configurations) {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return res
 }
 
 func mustEval(t *testing.T, configuration, expr string, v any) {
@@ -322,33 +356,48 @@ func TestModuleValidatesLikeTheCLI(t *testing.T) {
 		{"store", "store", `"directory"`, `"directory"`},
 		{"store", "store", `"tmpfs"`, `"tmpfs"`},
 	}
+	var confs []string
 	for _, c := range cases {
+		confs = append(confs, withModule(`system.primaryUser = "alice"; services.wrapix-builder = { enable = true; `+c.option+` = `+c.nixValue+`; };`))
+	}
+	results := darwinEvalEach(t, confs, "d.config.services.wrapix-builder.configText")
+	named := map[string]bool{}
+	for i, c := range cases {
 		_, cliErr := config.Parse([]byte(c.key+" = "+c.tomlValue+"\n"), "config.toml")
-		out, err := darwinEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder = { enable = true; `+c.option+` = `+c.nixValue+`; };`),
-			"d.config.services.wrapix-builder.configText")
-		switch {
-		case cliErr == nil && err != nil:
-			t.Errorf("%s = %s: the CLI accepts it, the module refuses:\n%s", c.option, c.nixValue, lastLines(out, 6))
-		case cliErr != nil && err == nil:
+		switch r := results[i]; {
+		case cliErr == nil && !r.OK:
+			t.Errorf("%s = %s: the CLI accepts it, the module refuses it", c.option, c.nixValue)
+		case cliErr != nil && r.OK:
 			t.Errorf("%s = %s: the CLI refuses it (%v), the module accepts it", c.option, c.nixValue, cliErr)
-		case err != nil && !strings.Contains(out, "services.wrapix-builder."+c.option):
-			t.Errorf("%s = %s: the module's error does not name the option:\n%s", c.option, c.nixValue, lastLines(out, 6))
-		case err == nil:
+		case !r.OK && !named[c.option]:
+			// The error (one per option, each its own evaluation) names the
+			// option, the file that set it and what is allowed.
+			named[c.option] = true
+			out, _ := darwinEval(t, confs[i], "d.config.services.wrapix-builder.configText")
+			if !strings.Contains(out, "services.wrapix-builder."+c.option) {
+				t.Errorf("%s = %s: the module's error does not name the option:\n%s", c.option, c.nixValue, lastLines(out, 6))
+			}
+		case r.OK:
 			var text string
-			json.Unmarshal([]byte(out), &text)
+			json.Unmarshal(r.Value, &text)
 			if _, err := config.Parse([]byte(text), "config.toml"); err != nil {
 				t.Errorf("%s = %s: the CLI refuses the module's config.toml: %v", c.option, c.nixValue, err)
 			}
 		}
 	}
 	// Host keys: a newline or a comment is fine; anything else is refused.
-	for key, ok := range map[string]bool{testHostKey + "\n": true, testHostKey + " user@host\n": true, testHostKey: true,
+	keys := map[string]bool{testHostKey + "\n": true, testHostKey + " user@host\n": true, testHostKey: true,
 		"ssh-ed25519": false, testHostKey + "\n" + testHostKey + "\n": false, "AAAAC3NzaC1lZDI1NTE5AAAAIFTm": false,
-		"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ": false, testHostKey + "x": false} {
-		out, err := darwinEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder = { enable = true; hostKey = `+nixString(key)+`; };`),
-			`d.config.environment.etc."nix/machines".text`)
-		if (err == nil) != ok {
-			t.Errorf("hostKey %q: accepted %v, want %v\n%s", key, err == nil, ok, lastLines(out, 6))
+		"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ": false, testHostKey + "x": false}
+	var keyList []string
+	confs = nil
+	for key := range keys {
+		keyList = append(keyList, key)
+		confs = append(confs, withModule(`system.primaryUser = "alice"; services.wrapix-builder = { enable = true; hostKey = `+nixString(key)+`; };`))
+	}
+	for i, r := range darwinEvalEach(t, confs, `d.config.environment.etc."nix/machines".text`) {
+		if r.OK != keys[keyList[i]] {
+			t.Errorf("hostKey %q: accepted %v, want %v", keyList[i], r.OK, keys[keyList[i]])
 		}
 	}
 }
