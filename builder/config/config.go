@@ -46,6 +46,7 @@ type Config struct {
 	Sandbox           bool          // the Nix build sandbox inside the builder
 	StartTimeout      time.Duration // how long start waits for SSH and nix-daemon
 	ContainerCLI      string        // Apple's container CLI; "" = $PATH, then the well-known places
+	NotifyAfter       time.Duration // the app notifies finished builds that took longer (0: never)
 
 	File string // where it was read from ("" when defaults only)
 }
@@ -67,6 +68,7 @@ func Defaults() Config {
 		UseSubstitutes:    true,
 		Sandbox:           true,
 		StartTimeout:      5 * time.Minute,
+		NotifyAfter:       60 * time.Second,
 	}
 }
 
@@ -212,6 +214,18 @@ var keys = map[string]key{
 			return errors.New("not a duration in range")
 		}
 		c.StartTimeout = d
+		return nil
+	}},
+	"notify-after": {`a duration from "0s" (never) to "24h", e.g. "60s": the app notifies finished builds that took longer`, func(c *Config, v any) error {
+		s, ok := v.(string)
+		if !ok {
+			return errors.New("not a string")
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > 24*time.Hour {
+			return errors.New("not a duration in range")
+		}
+		c.NotifyAfter = d
 		return nil
 	}},
 }

@@ -32,12 +32,13 @@ store = "directory"
 store-size-cap = "50G"
 use-substitutes = false
 start-timeout = "90s"
+notify-after = "2m"
 `), "config.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.CPUs != 6 || c.MemoryBytes != 12<<30 || c.Port != 2345 || len(c.Systems) != 2 || c.Store != StoreDirectory ||
-		c.StoreSizeCap != 50<<30 || c.UseSubstitutes || c.StartTimeout != 90*time.Second {
+		c.StoreSizeCap != 50<<30 || c.UseSubstitutes || c.StartTimeout != 90*time.Second || c.NotifyAfter != 2*time.Minute {
 		t.Fatalf("unexpected: %+v", c)
 	}
 	if c.MaxJobs != 6 {
@@ -62,6 +63,8 @@ func TestBadValuesNameFileKeyAndAllowed(t *testing.T) {
 		{`image-archive = "relative.tar"`, "image-archive", "absolute path"},
 		{`use-substitutes = "yes"`, "use-substitutes", "true or false"},
 		{`start-timeout = "1s"`, "start-timeout", "10s"},
+		{`notify-after = "-1s"`, "notify-after", `"0s" (never)`},
+		{`notify-after = 60`, "notify-after", "24h"},
 		{`supported-features = ["Big Parallel"]`, "supported-features", "lower-case"},
 		{`container-cli = "container"`, "container-cli", "/usr/local/bin/container"},
 		{`container-cli = "/nonexistent/container"`, "container-cli", "no such file"},
