@@ -26,8 +26,9 @@ import (
 type bus struct {
 	conn *dbus.Conn
 	mu   sync.Mutex
-	item string   // the StatusNotifierItem's bus name
-	sent []string // notifications: summary + "\n" + body
+	item string              // the StatusNotifierItem's bus name
+	sent []string            // notifications: summary + "\n" + body
+	acts map[uint32][]string // the actions of notification N (its id)
 }
 
 // RegisterStatusNotifierItem is org.kde.StatusNotifierWatcher's method.
@@ -50,6 +51,10 @@ func (n notifications) Notify(app string, replaces uint32, icon, summary, body s
 	n.b.mu.Lock()
 	defer n.b.mu.Unlock()
 	n.b.sent = append(n.b.sent, summary+"\n"+body)
+	if n.b.acts == nil {
+		n.b.acts = map[uint32][]string{}
+	}
+	n.b.acts[uint32(len(n.b.sent))] = actions
 	return uint32(len(n.b.sent)), nil
 }
 

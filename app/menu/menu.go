@@ -4,8 +4,9 @@ package menu
 
 import (
 	"errors"
-	"fmt"
+	"time"
 
+	"github.com/wrapix/wrapix-builder/builder/builds"
 	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/builder/problem"
 	"github.com/wrapix/wrapix-builder/builder/status"
@@ -38,7 +39,7 @@ const (
 )
 
 // Order is the menu's layout; "" is a separator.
-var Order = []string{StatusLine, DetailLine, FixLine, BuildsLine, "", Start, Stop, Restart, "", CopyConfig, RunSetup, OpenShell, ShowLogs, "", StartAtLogin, "", Quit}
+var Order = append(append(append([]string{StatusLine, DetailLine, FixLine, BuildsLine}, RunningItems...), FinishedItems...), "", Start, Stop, Restart, "", CopyConfig, RunSetup, OpenShell, ShowLogs, "", StartAtLogin, "", Quit)
 
 // Item is one entry.
 type Item struct {
@@ -60,12 +61,14 @@ type Model struct {
 
 // State is everything the menu depends on.
 type State struct {
-	Report        *status.Report // nil before the first observation
-	Busy          string         // an action in progress: "Starting", "Stopping", "Restarting", "Running setup"; "" when idle
-	RunningBuilds int
-	StartAtLogin  LoginState
-	LastError     string // the last action's failure, shown until the next action
-	StartupError  error  // the app cannot drive the builder (a bad config.toml): shown with its fix until it is fixed
+	Report       *status.Report // nil before the first observation
+	Busy         string         // an action in progress: "Starting", "Stopping", "Restarting", "Running setup"; "" when idle
+	Running      []builds.Build // running builds, oldest first (docs/builds.md)
+	Finished     []builds.Build // the last few finished builds, newest first
+	Now          time.Time      // for elapsed times (zero: time.Now())
+	StartAtLogin LoginState
+	LastError    string // the last action's failure, shown until the next action
+	StartupError error  // the app cannot drive the builder (a bad config.toml): shown with its fix until it is fixed
 }
 
 // LoginState is what the platform reports about start at login.
@@ -139,18 +142,7 @@ func Render(s State) Model {
 	}
 	m.Items[DetailLine] = Item{Title: truncate(detail, width), Visible: detail != ""}
 	m.Items[FixLine] = Item{Title: truncate(fix, 150), Visible: fix != ""}
-	builds := ""
-	if state == status.Ready {
-		switch s.RunningBuilds {
-		case 0:
-			builds = "No builds running"
-		case 1:
-			builds = "1 build running"
-		default:
-			builds = fmt.Sprintf("%d builds running", s.RunningBuilds)
-		}
-	}
-	m.Items[BuildsLine] = Item{Title: builds, Visible: builds != ""}
+	renderBuilds(s, &m, state == status.Ready)
 
 	// Actions.
 	set(Start, "Start", idle && r != nil && (state == status.Stopped || state == status.Unavailable))

@@ -34,7 +34,7 @@ func TestRenderEveryState(t *testing.T) {
 		{"checking", State{}, want{IconBusy, "Builder: checking…", false, false, false, false, false, false}},
 		{"stopped", State{Report: report(status.Stopped)}, want{IconStopped, "Builder: stopped", true, false, false, false, true, true}},
 		{"starting", State{Report: report(status.Starting)}, want{IconStarting, "Builder: starting…", false, true, true, false, true, true}},
-		{"ready", State{Report: report(status.Ready), RunningBuilds: 2}, want{IconReady, "Builder: ready at 127.0.0.1:2222", false, true, true, true, true, true}},
+		{"ready", State{Report: report(status.Ready)}, want{IconReady, "Builder: ready at 127.0.0.1:2222", false, true, true, true, true, true}},
 		{"unhealthy", State{Report: report(status.Unhealthy)}, want{IconProblem, "Builder: unhealthy", false, true, true, false, true, true}},
 		{"unavailable", State{Report: report(status.Unavailable)}, want{IconProblem, "Builder: container runtime unavailable", true, false, false, false, true, true}},
 		{"busy starting", State{Report: report(status.Stopped), Busy: "Starting"}, want{IconBusy, "Builder: starting…", false, false, false, false, false, true}},
@@ -65,8 +65,8 @@ func TestRenderEveryState(t *testing.T) {
 			}
 		})
 	}
-	ready := Render(State{Report: report(status.Ready), RunningBuilds: 2})
-	if ready.Items[BuildsLine].Title != "2 builds running" || !strings.Contains(ready.Items[DetailLine].Title, "3.0 GiB") {
+	ready := Render(State{Report: report(status.Ready)})
+	if ready.Items[BuildsLine].Title != "No builds running" || !strings.Contains(ready.Items[DetailLine].Title, "3.0 GiB") {
 		t.Errorf("ready detail %+v / %+v", ready.Items[DetailLine], ready.Items[BuildsLine])
 	}
 	failed := Render(State{Report: report(status.Stopped), LastError: "Start failed: port taken"})

@@ -24,7 +24,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -55,7 +54,6 @@ var (
 	MaxBackoff = 60 * time.Second // the backoff's ceiling
 	SlowPoll   = 60 * time.Second // stopped: nothing tells us when someone else starts it
 	KeepAlive  = 5 * time.Second  // the ready builder's SSH connection
-	BuildsPoll = 15 * time.Second // running builds, over that connection
 	SetupPoll  = 30 * time.Second // the setup files' content hash
 )
 
@@ -91,6 +89,7 @@ type App struct {
 	pending   string        // the reason for another one once it lands
 	gen       uint64        // bumped when an action starts or ends: older observations are stale
 	due       time.Time     // the next poll
+	builds    buildsState
 
 	wake  chan string // reasons to observe, from the watchers
 	posts chan func() // results from goroutines, run by the loop
@@ -135,6 +134,7 @@ func (a *App) Run(ctx context.Context) error {
 		case <-a.Tray.Opened():
 			a.backoff = FastPoll
 			a.observe(ctx, "menu opened")
+			a.menuOpened(ctx)
 		case reason := <-a.wake:
 			a.backoff = FastPoll
 			a.observe(ctx, reason)
@@ -367,12 +367,10 @@ func (a *App) keepConn(ctx context.Context, c *sshclient.Client) {
 	a.conn = c
 	lost := make(chan struct{})
 	go func() { _ = c.Wait(); close(lost) }()
+	a.goWork(func() { a.followBuilds(ctx, c) })
 	a.goWork(func() {
 		keep := time.NewTicker(KeepAlive)
-		builds := time.NewTicker(BuildsPoll)
 		defer keep.Stop()
-		defer builds.Stop()
-		a.countBuilds(ctx, c)
 		for {
 			select {
 			case <-ctx.Done():
@@ -388,8 +386,6 @@ func (a *App) keepConn(ctx context.Context, c *sshclient.Client) {
 					a.post(ctx, func() { a.connLost(ctx, c) })
 					return
 				}
-			case <-builds.C:
-				a.countBuilds(ctx, c)
 			}
 		}
 	})
@@ -411,26 +407,6 @@ func (a *App) dropConn() {
 		a.conn.Close()
 		a.conn = nil
 	}
-}
-
-// countBuilds counts the builder's processes running as Nix build users.
-func (a *App) countBuilds(ctx context.Context, c *sshclient.Client) {
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	out, err := c.Output(cctx, `grep -l '^Uid:[[:space:]]*300[0-9][0-9]' /proc/[0-9]*/status 2>/dev/null | wc -l`)
-	if err != nil {
-		return
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil {
-		return
-	}
-	a.post(ctx, func() {
-		if a.state.RunningBuilds != n {
-			a.state.RunningBuilds = n
-			a.render()
-		}
-	})
 }
 
 // watchFiles: a CLI start or stop touches the data directory (the lock,
@@ -558,6 +534,10 @@ func (a *App) click(ctx context.Context, id string) {
 	case menu.ShowLogs:
 		argv := a.cliArgs("logs", "--follow")
 		a.quick(ctx, "Cannot open a terminal", func() error { return a.Platform.Terminal.Open("logs", argv) })
+	default:
+		if i, ok := menu.FinishedIndex(id); ok {
+			a.clickFinished(ctx, i)
+		}
 	case menu.StartAtLogin:
 		if a.Platform.LoginItem == nil {
 			return

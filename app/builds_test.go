@@ -1,0 +1,164 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wrapix/wrapix-builder/internal/testenv"
+)
+
+// The app shows build activity end to end: the builder runs the project's
+// entrypoint in the stand-in's e2e mode, a separate host-side Nix builds two
+// derivations at once and one that fails. The menu over D-Bus shows them
+// while they run and after; the failed build gives one notification whose
+// click opens a terminal on its log, as its menu entry does; a build longer
+// than notify-after is notified when it finishes, a short one is not.
+func TestAppShowsBuildActivity(t *testing.T) {
+	w := testenv.New(t)
+	testenv.Require(t, "dbus-daemon")
+	w.E2E(testenv.Image(t, nil))
+	w.WriteConfig(`systems = ["x86_64-linux"]` + "\nnotify-after = \"6s\"\n")
+	cli := filepath.Join(testenv.Binaries(t), "wrapix-builder")
+	if out, err := exec.Command(cli, "start").CombinedOutput(); err != nil {
+		t.Fatalf("start: %v %s", err, out)
+	}
+	addr, b := startBus(t)
+	appBin := buildApp(t)
+	fakes := t.TempDir()
+	termLog := filepath.Join(fakes, "terminal.argv")
+	os.WriteFile(filepath.Join(fakes, "x-terminal-emulator"), []byte("#!/bin/sh\nprintf '%s\\0' \"$@\" >> '"+termLog+"'\necho >> '"+termLog+"'\n"), 0o755)
+	app := exec.Command(appBin, "--cli", cli)
+	app.Env = append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+addr, "PATH="+fakes+":"+os.Getenv("PATH"), "DISPLAY=", "WAYLAND_DISPLAY=")
+	var appOut strings.Builder
+	app.Stdout, app.Stderr = &appOut, &appOut
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		app.Process.Kill()
+		app.Wait()
+		if t.Failed() {
+			t.Logf("app output:\n%s", appOut.String())
+		}
+	})
+	b.waitMenu(t, 30*time.Second, "ready", nil, statusIs("Builder: ready"))
+	if _, ok := find(b.layout(t), "No builds running"); !ok {
+		t.Errorf("no builds line while idle: %+v", b.layout(t))
+	}
+
+	h := testenv.NewNixHost(t)
+	short := h.Derivation("app-short", `sleep 3; echo short $RANDOM > $out`)
+	long := h.Derivation("app-long", `sleep 9; echo long $RANDOM > $out`)
+	broken := h.Derivation("app-broken", `echo "app-broken went wrong"; sleep 2; exit 4`)
+	var wg sync.WaitGroup
+	errs := map[string]error{}
+	var mu sync.Mutex
+	for name, drv := range map[string]string{"short": short, "long": long} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := h.Build(name, drv, 90*time.Second)
+			mu.Lock()
+			if err != nil {
+				errs[name] = &buildErr{err, out}
+			}
+			mu.Unlock()
+		}()
+	}
+	// While both run: the section lists them, the icon says busy.
+	b.waitMenu(t, 30*time.Second, "both builds running", nil, func(items []menuItem) bool {
+		_, h1 := find(items, "Building 2 derivations:")
+		_, a := find(items, "    app-short — ")
+		_, l := find(items, "    app-long — ")
+		return h1 && a && l
+	})
+	wg.Wait()
+	for name, err := range errs {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if out, err := h.Build("broken", broken, 60*time.Second); err == nil {
+		t.Fatalf("the broken build succeeded:\n%s", out)
+	}
+	// After: the finished ones, newest first, with their outcome.
+	items := b.waitMenu(t, 20*time.Second, "finished builds", nil, func(items []menuItem) bool {
+		_, f := find(items, "✗ app-broken — ")
+		_, s := find(items, "✓ app-short — ")
+		_, l := find(items, "✓ app-long — ")
+		_, idle := find(items, "No builds running")
+		return f && s && l && idle
+	})
+	var finished []string
+	for _, it := range items {
+		if it.visible && (strings.HasPrefix(it.label, "✓") || strings.HasPrefix(it.label, "✗")) {
+			finished = append(finished, it.label)
+		}
+	}
+	if len(finished) != 3 || !strings.HasPrefix(finished[0], "✗ app-broken") || !strings.HasSuffix(finished[0], "(show log)") {
+		t.Errorf("finished entries %q", finished)
+	}
+
+	// One failure notification; its click opens the log in a terminal.
+	waitFor(t, 10*time.Second, "failure notification", func() bool { return b.notified("Build failed: app-broken") })
+	waitFor(t, 10*time.Second, "long build notification", func() bool { return b.notified("Build finished: app-long") })
+	time.Sleep(500 * time.Millisecond)
+	if n := countNotified(b, "Build failed: app-broken"); n != 1 {
+		t.Errorf("%d failure notifications", n)
+	}
+	if countNotified(b, "Build finished: app-short") != 0 {
+		t.Error("a build shorter than notify-after was notified")
+	}
+	var id uint32
+	b.mu.Lock()
+	for i, s := range b.sent {
+		if strings.HasPrefix(s, "Build failed: app-broken") {
+			id = uint32(i + 1)
+		}
+	}
+	acts := b.acts[id]
+	b.mu.Unlock()
+	if len(acts) < 2 || acts[0] != "default" {
+		t.Fatalf("the failure notification has no default action: %q", acts)
+	}
+	drv := buildDrv(t, cli, "app-broken")
+	if err := b.conn.Emit("/org/freedesktop/Notifications", "org.freedesktop.Notifications.ActionInvoked", id, "default"); err != nil {
+		t.Fatal(err)
+	}
+	want := "-e\x00" + cli + "\x00--data-dir\x00" + w.DataDir + "\x00--config-dir\x00" + w.ConfigDir + "\x00builds\x00--log\x00" + drv + "\x00\n"
+	waitFor(t, 5*time.Second, "terminal from the notification", func() bool { data, _ := os.ReadFile(termLog); return string(data) == want })
+	// The menu entry does the same.
+	b.click(t, "✗ app-broken")
+	waitFor(t, 5*time.Second, "terminal from the menu", func() bool { data, _ := os.ReadFile(termLog); return string(data) == want+want })
+	// And that command prints the build's own output.
+	if out, err := exec.Command(cli, "builds", "--log", drv).CombinedOutput(); err != nil || !strings.Contains(string(out), "app-broken went wrong") {
+		t.Fatalf("builds --log: %v %s", err, out)
+	}
+}
+
+type buildErr struct {
+	err error
+	out string
+}
+
+func (e *buildErr) Error() string { return e.err.Error() + "\n" + e.out }
+
+// buildDrv is the derivation path of the newest build called name.
+func buildDrv(t *testing.T, cli, name string) string {
+	t.Helper()
+	out, err := exec.Command(cli, "builds").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 1 && f[1] == name {
+			return f[len(f)-1]
+		}
+	}
+	t.Fatalf("no %s in\n%s", name, out)
+	return ""
+}

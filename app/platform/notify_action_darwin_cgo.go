@@ -1,0 +1,96 @@
+//go:build darwin && cgo
+
+package platform
+
+// Clicks on native notifications reach the app through the notification
+// center's delegate: UNUserNotificationCenterDelegate's
+// userNotificationCenter:didReceiveNotificationResponse:withCompletionHandler:
+// (UserNotifications/UNUserNotificationCenter.h), implemented by an NSObject
+// subclass made with darwinkit's objc package (v0.5.0 objc/class.go
+// AllocateClass/RegisterClass, objc/call.go AddMethod: the Go function takes
+// self and the selector first; objc/block.go CallBlock for the completion
+// handler). The center holds its delegate weakly, so we keep it.
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/progrium/darwinkit/dispatch"
+	"github.com/progrium/darwinkit/objc"
+)
+
+var notifyClicks struct {
+	once     sync.Once
+	ok       bool
+	delegate objc.Object
+	mu       sync.Mutex
+	pending  map[string]func()
+}
+
+// installClickDelegate runs on the main queue. A failure (a panic in the
+// reflection that builds the method) leaves clicks unhandled, never the app down.
+func installClickDelegate() (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	cls := objc.AllocateClass(objc.GetClass("NSObject"), "WrapixBuilderNotificationDelegate", 0)
+	objc.AddMethod(cls, objc.Sel("userNotificationCenter:didReceiveNotificationResponse:withCompletionHandler:"),
+		func(_ objc.Object, _ objc.Selector, _ objc.Object, response objc.Object, done objc.Block) {
+			request := objc.Call[objc.Object](objc.Call[objc.Object](response, objc.Sel("notification")), objc.Sel("request"))
+			id := objc.Call[string](request, objc.Sel("identifier"))
+			notifyClicks.mu.Lock()
+			f := notifyClicks.pending[id]
+			delete(notifyClicks.pending, id)
+			notifyClicks.mu.Unlock()
+			if f != nil {
+				go f()
+			}
+			objc.CallBlock[objc.Void](done)
+		})
+	objc.RegisterClass(cls)
+	d := objc.Call[objc.Object](cls.CreateInstance(0), objc.Sel("init"))
+	objc.Call[objc.Void](notificationCenter(), objc.Sel("setDelegate:"), d)
+	notifyClicks.delegate = d
+	notifyClicks.pending = map[string]func(){}
+	return true
+}
+
+// NotifyWithAction posts a notification whose click runs onClick. Where
+// the native center cannot be used it returns an error: the caller then
+// posts a plain notification.
+func (n *nativeNotifier) NotifyWithAction(title, body, _ string, onClick func()) error {
+	if n.denied.Load() {
+		return errNoActions
+	}
+	notifyClicks.once.Do(func() {
+		done := make(chan bool)
+		dispatch.MainQueue().DispatchAsync(func() { done <- installClickDelegate() })
+		notifyClicks.ok = <-done
+	})
+	if !notifyClicks.ok {
+		return errNoActions
+	}
+	id := "wrapix-builder-" + strconv.FormatInt(n.seq.Add(1), 10)
+	notifyClicks.mu.Lock()
+	notifyClicks.pending[id] = onClick
+	notifyClicks.mu.Unlock()
+	dispatch.MainQueue().DispatchAsync(func() {
+		objc.WithAutoreleasePool(func() {
+			content := objc.Call[objc.Object](objc.GetClass("UNMutableNotificationContent"), objc.Sel("new"))
+			defer content.Release()
+			objc.Call[objc.Void](content, objc.Sel("setTitle:"), title)
+			objc.Call[objc.Void](content, objc.Sel("setBody:"), body)
+			request := objc.Call[objc.Object](objc.GetClass("UNNotificationRequest"),
+				objc.Sel("requestWithIdentifier:content:trigger:"), id, content, nil)
+			objc.Call[objc.Void](notificationCenter(), objc.Sel("addNotificationRequest:withCompletionHandler:"), request,
+				func(err objc.Object) {
+					if !err.IsNil() {
+						go n.fallback.Notify(title, body)
+					}
+				})
+		})
+	})
+	return nil
+}
