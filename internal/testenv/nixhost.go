@@ -10,42 +10,29 @@ import (
 	"time"
 )
 
-// NixHost is the Mac's side for tests outside internal/e2e: the trust that
-// `setup --root` writes, and a client Nix with its own /nix and
-// max-jobs = 0 that builds through the builder with only that configuration.
+// NixHost is the Mac's side for tests outside internal/e2e (the app's):
+// a scratch /etc that `wrapix-builder setup --root` writes into, read by its
+// real consumers (HostCommand), and client Nix stores of their own.
 type NixHost struct {
-	T         testing.TB
-	Work      string
-	sshConfig string
-	machines  string
+	T    testing.TB
+	Root string
+	Work string
 }
 
-// NewNixHost runs `wrapix-builder setup --root` into a temporary root.
+// NewNixHost prepares the scratch /etc and runs setup into it.
 func NewNixHost(t testing.TB) *NixHost {
 	t.Helper()
-	Require(t, "unshare", "nix-build")
-	root, work := t.TempDir(), t.TempDir()
-	os.Chmod(work, 0o755)
-	if out, err := exec.Command(filepath.Join(Binaries(t), "wrapix-builder"), "setup", "--root", root).CombinedOutput(); err != nil {
+	Require(t, "nix-build")
+	h := &NixHost{T: t, Root: t.TempDir(), Work: t.TempDir()}
+	os.Chmod(h.Work, 0o755)
+	HostEtc(t, h.Root, "build-users-group =\nsubstituters =\nmax-jobs = 0\n")
+	if out, err := exec.Command(filepath.Join(Binaries(t), "wrapix-builder"), "setup", "--root", h.Root).CombinedOutput(); err != nil {
 		t.Fatalf("setup --root: %v\n%s", err, out)
 	}
-	nixDir := filepath.Join(root, "etc/nix") + "/"
-	dropIn, err := os.ReadFile(filepath.Join(root, "etc/ssh/ssh_config.d/100-wrapix-builder.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &NixHost{T: t, Work: work, sshConfig: filepath.Join(work, "ssh_config")}
-	os.WriteFile(h.sshConfig, []byte(strings.ReplaceAll(string(dropIn), "/etc/nix/", nixDir)), 0o644)
-	machines, _ := os.ReadFile(filepath.Join(root, "etc/nix/machines"))
-	for _, l := range strings.Split(string(machines), "\n") {
-		if strings.HasPrefix(l, "ssh-ng://") {
-			h.machines = strings.ReplaceAll(l, "/etc/nix/", nixDir)
-		}
-	}
-	if h.machines == "" {
+	if machines, _ := os.ReadFile(filepath.Join(h.Root, "etc/nix/machines")); !strings.Contains(string(machines), "\nssh-ng://builder@wrapix-builder ") {
 		t.Fatalf("setup wrote no builders entry: %q", machines)
 	}
-	BusyboxDir(t, filepath.Join(work, "bb"))
+	BusyboxDir(t, filepath.Join(h.Work, "bb"))
 	return h
 }
 
@@ -62,18 +49,11 @@ derivation { name = "` + name + `"; system = "x86_64-linux"; builder = "${bb}/bi
 	return f
 }
 
-// Build runs nix-build of drv through the builder from a client store of
-// its own (client names it), in a private mount namespace.
+// Build runs nix-build of drv from a client store of its own (client names
+// it), with the Mac's /etc as setup left it.
 func (h *NixHost) Build(client, drv string, timeout time.Duration) (string, error) {
-	clientNix := filepath.Join(h.Work, "client-"+client)
-	os.MkdirAll(clientNix, 0o755)
-	os.MkdirAll("/nix", 0o755)
-	script := `mount --bind "$1" /nix && shift && exec "$@"`
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", clientNix,
-		"timeout", strconv.Itoa(int(timeout.Seconds())), "nix-build", drv, "--no-out-link", "--max-jobs", "0",
-		"--option", "build-users-group", "", "--option", "substituters", "", "--option", "builders-use-substitutes", "false",
-		"--builders", h.machines)
-	cmd.Env = append(os.Environ(), "NIX_SSHOPTS=-F "+h.sshConfig)
+	cmd := HostCommand(h.T, h.Root, filepath.Join(h.Work, "client-"+client), `exec "$@"`, nil,
+		"timeout", strconv.Itoa(int(timeout.Seconds())), "nix-build", drv, "--no-out-link")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
