@@ -1,13 +1,8 @@
 package platform
 
-import "errors"
-
 // ActionNotifier is a Notifier whose notifications run an action when the
 // user clicks them (a failed build's notification opens its log). Where a
 // platform cannot, the app uses Notify and the menu entry does the same.
 type ActionNotifier interface {
 	NotifyWithAction(title, body, actionLabel string, onClick func()) error
 }
-
-// errNoActions: this notifier cannot run actions here; notify plainly.
-var errNoActions = errors.New("notification actions are not available")

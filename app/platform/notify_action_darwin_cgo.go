@@ -12,12 +12,16 @@ package platform
 // handler). The center holds its delegate weakly, so we keep it.
 
 import (
+	"errors"
 	"strconv"
 	"sync"
 
 	"github.com/progrium/darwinkit/dispatch"
 	"github.com/progrium/darwinkit/objc"
 )
+
+// errNoActions: this notifier cannot run actions here; notify plainly.
+var errNoActions = errors.New("notification actions are not available")
 
 var notifyClicks struct {
 	once     sync.Once

@@ -534,10 +534,6 @@ func (a *App) click(ctx context.Context, id string) {
 	case menu.ShowLogs:
 		argv := a.cliArgs("logs", "--follow")
 		a.quick(ctx, "Cannot open a terminal", func() error { return a.Platform.Terminal.Open("logs", argv) })
-	default:
-		if i, ok := menu.FinishedIndex(id); ok {
-			a.clickFinished(ctx, i)
-		}
 	case menu.StartAtLogin:
 		if a.Platform.LoginItem == nil {
 			return
@@ -555,6 +551,10 @@ func (a *App) click(ctx context.Context, id string) {
 				a.render()
 			})
 		})
+	default:
+		if i, ok := menu.FinishedIndex(id); ok {
+			a.clickFinished(ctx, i)
+		}
 	}
 }
 
