@@ -88,9 +88,43 @@ func Check(root string, p nixconf.Params) State {
 			}
 		}
 	}
+	if data, err := os.ReadFile(e.abs(nixconf.MachinesPath)); err == nil {
+		if bad := MachinesMisread(string(data)); bad != "" {
+			s.NixConfig = StateStale
+			details = append(details, nixconf.MachinesPath+" has a line Nix cannot read ("+bad+"): an earlier setup's marker had a ';' (re-run setup) or the line was edited")
+		}
+	}
 	if s.NixConfig == StateMissing {
 		details = append(details, "no builders entry for wrapix-builder in "+nixconf.MachinesPath+" or nix.conf")
 	}
 	s.Detail = strings.Join(details, "; ")
 	return s
+}
+
+// MachinesMisread reads a machines file the way Nix does (src/libstore/
+// machines.cc: split on newlines and ';', then drop '#' comments and blank
+// entries) and returns the first entry Nix would reject, "" when none: more
+// than 8 fields, or a non-number where Nix wants max-jobs or speed-factor.
+func MachinesMisread(data string) string {
+	for _, entry := range strings.FieldsFunc(data, func(r rune) bool { return r == '\n' || r == ';' }) {
+		if i := strings.IndexByte(entry, '#'); i >= 0 {
+			entry = entry[:i]
+		}
+		f := strings.Fields(entry)
+		if len(f) == 0 {
+			continue
+		}
+		bad := len(f) > 8
+		for _, col := range []int{3, 4} {
+			if len(f) > col && f[col] != "" && f[col] != "-" {
+				if _, err := strconv.ParseUint(f[col], 10, 32); err != nil {
+					bad = true
+				}
+			}
+		}
+		if bad {
+			return strconv.Quote(strings.TrimSpace(entry))
+		}
+	}
+	return ""
 }

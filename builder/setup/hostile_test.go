@@ -199,3 +199,27 @@ func TestDryRunShowsExactContent(t *testing.T) {
 		}
 	}
 }
+
+// A machines file from an earlier setup (its BEGIN marker had a ';', which Nix
+// read as a machine): Check says Nix cannot read it, and setup replaces the
+// old block in place, keeping the administrator's lines.
+func TestEarlierMarkerIsRepaired(t *testing.T) {
+	root := t.TempDir()
+	old := "# BEGIN wrapix-builder (managed by `wrapix-builder setup`; remove with `sudo wrapix-builder setup --undo`)\n"
+	admin := "ssh://me@other x86_64-linux - 2 1 - - -\n"
+	write(t, root, "/etc/nix/machines", admin+old+nixconf.MachinesLine(params())+blockEnd, 0o644)
+	if st := Check(root, params()); st.NixConfig != StateStale || !strings.Contains(st.Detail, "Nix cannot read") {
+		t.Fatalf("check of an old marker: %+v", st)
+	}
+	apply(t, root, "linux", nil, &recorder{})
+	got := mustRead(t, filepath.Join(root, "etc/nix/machines"))
+	if got != admin+blockBegin+nixconf.MachinesLine(params())+blockEnd {
+		t.Fatalf("machines after setup:\n%s", got)
+	}
+	if bad := MachinesMisread(got); bad != "" {
+		t.Fatalf("Nix would misread %s", bad)
+	}
+	if st := Check(root, params()); st.NixConfig != StateOK {
+		t.Fatalf("check after repair: %+v", st)
+	}
+}

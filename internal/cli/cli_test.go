@@ -293,9 +293,22 @@ func TestSetupDryRunAndRootOverride(t *testing.T) {
 	if entries, _ := os.ReadDir(root); len(entries) != 0 {
 		t.Fatal("dry run wrote files")
 	}
+	if strings.Contains(r.stdout, "PRIVATE KEY") || !strings.Contains(r.stdout, "(the client private key, ") {
+		t.Fatalf("dry run shows the private key or does not describe it:\n%s", r.stdout)
+	}
+	dryFiles := dryRunFiles(t, r.stdout)
 	r = wb(t, "setup", "--root", root)
 	if r.code != 0 {
 		t.Fatalf("setup: %s", r.stderr)
+	}
+	// --dry-run showed the exact bytes setup then wrote, for every file but the key.
+	if len(dryFiles) != 4 {
+		t.Fatalf("dry run shows %d files, want 4 (known hosts, drop-in, machines, nix.conf):\n%v", len(dryFiles), dryFiles)
+	}
+	for path, want := range dryFiles {
+		if got, _ := os.ReadFile(filepath.Join(root, path)); string(got) != want {
+			t.Errorf("%s: dry run showed\n%q\nsetup wrote\n%q", path, want, got)
+		}
 	}
 	key, _ := os.ReadFile(filepath.Join(root, "etc/nix/wrapix_builder_ed25519"))
 	mine, _ := os.ReadFile(filepath.Join(w.DataDir, "builder-keys", "client_ed25519"))
@@ -416,4 +429,44 @@ func TestDoctorAndLogs(t *testing.T) {
 	wb(t, "stop")
 	wb(t, "stop")
 	oneErrorLine(t, wb(t, "logs"), 6, "no builder container")
+}
+
+// dryRunFiles reads back, from setup --dry-run's diffs, the content each file
+// will have: the context and added lines, without the removed ones.
+func dryRunFiles(t *testing.T, out string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	var path string
+	var b strings.Builder
+	lastKept := false // the line a "No newline" marker refers to is in the new file
+	flush := func() {
+		if path != "" {
+			files[path] = b.String()
+		}
+		path = ""
+		b.Reset()
+	}
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(l, "   +++ "):
+			flush()
+			path = strings.TrimPrefix(l, "   +++ ")
+		case strings.HasPrefix(l, "   --- "), strings.HasPrefix(l, "   @@ "):
+		case path != "" && l == `   \ No newline at end of file`:
+			if lastKept {
+				s := strings.TrimSuffix(b.String(), "\n")
+				b.Reset()
+				b.WriteString(s)
+			}
+		case path != "" && (strings.HasPrefix(l, "   +") || strings.HasPrefix(l, "    ")):
+			b.WriteString(l[4:] + "\n")
+			lastKept = true
+		case path != "" && strings.HasPrefix(l, "   -"):
+			lastKept = false
+		default:
+			flush()
+		}
+	}
+	flush()
+	return files
 }

@@ -64,7 +64,11 @@ func configCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(e.stdout, render(b.Params(ks, form)))
+			p := b.Params(ks, form)
+			if err := p.Validate(); err != nil {
+				return problem.Wrap(problem.Config, err, "refusing to print the configuration", "fix the value in config.toml or the key files")
+			}
+			fmt.Fprint(e.stdout, render(p))
 			return nil
 		},
 	}
