@@ -1,6 +1,7 @@
 package setup
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,9 +42,19 @@ func Check(root string, p nixconf.Params) State {
 		}
 		return next
 	}
-	if _, err := os.Stat(e.abs(nixconf.RootKeyPath)); err != nil {
+	if fi, err := os.Stat(e.abs(nixconf.RootKeyPath)); err != nil {
 		trust = worse(trust, StateMissing)
 		details = append(details, nixconf.RootKeyPath+" is missing")
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		trust = worse(trust, StateStale)
+		details = append(details, fmt.Sprintf("%s has mode %04o: others can read root's private key (setup makes it 0600)", nixconf.RootKeyPath, fi.Mode().Perm()))
+	}
+	// Every user's Nix and ssh read these directories (a umask of 077 when they were made hides them).
+	for _, d := range []string{"/etc/nix", "/etc/ssh/ssh_config.d"} {
+		if fi, err := os.Stat(e.abs(d)); err == nil && fi.Mode().Perm()&0o005 != 0o005 {
+			trust = worse(trust, StateStale)
+			details = append(details, fmt.Sprintf("%s has mode %04o: other users' Nix and ssh cannot read it (chmod 755 %s)", d, fi.Mode().Perm(), d))
+		}
 	}
 	checks := []struct {
 		path  string

@@ -165,6 +165,14 @@ func TestDirectoriesReadableUnderUmask077(t *testing.T) {
 			t.Errorf("%s: %v %v, want 0644", f, fi.Mode(), err)
 		}
 	}
+	if st := Check(root, params()); st.Trust != StateOK {
+		t.Errorf("check after setup under umask 077: %+v", st)
+	}
+	// doctor names a directory others cannot read (as an earlier setup left it).
+	os.Chmod(filepath.Join(root, "etc/nix"), 0o700)
+	if st := Check(root, params()); st.Trust != StateStale || !strings.Contains(st.Detail, "/etc/nix has mode 0700") {
+		t.Errorf("check with /etc/nix 0700: %+v", st)
+	}
 }
 
 // --dry-run shows every byte each file will hold: a diff with the whole file
