@@ -74,3 +74,47 @@ func TestSSHReadsDropInThroughInclude(t *testing.T) {
 		})
 	}
 }
+
+// Every field that reaches a rendered file refuses hostile text: control
+// characters, quotes, '%', '${', ';', '#', unicode, very long values.
+func TestValidateRefusesHostileValues(t *testing.T) {
+	if err := params(FormAlias).Validate(); err != nil {
+		t.Fatalf("valid params refused: %v", err)
+	}
+	hostile := []string{"a\nHost *", "a\rb", "a\tb", "a b", `a"b`, "a'b", "%h", "${x}", "a;b", "a#b", "ünï", "\x1b[2J", "a\x00b", strings.Repeat("a", 5000), ""}
+	fields := map[string]func(p *Params, v string){
+		"user":     func(p *Params, v string) { p.User = v },
+		"system":   func(p *Params, v string) { p.Systems = []string{"aarch64-linux", v} },
+		"feature":  func(p *Params, v string) { p.Features = []string{v} },
+		"host key": func(p *Params, v string) {
+			if p.HostKey = hostKey + v; v == "" {
+				p.HostKey = ""
+			}
+		},
+		"form":     func(p *Params, v string) { p.Form = v + "x" },
+	}
+	for name, set := range fields {
+		for _, v := range hostile {
+			p := params(FormAlias)
+			set(&p, v)
+			err := p.Validate()
+			if err == nil {
+				t.Errorf("%s %q accepted", name, v)
+				continue
+			}
+			if strings.ContainsAny(err.Error(), "\n\r\x1b\x00") {
+				t.Errorf("%s: the error carries control characters: %q", name, err)
+			}
+		}
+	}
+	for _, p := range []Params{
+		func() Params { p := params(FormAlias); p.Port = 0; return p }(),
+		func() Params { p := params(FormAlias); p.MaxJobs = -1; return p }(),
+		func() Params { p := params(FormAlias); p.HostKeyBase64 = "bm90IHRoZSBrZXk="; return p }(),
+		func() Params { p := params(FormAlias); p.Systems = nil; return p }(),
+	} {
+		if p.Validate() == nil {
+			t.Errorf("accepted %+v", p)
+		}
+	}
+}
