@@ -83,15 +83,15 @@ func TestValidateRefusesHostileValues(t *testing.T) {
 	}
 	hostile := []string{"a\nHost *", "a\rb", "a\tb", "a b", `a"b`, "a'b", "%h", "${x}", "a;b", "a#b", "ünï", "\x1b[2J", "a\x00b", strings.Repeat("a", 5000), ""}
 	fields := map[string]func(p *Params, v string){
-		"user":     func(p *Params, v string) { p.User = v },
-		"system":   func(p *Params, v string) { p.Systems = []string{"aarch64-linux", v} },
-		"feature":  func(p *Params, v string) { p.Features = []string{v} },
+		"user":    func(p *Params, v string) { p.User = v },
+		"system":  func(p *Params, v string) { p.Systems = []string{"aarch64-linux", v} },
+		"feature": func(p *Params, v string) { p.Features = []string{v} },
 		"host key": func(p *Params, v string) {
 			if p.HostKey = hostKey + v; v == "" {
 				p.HostKey = ""
 			}
 		},
-		"form":     func(p *Params, v string) { p.Form = v + "x" },
+		"form": func(p *Params, v string) { p.Form = v + "x" },
 	}
 	for name, set := range fields {
 		for _, v := range hostile {
