@@ -1,7 +1,8 @@
-// Package runtime drives Apple's `container` CLI: it detects the version and
-// gates flags on it, reads both JSON generations, classifies errors by
-// substring and puts a deadline on every call. It never relies on
-// `delete --force` to stop anything.
+// Package runtime drives Apple's `container` CLI: it finds the binary outside
+// launchd's PATH, detects the version and gates flags on it, reads both JSON
+// generations, classifies errors by exit code and error code (confirming
+// "gone" with the listings where a version prints no code) and puts a
+// deadline on every call. It never relies on `delete --force` to stop anything.
 package runtime
 
 import (
