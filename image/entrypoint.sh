@@ -1,8 +1,10 @@
 #!/bin/sh
-# Wrapix Builder's container entrypoint (PID 1). Runs with busybox sh while
-# /nix is still empty. It
-#   1. puts the persistent store (/wrapix/store: an ext4 volume or a host
-#      directory) over /nix,
+# Wrapix Builder's container entrypoint (PID 1). Runs with busybox sh (its
+# applets are links in /bin: nixpkgs' busybox is not standalone) while /nix
+# may still be empty. It
+#   1. finds the persistent store (an ext4 volume or a host directory)
+#      mounted at /nix by the runtime itself: no mount of ours, so the
+#      container needs no capability beyond the OCI default set,
 #   2. initialises it from the image's seed closure on first start — atomic
 #      and resumable: paths are unpacked into a staging directory, moved in
 #      one by one, registered in the Nix database, and only then is the seed
@@ -11,7 +13,8 @@
 #   3. writes nix.conf and sshd_config, the builder user and its key,
 #   4. runs nix-daemon and sshd, and stops both cleanly on SIGTERM.
 #
-# Image layout: /nix-image/{store.tar,registration,seed-id,roots[,profile]}.
+# Image layout (image/layout.sh): /nix-image/{store.tar,registration,seed-id,
+# roots,profile}, /etc/ssl/certs/ca-bundle.crt.
 # Settings arrive as WRAPIX_* environment variables from `wrapix-builder start`.
 set -eu
 
@@ -19,7 +22,6 @@ log() { echo "wrapix-builder: $*"; }
 die() { log "error: $*"; exit 1; }
 
 SEED=${WRAPIX_SEED:-/nix-image}
-STORE_MOUNT=${WRAPIX_STORE_MOUNT:-/wrapix/store}
 KEYS=${WRAPIX_KEYS:-/wrapix/keys}
 PROGRESS=/run/wrapix/progress
 # The tools: this image's profile (valid once seeded), then the previous
@@ -35,11 +37,8 @@ mkdir -p /run/wrapix /tmp /var/empty /run/sshd /etc/nix /etc/ssh
 chmod 1777 /tmp
 progress() { echo "$*" > "$PROGRESS.tmp" && mv "$PROGRESS.tmp" "$PROGRESS"; log "$*"; }
 
-# 1. The persistent store over /nix.
-if [ -d "$STORE_MOUNT" ] && ! grep -q " /nix " /proc/self/mountinfo 2>/dev/null; then
-	mkdir -p /nix
-	mount --bind "$STORE_MOUNT" /nix || die "cannot bind $STORE_MOUNT over /nix (the container needs CAP_SYS_ADMIN)"
-fi
+# 1. The persistent store is mounted at /nix by the runtime.
+grep -q " /nix " /proc/self/mountinfo 2>/dev/null || log "warning: /nix is not a mount: the store will not outlive this container"
 mkdir -p /nix/store /nix/var/nix/gcroots /nix/var/nix/profiles /nix/var/nix/daemon-socket
 
 # 2. Users, keys and configuration (written at every start from the settings).
@@ -74,6 +73,7 @@ features=$(echo "${WRAPIX_FEATURES:-benchmark big-parallel}" | tr ',' ' ')
 	echo "cores = 0"
 	echo "system-features = $features"
 	echo "sandbox = ${WRAPIX_SANDBOX:-true}"
+	echo "sandbox-fallback = false"        # asked for a sandbox: fail loudly rather than build without one
 	echo "experimental-features = nix-command"
 	echo "min-free = 0"                    # it would measure the wrong disk; GC is by store size (wrapix-builder gc)
 	echo "auto-optimise-store = false"     # no hard links: they misbehave over VirtioFS
@@ -81,6 +81,7 @@ features=$(echo "${WRAPIX_FEATURES:-benchmark big-parallel}" | tr ',' ' ')
 	if [ "${WRAPIX_STORE_BACKEND:-volume}" = directory ]; then echo "use-sqlite-wal = false"; fi
 	if [ -n "${WRAPIX_SUBSTITUTERS+set}" ]; then echo "substituters = $WRAPIX_SUBSTITUTERS"; fi
 	echo "post-build-hook = /etc/nix/wrapix-post-build-hook"   # build activity: docs/builds.md
+	if [ -n "${WRAPIX_TRUSTED_PUBLIC_KEYS:-}" ]; then echo "extra-trusted-public-keys = $WRAPIX_TRUSTED_PUBLIC_KEYS"; fi
 } > /etc/nix/nix.conf
 # Records a successful build. Builtins only, prints nothing, always exits 0:
 # Nix fails the build when its post-build hook fails (runPostBuildHook).
@@ -141,19 +142,52 @@ if [ "$seed_id" != none ] && [ "$seed_id" != "$have_id" ]; then
 	progress "store initialised ($n paths)"
 fi
 
-listen=${WRAPIX_SSHD_LISTEN:-0.0.0.0:22}
+# TLS roots: the image's CA bundle, so the builder substitutes by itself
+# (builders-use-substitutes). NIX_SSL_CERT_FILE works with every Nix;
+# nix.conf's ssl-cert-file exists from Nix 2.15 (older ones warn about it).
+export NIX_SSL_CERT_FILE=/etc/ssl/certs/ca-bundle.crt
+if nix-daemon --version 2>/dev/null | awk '{split($NF, v, "."); exit !(v[1] > 2 || v[1] == 2 && v[2] >= 15)}'; then
+	echo "ssl-cert-file = $NIX_SSL_CERT_FILE" >> /etc/nix/nix.conf
+fi
+
+# sshd: reached only through the runtime's port forwarder, which connects
+# from the host to the container's vmnet address (apple/container
+# RuntimeService.swift startSocketForwarders). So it listens on that address
+# alone and takes logins only from the host's side of the subnet (the
+# default gateway): other containers on the subnet are refused. No TCP
+# forwarding of any kind; the one forward allowed is a local stream-local one,
+# which the status probe uses to reach nix-daemon's socket (builder/sshclient).
+# WRAPIX_SSHD_LISTEN / WRAPIX_SSHD_FROM override both (the Linux stand-in,
+# which shares the host's network).
+if [ -z "${WRAPIX_SSHD_LISTEN:-}" ]; then
+	addr=$(ip -4 -o addr show scope global 2>/dev/null | awk '{sub("/.*", "", $4); print $4; exit}')
+	[ -n "$addr" ] || die "no IPv4 address on the container's network"
+fi
+listen=${WRAPIX_SSHD_LISTEN:-$addr:22}
+if [ -z "${WRAPIX_SSHD_FROM:-}" ]; then
+	# /proc/net/route: the default route's gateway, little-endian hex.
+	gw=$(awk '$2 == "00000000" {print $3; exit}' /proc/net/route 2>/dev/null)
+	[ -n "$gw" ] || die "no default route on the container's network"
+	from=$(printf '%d.%d.%d.%d' "0x${gw#??????}" "0x$(echo "$gw" | cut -c5-6)" "0x$(echo "$gw" | cut -c3-4)" "0x$(echo "$gw" | cut -c1-2)")
+fi
+from=${WRAPIX_SSHD_FROM:-$from}
 cat > /etc/ssh/sshd_config <<SSHD
 ListenAddress $listen
+AddressFamily inet
 HostKey /etc/ssh/ssh_host_ed25519_key
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin no
-AllowUsers builder
+AllowUsers builder@$from
 AuthorizedKeysFile .ssh/authorized_keys
 UsePAM no
-AllowStreamLocalForwarding yes
+AllowTcpForwarding no
+AllowStreamLocalForwarding local
 PermitListen none
+PermitOpen none
+AllowAgentForwarding no
+PermitTunnel no
 GatewayPorts no
 X11Forwarding no
 ClientAliveInterval 15

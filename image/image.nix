@@ -6,14 +6,12 @@
 # cache. (No .override, pkgsStatic, trivial builders or dockerTools from
 # pkgsLinux: those would need an aarch64-linux builder.)
 #
-# Layout of the root filesystem:
-#   /bin/busybox (+ /bin/sh)   the cached dynamic busybox, relocated with the
-#   /lib/…                     host's patchelf so it runs while /nix is empty
-#   /entrypoint                image/entrypoint.sh
-#   /nix-image/store.tar       the tools' closure, outside /nix (the store is
-#   /nix-image/registration    a volume mounted over /nix at run time), with
-#   /nix-image/{roots,profile,seed-id}   case-hack names stripped
-#   /etc/{passwd,group,shadow} root, nobody (the entrypoint adds builder, sshd, nixbld*)
+# The root filesystem is laid out by image/layout.sh (shared with the e2e
+# stand-in, which runs it with Debian's packages): busybox and its applet
+# links in /bin (the cached dynamic busybox, relocated with the host's
+# patchelf so it runs while /nix is empty, its libraries in /lib), the
+# entrypoint, the seed closure in /nix-image (outside /nix: the store volume
+# is mounted at /nix), the CA bundle, the base accounts.
 #
 # Arguments: pkgsHost (the machine building it), pkgsLinux (aarch64-linux,
 # no overlays so hashes match the cache), version.
@@ -42,44 +40,37 @@ let
   busybox = pkgsLinux.busybox;
   glibc = pkgsLinux.glibc;
   libxcrypt = pkgsLinux.libxcrypt;
+  cacert = pkgsLinux.cacert;
 
   rootfs = pkgsHost.runCommand "wrapix-builder-rootfs-${version}" {
     nativeBuildInputs = [ pkgsHost.gnutar pkgsHost.patchelf ];
   } ''
-    mkdir -p $out/bin $out/lib $out/nix-image $out/etc $out/tmp $out/var/empty $out/run \
-      $out/home/builder $out/root $out/nix $out/wrapix/store $out/wrapix/keys
-
-    # A full busybox before /nix exists: the cached dynamic one, its loader
-    # and libraries in /lib.
-    cp -L ${busybox}/bin/busybox $out/bin/busybox
-    chmod u+w $out/bin/busybox
-    for lib in $(patchelf --print-needed $out/bin/busybox); do
+    # A full busybox before /nix exists: the cached dynamic one, with its
+    # loader and libraries in /lib. Its applet links come from its own bin/
+    # and sbin/ (CONFIG_INSTALL_NO_USR): it is not standalone.
+    libs=${glibc}/lib/ld-linux-aarch64.so.1
+    for lib in $(patchelf --print-needed ${busybox}/bin/busybox); do
       for dir in ${glibc}/lib ${libxcrypt}/lib; do
-        if [ -e "$dir/$lib" ]; then cp -L "$dir/$lib" $out/lib/; fi
+        if [ -e "$dir/$lib" ]; then libs="$libs $dir/$lib"; fi
       done
     done
-    cp -L ${glibc}/lib/ld-linux-aarch64.so.1 $out/lib/
+    for d in ${busybox}/bin ${busybox}/sbin; do
+      if [ -d "$d" ]; then ls "$d"; fi
+    done > applets
+    for r in ${builtins.concatStringsSep " " (map toString (seedRoots ++ [ profile ]))}; do echo "$r"; done > roots
+
+    # The layout shared with the e2e stand-in (image/layout.sh). The seed:
+    # GNU tar from the host (never bsdtar), reproducible, with macOS's
+    # case-hack suffixes stripped from names (not from link targets).
+    BUSYBOX=${busybox}/bin/busybox APPLETS=applets LIBS="$libs" \
+    ENTRYPOINT=${./entrypoint.sh} CA_BUNDLE=${cacert}/etc/ssl/certs/ca-bundle.crt \
+    STORE_ROOT=/ STORE_PATHS=${seedInfo}/store-paths REGISTRATION=${seedInfo}/registration \
+    PROFILE=${profile} ROOTS=roots SEED_ID=$(basename ${seedInfo}) TAR=tar \
+    TAR_FLAGS="--format=gnu --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1 --hard-dereference --transform=flags=r;s/~nix~case~hack~[0-9][0-9]*//g --verbatim-files-from" \
+      sh ${./layout.sh} $out
+
+    chmod u+w $out/bin/busybox
     patchelf --set-interpreter /lib/ld-linux-aarch64.so.1 --set-rpath /lib $out/bin/busybox
-    ln -s busybox $out/bin/sh
-
-    cp ${./entrypoint.sh} $out/entrypoint
-    chmod 755 $out/entrypoint
-
-    # The seed: GNU tar from the host (never bsdtar), reproducible, with
-    # macOS's case-hack suffixes stripped from names (not from link targets).
-    sed 's|^/||' ${seedInfo}/store-paths > store-paths
-    tar -C / --format=gnu --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1 \
-      --hard-dereference --transform='flags=r;s/~nix~case~hack~[0-9][0-9]*//g' \
-      --verbatim-files-from --files-from=store-paths -cf $out/nix-image/store.tar
-    cp ${seedInfo}/registration $out/nix-image/registration
-    echo ${profile} > $out/nix-image/profile
-    for r in ${builtins.concatStringsSep " " (map toString (seedRoots ++ [ profile ]))}; do echo "$r"; done > $out/nix-image/roots
-    basename ${seedInfo} > $out/nix-image/seed-id
-
-    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/var/empty:/bin/false\n' > $out/etc/passwd
-    printf 'root:x:0:\nnogroup:x:65534:\n' > $out/etc/group
-    printf 'root:*:1::::::\nnobody:*:1::::::\n' > $out/etc/shadow
-    chmod 1777 $out/tmp
   '';
 
   # The OCI image layout, written directly: one uncompressed layer, config,

@@ -4,6 +4,7 @@ package image
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -39,9 +40,17 @@ func TestImageIsBuiltOnTheHostOnly(t *testing.T) {
 	if strings.Join(got.SeedRoots, " ") != "nix openssh coreutils bashInteractive gitMinimal cacert buildEnv" {
 		t.Errorf("seed roots %v", got.SeedRoots)
 	}
-	for _, want := range []string{"--transform='flags=r;s/~nix~case~hack~[0-9][0-9]*//g'", "patchelf --set-interpreter /lib/ld-linux-aarch64.so.1", "--format=gnu", "nix-image/registration", "nix-image/seed-id"} {
+	for _, want := range []string{"--transform=flags=r;s/~nix~case~hack~[0-9][0-9]*//g", "patchelf --set-interpreter /lib/ld-linux-aarch64.so.1", "--format=gnu",
+		"-layout.sh $out", "/bin/busybox", "/sbin"} {
 		if !strings.Contains(got.RootfsScript, want) {
 			t.Errorf("rootfs recipe lacks %q", want)
+		}
+	}
+	// The recipe hands image/layout.sh every input it requires: the same
+	// script lays out the e2e stand-in's root (internal/testenv).
+	for _, v := range layoutInputs(t) {
+		if !strings.Contains(got.RootfsScript, v+"=") {
+			t.Errorf("rootfs recipe does not set %s for layout.sh", v)
 		}
 	}
 	for _, want := range []string{`architecture: "arm64"`, "io.containerd.image.name", "application/vnd.oci.image.index.v1+json", "oci-layout"} {
@@ -54,9 +63,27 @@ func TestImageIsBuiltOnTheHostOnly(t *testing.T) {
 	}
 }
 
+// layoutInputs are the variables layout.sh insists on.
+func layoutInputs(t *testing.T) []string {
+	data, err := os.ReadFile("layout.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(l, "for v in "); ok {
+			vars, _, _ := strings.Cut(rest, ";")
+			return strings.Fields(vars)
+		}
+	}
+	t.Fatal("layout.sh has no `for v in …` list of its inputs")
+	return nil
+}
+
 func TestEntrypointIsPOSIXShell(t *testing.T) {
-	if out, err := exec.Command("busybox", "sh", "-n", "entrypoint.sh").CombinedOutput(); err != nil {
-		t.Fatalf("busybox sh -n: %v\n%s", err, out)
+	for _, f := range []string{"entrypoint.sh", "layout.sh"} {
+		if out, err := exec.Command("busybox", "sh", "-n", f).CombinedOutput(); err != nil {
+			t.Fatalf("busybox sh -n %s: %v\n%s", f, err, out)
+		}
 	}
 }
 

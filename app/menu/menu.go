@@ -131,6 +131,8 @@ func Render(s State) Model {
 		}
 	case r != nil && r.Problem != nil && state != status.Stopped:
 		detail = r.Problem.What
+	case r != nil && len(r.Warnings) > 0:
+		detail = "Warning: " + r.Warnings[0].What
 	case r != nil && r.Store.SizeBytes != nil:
 		detail = "Store: " + config.HumanSize(*r.Store.SizeBytes) + " of " + config.HumanSize(r.Store.CapBytes)
 	case r != nil && state == status.Ready && r.NixDaemon.Version != "":

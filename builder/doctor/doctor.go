@@ -94,6 +94,7 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 			detail += " at " + found.Path + " (" + found.Source + ")"
 		}
 		add(Check{Name: "container CLI", Result: OK, Detail: detail})
+		add(checkSandbox(b, v))
 	}
 	runtimeOK := err == nil
 	if runtimeOK {
@@ -246,6 +247,23 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 
 // checkBanner tells a dead forwarder or the Local Network permission (the
 // published port accepts, then resets) from a working sshd.
+// checkSandbox: what this container version lets the Nix sandbox do
+// (README's version table).
+func checkSandbox(b *lifecycle.Builder, v runtime.Version) Check {
+	c := Check{Name: "Nix sandbox on the builder", Result: OK}
+	switch w, warn := b.SandboxWarning(v); {
+	case !b.Config.Sandbox:
+		c.Detail = "off (sandbox = false in the config)"
+	case warn:
+		c.Result, c.Detail, c.Fix = Warn, w.What, w.Fix
+	case v.HasMaskOptOut():
+		c.Detail = "on (/proc unmasked with --masked-path NONE --read-only-path NONE; no added capability)"
+	default:
+		c.Detail = "on (this container version masks nothing; no added capability)"
+	}
+	return c
+}
+
 func checkBanner(ctx context.Context, addr string) Check {
 	c := Check{Name: "SSH banner"}
 	d := net.Dialer{Timeout: 3 * time.Second}

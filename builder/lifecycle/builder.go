@@ -32,11 +32,12 @@ import (
 
 // Names the container is known by.
 const (
-	ContainerName = "wrapix-builder"
-	LabelKey      = "org.wrapix.builder"
-	StoreTarget   = "/wrapix/store" // the entrypoint binds it over /nix
-	KeysTarget    = "/wrapix/keys"  // read-only: host key + client public key only
-	StopGrace     = 15 * time.Second
+	ContainerName  = "wrapix-builder"
+	LabelKey       = "org.wrapix.builder"
+	StoreTarget    = "/nix"          // the store volume, mounted by the runtime: the entrypoint needs no CAP_SYS_ADMIN
+	OldStoreTarget = "/wrapix/store" // where containers made before 0.2 had it (the entrypoint bound it over /nix)
+	KeysTarget     = "/wrapix/keys"  // read-only: host key + client public key only
+	StopGrace      = 15 * time.Second
 )
 
 // Builder ties the configuration to the runtime.
@@ -90,7 +91,8 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 	}
 	defer l.Release()
 
-	if _, err := b.CLI.Version(ctx); err != nil {
+	v, err := b.CLI.Version(ctx)
+	if err != nil {
 		return false, err
 	}
 	running, err := b.CLI.SystemRunning(ctx)
@@ -144,7 +146,10 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 	if err := b.checkPortFree(); err != nil {
 		return false, err
 	}
-	spec := b.runSpec(storeSource, ks)
+	spec := b.runSpec(storeSource, ks, v)
+	if w, ok := b.SandboxWarning(v); ok {
+		b.say("WARNING: %s; fix: %s", w.What, w.Fix)
+	}
 	b.say("starting container %s (%d CPUs, %s memory, store: %s)…", ContainerName, spec.CPUs, runtime.MemoryArg(spec.MemoryBytes), b.Config.Store)
 	if err := b.CLI.Run(ctx, spec); err != nil {
 		switch {
@@ -160,7 +165,10 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 	return false, b.waitReady(ctx, ks)
 }
 
-func (b *Builder) runSpec(storeSource string, ks *keys.Set) runtime.RunSpec {
+func (b *Builder) runSpec(storeSource string, ks *keys.Set, v runtime.Version) runtime.RunSpec {
+	// 1.2.0 masks /proc with no opt-out: the sandbox cannot mount its own
+	// /proc, so the builder runs without it (status, doctor and the menu warn).
+	sandbox := b.Config.Sandbox && !v.SandboxUnavailable()
 	return runtime.RunSpec{
 		Name:        ContainerName,
 		Image:       b.Config.Image,
@@ -178,10 +186,10 @@ func (b *Builder) runSpec(storeSource string, ks *keys.Set) runtime.RunSpec {
 			"WRAPIX_CORES=" + strconv.Itoa(b.Config.CPUs),
 			"WRAPIX_SYSTEMS=" + strings.Join(b.Config.Systems, " "),
 			"WRAPIX_FEATURES=" + strings.Join(b.Config.SupportedFeatures, " "),
-			"WRAPIX_SANDBOX=" + strconv.FormatBool(b.Config.Sandbox),
+			"WRAPIX_SANDBOX=" + strconv.FormatBool(sandbox),
 			"WRAPIX_STORE_CAP=" + strconv.FormatInt(b.Config.StoreSizeCap, 10),
 		},
-		SysAdmin: true, // /nix is bind-mounted by the entrypoint, and the sandbox needs namespaces
+		FullProc: sandbox,
 	}
 }
 

@@ -82,6 +82,9 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 		return r
 	}
 	r.Versions.ContainerCLI = v.String()
+	if w, ok := b.SandboxWarning(v); ok {
+		r.Warnings = append(r.Warnings, w)
+	}
 	c, err := b.CLI.Get(ctx, ContainerName)
 	if runtime.IsClass(err, runtime.ErrAPIServerDown) {
 		// Nothing runs while the service is down: the builder is stopped, and start fixes it.
@@ -102,7 +105,11 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 		if pp, ok := c.PublishedTo(22); ok {
 			r.Container.Published = pp.HostAddress + ":" + strconv.Itoa(pp.HostPort)
 		}
-		if m, ok := c.MountAt(StoreTarget); ok && m.Type == "volume" {
+		m, ok := c.MountAt(StoreTarget)
+		if !ok {
+			m, ok = c.MountAt(OldStoreTarget)
+		}
+		if ok && m.Type == "volume" {
 			if n, ok := allocatedBytes(m.Source); ok {
 				r.Store.SizeBytes = &n
 			}
@@ -129,6 +136,18 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 	}
 	r.Decide(nil)
 	return r
+}
+
+// SandboxWarning is the warning for a CLI on which the builder runs without
+// the Nix sandbox although the config asks for it (container 1.2.0).
+func (b *Builder) SandboxWarning(v runtime.Version) (status.Warning, bool) {
+	if !b.Config.Sandbox || !v.SandboxUnavailable() {
+		return status.Warning{}, false
+	}
+	return status.Warning{
+		What: "builds run WITHOUT the Nix sandbox: container " + v.String() + " masks /proc and has no way to turn that off",
+		Fix:  "upgrade Apple's container CLI to 1.2.1 or newer (https://github.com/apple/container/releases), then `wrapix-builder stop && wrapix-builder start`",
+	}, true
 }
 
 // allocatedBytes is the space a (sparse) volume image really uses on the Mac.

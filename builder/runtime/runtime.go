@@ -336,7 +336,13 @@ type RunSpec struct {
 	MemoryBytes int64
 	Mounts      []MountSpec
 	Env         []string // K=V
-	SysAdmin    bool     // the Nix sandbox needs CAP_SYS_ADMIN
+	// FullProc asks for an unmasked /proc (the Nix sandbox mounts its own,
+	// which the kernel allows only while no path of /proc is overmounted):
+	// `--masked-path NONE --read-only-path NONE` where the CLI has them.
+	// No capability is added: the default set is enough (the store volume
+	// is mounted at /nix by the runtime, and the sandbox's namespaces are
+	// user namespaces).
+	FullProc bool
 }
 
 // RunArgs renders `container run` arguments for CLI version v.
@@ -358,8 +364,8 @@ func RunArgs(v Version, s RunSpec) ([]string, error) {
 	for _, e := range s.Env {
 		args = append(args, "--env", e)
 	}
-	if s.SysAdmin && v.HasCapAdd() {
-		args = append(args, "--cap-add", "SYS_ADMIN")
+	if s.FullProc && v.HasMaskOptOut() {
+		args = append(args, "--masked-path", "NONE", "--read-only-path", "NONE")
 	}
 	if v.HasProgressFlag() {
 		args = append(args, "--progress", "none")

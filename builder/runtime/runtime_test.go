@@ -156,7 +156,7 @@ func TestUsageErrorIsNotAlwaysAFlag(t *testing.T) {
 
 func TestRunArgsGatedByVersion(t *testing.T) {
 	spec := RunSpec{Name: "wrapix-builder", Image: "wrapix-builder:latest", Labels: map[string]string{"b": "2", "a": "1"}, HostPort: 2222, CPUs: 4, MemoryBytes: 6 << 30,
-		Mounts: []MountSpec{{Source: "wrapix-builder-nix", Target: "/wrapix/store"}, {Source: "/Users/o'brien/keys", Target: "/wrapix/keys", ReadOnly: true}}, SysAdmin: true}
+		Mounts: []MountSpec{{Source: "wrapix-builder-nix", Target: "/nix"}, {Source: "/Users/o'brien/keys", Target: "/wrapix/keys", ReadOnly: true}}, FullProc: true}
 	v12, _ := ParseVersion("container CLI version 1.2.2 (build: release, commit: x)")
 	args, err := RunArgs(v12, spec)
 	if err != nil {
@@ -164,14 +164,28 @@ func TestRunArgsGatedByVersion(t *testing.T) {
 	}
 	got := strings.Join(args, " ")
 	want := "run --detach --name wrapix-builder --label a=1 --label b=2 --publish 127.0.0.1:2222:22/tcp --cpus 4 --memory 6G " +
-		"--volume wrapix-builder-nix:/wrapix/store --volume /Users/o'brien/keys:/wrapix/keys:ro --cap-add SYS_ADMIN --progress none wrapix-builder:latest"
+		"--volume wrapix-builder-nix:/nix --volume /Users/o'brien/keys:/wrapix/keys:ro --masked-path NONE --read-only-path NONE --progress none wrapix-builder:latest"
 	if got != want {
 		t.Fatalf("\n got %s\nwant %s", got, want)
 	}
 	v06, _ := ParseVersion("container CLI version 0.6.0 (build: release, commit: x)")
 	args, _ = RunArgs(v06, spec)
-	if slices.Contains(args, "--cap-add") || slices.Contains(args, "--progress") {
+	if slices.Contains(args, "--masked-path") || slices.Contains(args, "--progress") {
 		t.Errorf("0.6.0 got flags it does not know: %v", args)
+	}
+	// The mask opt-out exists from 1.2.1 only (Flags.swift); no capability is ever added.
+	for _, raw := range []string{"0.12.0", "1.2.0"} {
+		v, _ := ParseVersion("container CLI version " + raw + " (build: release, commit: x)")
+		args, _ = RunArgs(v, spec)
+		if slices.Contains(args, "--masked-path") || slices.Contains(args, "--read-only-path") || slices.Contains(args, "--cap-add") {
+			t.Errorf("%s: %v", raw, args)
+		}
+	}
+	if v, _ := ParseVersion("container CLI version 1.2.0 (build: release, commit: x)"); !v.SandboxUnavailable() {
+		t.Error("1.2.0 masks /proc with no opt-out")
+	}
+	if v, _ := ParseVersion("container CLI version 1.2.1 (build: release, commit: x)"); v.SandboxUnavailable() {
+		t.Error("1.2.1 has the opt-out")
 	}
 	spec.Mounts[1].Source = "/Users/a:b/keys"
 	args, _ = RunArgs(v12, spec)

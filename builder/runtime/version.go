@@ -71,9 +71,20 @@ func (v Version) HasVolumeOpts() bool    { return v.AtLeast(0, 12, 0) }
 // when its start fails (ContainerRun.swift); before, the container stays.
 func (v Version) RunDeletesFailedContainer() bool { return v.AtLeast(0, 9, 0) }
 
-// DefaultCapsLackSysAdmin: from 0.12 the default capability set is the OCI
-// default, without CAP_SYS_ADMIN; before it containers had all capabilities.
-func (v Version) DefaultCapsLackSysAdmin() bool { return v.AtLeast(0, 12, 0) }
+// MasksProc: from 1.2.0 the runtime applies the OCI default masked and
+// read-only /proc and /sys paths (containerization LinuxContainer.swift
+// defaultMaskedPaths, applied by vminitd's vmexec; kept by container's
+// RuntimeService.swift). The kernel then refuses the fresh /proc mount the
+// Nix sandbox makes ("mounting /proc: Operation not permitted").
+func (v Version) MasksProc() bool { return v.AtLeast(1, 2, 0) }
+
+// HasMaskOptOut: `--masked-path NONE --read-only-path NONE` clear those
+// defaults from 1.2.1 on (Flags.swift, Parser.swift pathOverrides).
+func (v Version) HasMaskOptOut() bool { return v.AtLeast(1, 2, 1) }
+
+// SandboxUnavailable: 1.2.0 masks /proc with no way out, so the builder
+// runs without the Nix sandbox there (and says so: status, doctor, menu).
+func (v Version) SandboxUnavailable() bool { return v.MasksProc() && !v.HasMaskOptOut() }
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")

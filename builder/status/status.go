@@ -39,11 +39,20 @@ type Report struct {
 	Versions  Versions  `json:"versions"`
 	Problem   *Problem  `json:"problem,omitempty"`
 	Builds    *Builds   `json:"builds,omitempty"` // status --json, when ready (docs/builds.md)
+	// Warnings are conditions that do not stop the builder but that the
+	// user must know, e.g. builds running without the Nix sandbox.
+	Warnings []Warning `json:"warnings,omitempty"`
 }
 
 // Builds is what the builder is building now.
 type Builds struct {
 	Running []builds.Build `json:"running"`
+}
+
+// Warning is one such condition with its fix.
+type Warning struct {
+	What string `json:"what"`
+	Fix  string `json:"fix"`
 }
 
 type Container struct {
@@ -196,6 +205,10 @@ func (r *Report) Text() string {
 		v += ", host Nix " + r.Versions.HostNix
 	}
 	line("Versions", v)
+	for _, w := range r.Warnings {
+		line("WARNING", w.What)
+		line("Fix", w.Fix)
+	}
 	if r.Problem != nil {
 		line("Problem", r.Problem.What)
 		if r.Problem.Fix != "" {

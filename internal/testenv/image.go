@@ -3,40 +3,62 @@ package testenv
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// Image builds, at test time, what the builder image carries in place of its
-// aarch64 contents: the project's image/entrypoint.sh and a seed closure made
-// by Debian's Nix (/nix-image/store.tar, registration, roots, seed-id). The
-// seed holds a static busybox, plus extra files as further store paths
-// (name → content) to make an "upgraded" image or a large first copy.
+// DebianBusybox is Debian's dynamically linked, non-standalone `busybox`
+// package, unpacked by `make deps` (.ci/deps): the honest stand-in for
+// nixpkgs' busybox, whose `sh` finds applets only as links on PATH.
+// (Debian's busybox-static is standalone and would hide a missing link.)
+const DebianBusybox = "/var/cache/wrapix-builder-test/busybox/bin/busybox"
+
+// ImageOptions vary the test image.
+type ImageOptions struct {
+	Extra    map[string][]byte // further store paths in the seed (name → content): an "upgraded" image, a large first copy
+	CABundle string            // PEM file for /etc/ssl/certs/ca-bundle.crt (default: the host's roots)
+	// BareBin reproduces the image before defect 1 was fixed: /bin holds
+	// only busybox and sh, no applet links.
+	BareBin bool
+}
+
+// Image builds, at test time, the builder image's root with image/layout.sh
+// — the script image.nix runs — from Debian stand-ins for its aarch64
+// packages: the non-standalone busybox, and a seed closure made by Debian's
+// Nix holding Debian's nix and sshd and the tools profile that puts them on
+// PATH. Extra files become further store paths.
 func Image(t testing.TB, extra map[string][]byte) string {
+	t.Helper()
+	return ImageWith(t, ImageOptions{Extra: extra})
+}
+
+// ImageWith is Image with options.
+func ImageWith(t testing.TB, opts ImageOptions) string {
 	t.Helper()
 	Require(t, "nix-store")
 	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	seedStore := filepath.Join(dir, "seed-store")
-	bb := filepath.Join(dir, "busybox")
-	BusyboxDir(t, bb)
-	// A tools profile, as the real image has (its bin/ goes on the builder's PATH).
-	tools := filepath.Join(dir, "wrapix-tools")
-	os.MkdirAll(filepath.Join(tools, "bin"), 0o755)
-	os.WriteFile(filepath.Join(tools, "bin", "wrapix-probe"), []byte("#!/bin/sh\necho probe from the seed profile\n"), 0o755)
-	inputs := []string{bb, tools}
-	for name, content := range extra {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, content, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		inputs = append(inputs, p)
+	rootfs, err := BuildImage(dir, opts)
+	if err != nil {
+		t.Fatal(err)
 	}
-	nixStore := func(args ...string) string {
+	return rootfs
+}
+
+// BuildImage writes the image root to dir/rootfs (also used by `make demo`).
+func BuildImage(dir string, opts ImageOptions) (string, error) {
+	os.Chmod(dir, 0o755)
+	if _, err := os.Stat(DebianBusybox); err != nil {
+		return "", fmt.Errorf("Debian's dynamic busybox is missing at %s: run `make deps` as root", DebianBusybox)
+	}
+	seedStore := filepath.Join(dir, "seed-store")
+	nixStore := func(args ...string) (string, error) {
 		cmd := exec.Command("nix-store", append([]string{"--store", "local?root=" + seedStore}, args...)...)
 		cmd.Env = append(os.Environ(), "NIX_CONFIG=build-users-group =")
 		out, err := cmd.Output()
@@ -45,44 +67,117 @@ func Image(t testing.TB, extra map[string][]byte) string {
 			if ee, ok := err.(*exec.ExitError); ok {
 				msg = string(ee.Stderr)
 			}
-			t.Fatalf("nix-store %v: %v %s", args, err, msg)
+			return "", fmt.Errorf("nix-store %v: %w %s", args, err, msg)
 		}
-		return string(out)
+		return strings.TrimSpace(string(out)), nil
 	}
-	roots := strings.Fields(nixStore(append([]string{"--add"}, inputs...)...))
-	closure := strings.Fields(nixStore(append([]string{"-qR"}, roots...)...))
-	registration := nixStore(append([]string{"--dump-db"}, closure...)...)
-	rootfs := filepath.Join(dir, "rootfs")
-	seed := filepath.Join(rootfs, "nix-image")
-	os.MkdirAll(seed, 0o755)
-	tarArgs := []string{"-cf", filepath.Join(seed, "store.tar"), "-C", seedStore}
-	for _, p := range closure {
-		tarArgs = append(tarArgs, strings.TrimPrefix(p, "/"))
+	// Debian's Nix (one multi-call binary) and OpenSSH's sshd as store
+	// paths, in place of nixpkgs' nix and openssh.
+	nixDir := filepath.Join(dir, "nix")
+	sshDir := filepath.Join(dir, "openssh")
+	if err := copyFile("/usr/bin/nix", filepath.Join(nixDir, "bin/nix"), 0o755); err != nil {
+		return "", err
 	}
-	if out, err := exec.Command("tar", tarArgs...).CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v %s", err, out)
+	for _, name := range []string{"nix-daemon", "nix-store", "nix-build", "nix-env", "nix-instantiate", "nix-collect-garbage"} {
+		os.Symlink("nix", filepath.Join(nixDir, "bin", name))
 	}
+	if err := copyFile("/usr/sbin/sshd", filepath.Join(sshDir, "bin/sshd"), 0o755); err != nil {
+		return "", err
+	}
+	var inputs []string
+	for _, p := range []string{nixDir, sshDir} {
+		sp, err := nixStore("--add", p)
+		if err != nil {
+			return "", err
+		}
+		inputs = append(inputs, sp)
+	}
+	// The tools profile, as the real image has (its bin/ goes on the
+	// builder's PATH): links to the tools, and a probe of its own.
+	tools := filepath.Join(dir, "wrapix-tools")
+	os.MkdirAll(filepath.Join(tools, "bin"), 0o755)
+	os.WriteFile(filepath.Join(tools, "bin", "wrapix-probe"), []byte("#!/bin/sh\necho probe from the seed profile\n"), 0o755)
+	for _, tool := range inputs {
+		entries, _ := os.ReadDir(filepath.Join(seedStore, tool, "bin"))
+		for _, e := range entries {
+			os.Symlink(filepath.Join(tool, "bin", e.Name()), filepath.Join(tools, "bin", e.Name()))
+		}
+	}
+	profile, err := nixStore("--add", tools)
+	if err != nil {
+		return "", err
+	}
+	roots := append(slices.Clone(inputs), profile)
+	for _, name := range slices.Sorted(maps.Keys(opts.Extra)) {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, opts.Extra[name], 0o644); err != nil {
+			return "", err
+		}
+		sp, err := nixStore("--add", p)
+		if err != nil {
+			return "", err
+		}
+		roots = append(roots, sp)
+	}
+	closureOut, err := nixStore(append([]string{"-qR"}, roots...)...)
+	if err != nil {
+		return "", err
+	}
+	closure := strings.Fields(closureOut)
+	registration, err := nixStore(append([]string{"--dump-db"}, closure...)...)
+	if err != nil {
+		return "", err
+	}
+	registration += "\n"
 	sum := sha256.Sum256([]byte(registration))
+	applets := ""
+	if !opts.BareBin {
+		out, err := exec.Command(DebianBusybox, "--list").Output()
+		if err != nil {
+			return "", fmt.Errorf("busybox --list: %w", err)
+		}
+		applets = string(out)
+	}
+	caBundle := opts.CABundle
+	if caBundle == "" {
+		caBundle = "/etc/ssl/certs/ca-certificates.crt"
+	}
 	files := map[string]string{
-		"profile":      roots[1] + "\n",
+		"applets":      applets,
+		"store-paths":  strings.Join(closure, "\n") + "\n",
 		"registration": registration,
 		"roots":        strings.Join(roots, "\n") + "\n",
-		"seed-id":      hex.EncodeToString(sum[:8]) + "\n",
 	}
 	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(seed, name), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return "", err
 		}
 	}
 	_, self, _, _ := runtime.Caller(0)
-	entry, err := os.ReadFile(filepath.Join(filepath.Dir(self), "../../image/entrypoint.sh"))
+	imageDir := filepath.Join(filepath.Dir(self), "../../image")
+	rootfs := filepath.Join(dir, "rootfs")
+	cmd := exec.Command("sh", filepath.Join(imageDir, "layout.sh"), rootfs)
+	cmd.Env = append(os.Environ(),
+		"BUSYBOX="+DebianBusybox, "APPLETS="+filepath.Join(dir, "applets"), "LIBS=",
+		"ENTRYPOINT="+filepath.Join(imageDir, "entrypoint.sh"), "CA_BUNDLE="+caBundle,
+		"STORE_ROOT="+seedStore, "STORE_PATHS="+filepath.Join(dir, "store-paths"),
+		"REGISTRATION="+filepath.Join(dir, "registration"), "PROFILE="+profile,
+		"ROOTS="+filepath.Join(dir, "roots"), "SEED_ID="+hex.EncodeToString(sum[:8]))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("image/layout.sh: %w\n%s", err, out)
+	}
+	return rootfs, nil
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	data, err := os.ReadFile(src)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := os.WriteFile(filepath.Join(rootfs, "entrypoint"), entry, 0o755); err != nil {
-		t.Fatal(err)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
 	}
-	return rootfs
+	return os.WriteFile(dst, data, mode)
 }
 
 // RequireRoot fails (never skips) a test that needs namespaces and mounts: CI runs as root.

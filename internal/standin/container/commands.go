@@ -161,6 +161,8 @@ func (c *cli) run(args []string) error {
 		"--env": {true, v0}, "-e": {true, v0}, "--entrypoint": {true, v0}, "--rm": {false, v0}, "--remove": {false, v0},
 		"--cap-add": {true, [3]int{0, 12, 0}}, "--cap-drop": {true, [3]int{0, 12, 0}}, "--progress": {true, [3]int{0, 7, 0}},
 		"--init": {false, [3]int{0, 10, 0}}, "--arch": {true, v0}, "--os": {true, v0},
+		// From 1.2.1 (Flags.swift); 1.2.0 already applies the defaults they clear.
+		"--masked-path": {true, [3]int{1, 2, 1}}, "--read-only-path": {true, [3]int{1, 2, 1}},
 	}
 	flags, pos, err := c.parse("run", args, specs, true)
 	if err != nil {
@@ -184,7 +186,8 @@ func (c *cli) run(args []string) error {
 		return c.errorf("notFound", "failed to fetch image %s (cause: \"notFound: \"%s not found\"\")", pos[0], pos[0])
 	}
 	ct := &container{ID: id, Image: image, Labels: map[string]string{}, CPUs: 4, Memory: 1 << 30, Created: time.Now().UTC(), Mode: c.mode,
-		Env: flags["--env"], CapAdd: flags["--cap-add"], Entrypoint: last(flags, "--entrypoint"), Arguments: pos[1:]}
+		Env: flags["--env"], CapAdd: flags["--cap-add"], CapDrop: flags["--cap-drop"], Entrypoint: last(flags, "--entrypoint"), Arguments: pos[1:],
+		MaskedPaths: flags["--masked-path"], ReadonlyPaths: flags["--read-only-path"]}
 	for _, l := range flags["--label"] {
 		k, v, _ := strings.Cut(l, "=")
 		ct.Labels[k] = v

@@ -11,9 +11,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -21,12 +23,76 @@ import (
 )
 
 type e2eSpec struct {
-	Rootfs   string   `json:"rootfs"`   // the image: entrypoint + nix-image/
-	NewRoot  string   `json:"newRoot"`  // where the container's root is assembled
-	StoreDir string   `json:"storeDir"` // → /wrapix/store
-	KeysDir  string   `json:"keysDir"`  // → /wrapix/keys (read-only)
-	Hostname string   `json:"hostname"`
-	Env      []string `json:"env"`
+	Rootfs   string     `json:"rootfs"`  // the image's root, laid out by image/layout.sh
+	NewRoot  string     `json:"newRoot"` // where the container's root is assembled
+	RunDir   string     `json:"runDir"`  // the container's scratch (the writable layer)
+	Mounts   []e2eMount `json:"mounts"`  // volumes and host directories, at their targets
+	Hostname string     `json:"hostname"`
+	Env      []string   `json:"env"`
+	// Caps is the capability set of the container's process; nil means all
+	// (before 0.12). Masked and ReadOnly are /proc and /sys paths hidden or
+	// made read-only (from 1.2.0, unless opted out with NONE from 1.2.1).
+	Caps     []string `json:"caps"`
+	Masked   []string `json:"masked"`
+	ReadOnly []string `json:"readOnly"`
+}
+
+type e2eMount struct {
+	Source   string `json:"source"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"readOnly"`
+}
+
+// The OCI default capability set: what a container's process gets from
+// 0.12 on, plus --cap-add (containerization LinuxProcessConfiguration.swift
+// defaultOCICapabilities). Before 0.12 it got every capability.
+var ociDefaultCaps = []string{"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+	"SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"}
+
+// The OCI default masked and read-only paths that the runtime applies from
+// 1.2.0 (containerization LinuxContainer.swift defaultMaskedPaths /
+// defaultReadonlyPaths, applied by vminitd's vmexec RunCommand.swift; kept
+// by container's RuntimeService.swift). `--masked-path NONE` and
+// `--read-only-path NONE` clear them, from 1.2.1 (Flags.swift, Parser.swift).
+var (
+	defaultMaskedPaths = []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"}
+	defaultReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+)
+
+// pathOverrides applies --masked-path / --read-only-path values to the
+// defaults as container's Parser.pathOverrides does: NONE clears, others add.
+func pathOverrides(defaults, values []string) []string {
+	paths := slices.Clone(defaults)
+	for _, v := range values {
+		v = strings.TrimSpace(v)
+		if strings.EqualFold(v, "NONE") {
+			paths = nil
+			continue
+		}
+		if !slices.Contains(paths, v) {
+			paths = append(paths, v)
+		}
+	}
+	return paths
+}
+
+// capabilities is the process's set for this version and the run flags.
+func (c *cli) capabilities(ct *container) []string {
+	if !c.atLeast(0, 12, 0) {
+		return nil
+	}
+	caps := slices.Clone(ociDefaultCaps)
+	for _, a := range ct.CapAdd {
+		if n := strings.TrimPrefix(strings.ToUpper(a), "CAP_"); !slices.Contains(caps, n) {
+			caps = append(caps, n)
+		}
+	}
+	for _, d := range ct.CapDrop {
+		n := strings.TrimPrefix(strings.ToUpper(d), "CAP_")
+		caps = slices.DeleteFunc(caps, func(c string) bool { return c == n || n == "ALL" })
+	}
+	return caps
 }
 
 func (c *cli) startE2E(ct *container) error {
@@ -37,22 +103,26 @@ func (c *cli) startE2E(ct *container) error {
 	if os.Geteuid() != 0 {
 		return c.errorf("invalidState", "stand-in e2e mode needs root (namespaces, mounts, pivot_root)")
 	}
-	spec := e2eSpec{Rootfs: rootfs, NewRoot: filepath.Join(c.st.dir, "run", ct.ID, "root"), Hostname: ct.ID}
+	run := filepath.Join(c.st.dir, "run", ct.ID)
+	spec := e2eSpec{Rootfs: rootfs, NewRoot: filepath.Join(run, "root"), RunDir: run, Hostname: ct.ID, Caps: c.capabilities(ct)}
+	if c.atLeast(1, 2, 0) {
+		spec.Masked = pathOverrides(defaultMaskedPaths, ct.MaskedPaths)
+		spec.ReadOnly = pathOverrides(defaultReadonlyPaths, ct.ReadonlyPaths)
+	}
 	for _, m := range ct.Mounts {
-		switch m.Destination {
-		case "/wrapix/store":
-			spec.StoreDir = m.Source
-			if m.Type == "volume" {
-				spec.StoreDir = c.st.st.Volumes[m.Volume].Path
-			}
-		case "/wrapix/keys":
-			spec.KeysDir = m.Source
+		src := m.Source
+		if m.Type == "volume" {
+			src = c.st.st.Volumes[m.Volume].Path
 		}
+		spec.Mounts = append(spec.Mounts, e2eMount{Source: src, Target: m.Destination, ReadOnly: m.ReadOnly})
 	}
 	spec.Env = append([]string{"PATH=/bin:/usr/bin:/usr/sbin:/sbin"}, ct.Env...)
 	for _, p := range ct.Ports {
 		if p.ContainerPort == 22 {
-			spec.Env = append(spec.Env, fmt.Sprintf("WRAPIX_SSHD_LISTEN=%s:%d", p.HostAddress, p.HostPort))
+			// No vmnet here: the container shares the host's network, so sshd
+			// listens on the published address itself and the "forwarder"
+			// connects from there.
+			spec.Env = append(spec.Env, fmt.Sprintf("WRAPIX_SSHD_LISTEN=%s:%d", p.HostAddress, p.HostPort), "WRAPIX_SSHD_FROM="+p.HostAddress)
 		}
 	}
 	if v, ok := os.LookupEnv("CONTAINER_STANDIN_GUEST_ENV"); ok { // extra guest settings for tests, e.g. no substituters
@@ -68,7 +138,7 @@ func (c *cli) startE2E(ct *container) error {
 	if err := os.MkdirAll(spec.NewRoot, 0o755); err != nil {
 		return err
 	}
-	specFile := filepath.Join(c.st.dir, "run", ct.ID, "spec.json")
+	specFile := filepath.Join(run, "spec.json")
 	data, _ := json.Marshal(spec)
 	if err := os.WriteFile(specFile, data, 0o644); err != nil {
 		return err
@@ -102,9 +172,15 @@ func (c *cli) startE2E(ct *container) error {
 	return nil
 }
 
-// e2eInit runs inside the new namespaces as PID 1: assemble the root,
-// pivot into it, and exec the entrypoint (which stays PID 1).
+// e2eInit runs inside the new namespaces as PID 1: assemble the root as the
+// runtime does (the image's root as a writable layer, the mounts at their
+// targets, /proc and /sys with the version's masks), pivot into it, drop to
+// the version's capabilities, and exec the entrypoint (which stays PID 1).
+// Nothing of the host's /bin, /usr/bin or /sbin is inside: only its shared
+// libraries (/usr/lib, /usr/lib64), read-only, which the Debian binaries
+// standing in for the aarch64 ones need.
 func e2eInit(specFile string) error {
+	runtime.LockOSThread() // the capability bounding set is per thread: drop it on the one that execs
 	data, err := os.ReadFile(specFile)
 	if err != nil {
 		return err
@@ -113,6 +189,16 @@ func e2eInit(specFile string) error {
 	if err := json.Unmarshal(data, &s); err != nil {
 		return err
 	}
+	if err := assembleRoot(s); err != nil {
+		return err
+	}
+	if err := dropCapabilities(s.Caps); err != nil {
+		return err
+	}
+	return syscall.Exec("/bin/sh", []string{"/bin/sh", "/entrypoint"}, s.Env)
+}
+
+func assembleRoot(s e2eSpec) error {
 	must := func(what string, err error) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
@@ -122,21 +208,37 @@ func e2eInit(specFile string) error {
 	if err := must("make mounts private", syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, "")); err != nil {
 		return err
 	}
-	r := s.NewRoot
-	if err := must("tmpfs root", syscall.Mount("tmpfs", r, "tmpfs", 0, "mode=0755")); err != nil {
+	// The writable layer: the image's root under an overlay whose upper
+	// directory lives on a tmpfs (a container's changes die with it).
+	layer := filepath.Join(s.RunDir, "layer")
+	os.MkdirAll(layer, 0o755)
+	if err := must("tmpfs layer", syscall.Mount("tmpfs", layer, "tmpfs", 0, "mode=0755")); err != nil {
 		return err
 	}
-	bind := func(src, dst string, ro, file bool) error {
+	upper, work := filepath.Join(layer, "upper"), filepath.Join(layer, "work")
+	os.MkdirAll(upper, 0o755)
+	os.MkdirAll(work, 0o755)
+	r := s.NewRoot
+	if err := must("overlay root", syscall.Mount("overlay", r, "overlay", 0, "lowerdir="+s.Rootfs+",upperdir="+upper+",workdir="+work)); err != nil {
+		return err
+	}
+	bind := func(src, dst string, ro bool) error {
+		fi, err := os.Stat(src)
+		if err != nil {
+			return err
+		}
 		dst = filepath.Join(r, dst)
-		if file {
+		if fi.IsDir() {
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return err
+			}
+		} else {
 			os.MkdirAll(filepath.Dir(dst), 0o755)
-			f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o755)
+			f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o644)
 			if err != nil {
 				return err
 			}
 			f.Close()
-		} else if err := os.MkdirAll(dst, 0o755); err != nil {
-			return err
 		}
 		if err := syscall.Mount(src, dst, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
 			return fmt.Errorf("bind %s → %s: %w", src, dst, err)
@@ -148,54 +250,39 @@ func e2eInit(specFile string) error {
 		}
 		return nil
 	}
-	// Debian's /usr gives sshd and nix-daemon; the top-level links follow the host's merged-/usr layout.
-	if err := bind("/usr", "usr", true, false); err != nil {
+	// The host's shared libraries, read-only (the Debian stand-ins for the
+	// image's aarch64 binaries load them): /usr/lib, /usr/lib64, and the
+	// multiarch directory at /lib/<triplet> too (Debian's loader link points
+	// there); the image's own /lib files stay visible.
+	libDirs := map[string]string{"/usr/lib": "/usr/lib", "/usr/lib64": "/usr/lib64"}
+	if triplets, _ := filepath.Glob("/usr/lib/*-linux-gnu"); len(triplets) > 0 {
+		for _, t := range triplets {
+			libDirs[t] = "/lib/" + filepath.Base(t)
+		}
+	}
+	for _, src := range slices.Sorted(maps.Keys(libDirs)) {
+		if _, err := os.Stat(src); err == nil {
+			if err := bind(src, libDirs[src], true); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(r, "lib64")); err != nil {
+		os.Symlink("usr/lib64", filepath.Join(r, "lib64"))
+	}
+	if err := bind("/dev", "dev", false); err != nil {
 		return err
 	}
-	for _, l := range []string{"lib", "lib32", "lib64", "libx32", "sbin"} {
-		if target, err := os.Readlink("/" + l); err == nil {
-			os.Symlink(target, filepath.Join(r, l))
-		}
-	}
-	// /bin is a static busybox, as in the image.
-	os.MkdirAll(filepath.Join(r, "bin"), 0o755)
-	if err := bind("/bin/busybox", "bin/busybox", true, true); err != nil {
-		return err
-	}
-	os.Symlink("busybox", filepath.Join(r, "bin/sh"))
-	for _, d := range []string{"tmp", "run", "var", "home", "root", "etc", "nix"} {
-		if err := os.MkdirAll(filepath.Join(r, d), 0o755); err != nil {
-			return err
-		}
-	}
-	for _, d := range []string{"tmp", "run", "var", "home", "etc"} {
-		if err := syscall.Mount("tmpfs", filepath.Join(r, d), "tmpfs", 0, "mode=0755"); err != nil {
-			return fmt.Errorf("tmpfs /%s: %w", d, err)
-		}
-	}
-	// The image's /etc: the base accounts and name service files.
-	for _, f := range []string{"passwd", "group", "shadow", "nsswitch.conf", "hosts", "resolv.conf"} {
+	// The runtime writes these into every container.
+	for _, f := range []string{"hosts", "resolv.conf"} {
 		if data, err := os.ReadFile("/etc/" + f); err == nil {
 			os.WriteFile(filepath.Join(r, "etc", f), data, 0o644)
 		}
 	}
-	os.Chmod(filepath.Join(r, "etc/shadow"), 0o600)
-	if err := bind("/dev", "dev", false, false); err != nil {
-		return err
-	}
-	if err := bind(filepath.Join(s.Rootfs, "nix-image"), "nix-image", true, false); err != nil {
-		return err
-	}
-	if err := bind(filepath.Join(s.Rootfs, "entrypoint"), "entrypoint", true, true); err != nil {
-		return err
-	}
-	if s.StoreDir != "" {
-		if err := bind(s.StoreDir, "wrapix/store", false, false); err != nil {
-			return err
-		}
-	}
-	if s.KeysDir != "" {
-		if err := bind(s.KeysDir, "wrapix/keys", true, false); err != nil {
+	// Volumes and host directories at their targets, each its own mount (a
+	// rename across it fails with EXDEV, as across the real ext4 volume).
+	for _, m := range s.Mounts {
+		if err := bind(m.Source, m.Target, m.ReadOnly); err != nil {
 			return err
 		}
 	}
@@ -216,10 +303,46 @@ func e2eInit(specFile string) error {
 	if err := must("mount /proc", syscall.Mount("proc", "/proc", "proc", 0, "")); err != nil {
 		return err
 	}
-	if out, err := exec.Command("/bin/busybox", "--install", "-s", "/bin").CombinedOutput(); err != nil {
-		return fmt.Errorf("busybox --install: %v %s", err, out)
+	os.MkdirAll("/sys", 0o555)
+	if err := must("mount /sys", syscall.Mount("sysfs", "/sys", "sysfs", syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")); err != nil {
+		return err
 	}
-	return syscall.Exec("/bin/sh", []string{"/bin/sh", "/entrypoint"}, s.Env)
+	return maskPaths(s.Masked, s.ReadOnly)
+}
+
+// maskPaths does what vmexec does after pivot_root: /dev/null over masked
+// files, a read-only tmpfs over masked directories, read-only binds of the
+// read-only paths; missing paths are skipped.
+func maskPaths(masked, readOnly []string) error {
+	for _, p := range masked {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if fi.IsDir() {
+			err = syscall.Mount("tmpfs", p, "tmpfs", syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "")
+		} else {
+			err = syscall.Mount("/dev/null", p, "", syscall.MS_BIND, "")
+		}
+		if err != nil {
+			return fmt.Errorf("mask %s: %w", p, err)
+		}
+	}
+	for _, p := range readOnly {
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		if err := syscall.Mount(p, p, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", p, err)
+		}
+		if err := syscall.Mount("", p, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+			var st syscall.Statfs_t
+			if syscall.Statfs(p, &st) != nil || syscall.Mount("", p, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY|uintptr(st.Flags), "") != nil {
+				return fmt.Errorf("read-only %s: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 func init() {

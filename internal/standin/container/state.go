@@ -24,24 +24,28 @@ type state struct {
 }
 
 type container struct {
-	ID          string            `json:"id"`
-	Image       string            `json:"image"`
-	State       string            `json:"state"`
-	IP          string            `json:"ip,omitempty"`
-	Labels      map[string]string `json:"labels"`
-	Ports       []port            `json:"ports"`
-	Mounts      []mount           `json:"mounts"`
-	Env         []string          `json:"env"`
-	CPUs        int               `json:"cpus"`
-	Memory      int64             `json:"memory"`
-	CapAdd      []string          `json:"capAdd"`
-	Created     time.Time         `json:"created"`
-	Started     *time.Time        `json:"started,omitempty"`
-	PID         int               `json:"pid,omitempty"` // sshd/e2e modes: the container's first process on this host
-	Mode        string            `json:"mode"`
-	Entrypoint  string            `json:"entrypoint,omitempty"`
-	Arguments   []string          `json:"arguments,omitempty"`
-	StopTimeout int               `json:"-"`
+	ID      string            `json:"id"`
+	Image   string            `json:"image"`
+	State   string            `json:"state"`
+	IP      string            `json:"ip,omitempty"`
+	Labels  map[string]string `json:"labels"`
+	Ports   []port            `json:"ports"`
+	Mounts  []mount           `json:"mounts"`
+	Env     []string          `json:"env"`
+	CPUs    int               `json:"cpus"`
+	Memory  int64             `json:"memory"`
+	CapAdd  []string          `json:"capAdd"`
+	CapDrop []string          `json:"capDrop,omitempty"`
+	// --masked-path / --read-only-path values (1.2.1+), NONE included.
+	MaskedPaths   []string   `json:"maskedPaths,omitempty"`
+	ReadonlyPaths []string   `json:"readonlyPaths,omitempty"`
+	Created       time.Time  `json:"created"`
+	Started       *time.Time `json:"started,omitempty"`
+	PID           int        `json:"pid,omitempty"` // sshd/e2e modes: the container's first process on this host
+	Mode          string     `json:"mode"`
+	Entrypoint    string     `json:"entrypoint,omitempty"`
+	Arguments     []string   `json:"arguments,omitempty"`
+	StopTimeout   int        `json:"-"`
 }
 
 type port struct {
