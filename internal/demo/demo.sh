@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on a Linux machine, as a user would see it. It
 # builds wrapix-builder and the test stand-in for Apple's `container` CLI and
-# a builder image (the project's entrypoint + a seed closure made by Debian's
-# Nix), starts the builder (the entrypoint runs as PID 1 in new namespaces
-# with real sshd and nix-daemon), lets setup write the Nix/ssh trust into a
+# a builder image (image/layout.sh, as image.nix runs it, with Debian's
+# busybox, nix and sshd standing in for the aarch64 ones), starts the builder
+# (the entrypoint runs as PID 1 in new namespaces, with the container
+# version's capabilities and /proc masks, real sshd and nix-daemon), lets setup write the Nix/ssh trust into a
 # scratch root, runs a real Nix remote build over ssh-ng from a separate
 # host-side /nix with max-jobs 0 (Nix and ssh read setup's files themselves),
 # shows status, stops, and cleans up.
@@ -29,19 +30,10 @@ go build -o "$work/bin/container" ./internal/standin/container
 ok "$("$work/bin/wrapix-builder" --version)"
 
 export PATH="$work/bin:$PATH" HOME="$work/home" XDG_DATA_HOME="$work/home/data" XDG_CONFIG_HOME="$work/home/config"
-step "Make the builder image: the entrypoint and a seed closure (a static busybox) for the store"
-img="$work/image"
-mkdir -p "$img/nix-image" "$work/seed-src/bin"
-cp /bin/busybox "$work/seed-src/bin/busybox" && ln -s busybox "$work/seed-src/bin/sh"
-seedstore="$work/seed-store"
-seed=$(NIX_CONFIG='build-users-group =' nix-store --store "local?root=$seedstore" --add "$work/seed-src" 2>/dev/null)
-closure=$(NIX_CONFIG='build-users-group =' nix-store --store "local?root=$seedstore" -qR "$seed" 2>/dev/null)
-NIX_CONFIG='build-users-group =' nix-store --store "local?root=$seedstore" --dump-db $closure > "$img/nix-image/registration" 2>/dev/null
-tar -cf "$img/nix-image/store.tar" -C "$seedstore" $(for p in $closure; do echo "${p#/}"; done)
-echo "$seed" > "$img/nix-image/roots"
-sha256sum "$img/nix-image/registration" | cut -c1-16 > "$img/nix-image/seed-id"
-cp image/entrypoint.sh "$img/entrypoint"
-ok "seed $seed"
+step "Make the builder image: image/layout.sh (as image.nix runs it) with Debian's busybox, nix and sshd standing in"
+mkdir -p "$work/image-build"
+img=$(go run ./internal/testenv/mkimage "$work/image-build")
+ok "image root $img: $(ls "$img/bin" | wc -l) entries in /bin, seed $(cat "$img/nix-image/seed-id")"
 
 export CONTAINER_STANDIN_STATE="$work/standin" CONTAINER_STANDIN_MODE=e2e CONTAINER_STANDIN_ROOTFS="$img" CONTAINER_STANDIN_IMAGES=wrapix-builder:latest CONTAINER_STANDIN_SYSTEM=stopped
 export CONTAINER_STANDIN_GUEST_ENV='["WRAPIX_SUBSTITUTERS="]'   # no internet here

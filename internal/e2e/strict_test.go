@@ -240,3 +240,28 @@ func testCA(t *testing.T, dir string) (string, tls.Certificate) {
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
 	return caFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// A first start on 0.6–0.8 loads image-archive (their `image inspect` of a
+// missing image answers `notFound: "images: <ref>"`), then runs the real
+// builder on that version's runtime (all capabilities, no masks) to ready.
+func TestFirstStartLoadsImageArchiveOldVersions(t *testing.T) {
+	rootfs := testenv.Image(t, nil)
+	for _, v := range []string{"0.6.0", "0.7.0", "0.8.0"} {
+		t.Run(v, func(t *testing.T) {
+			w := testenv.New(t)
+			w.E2E(rootfs)
+			t.Setenv("CONTAINER_STANDIN_VERSION", v)
+			t.Setenv("CONTAINER_STANDIN_IMAGES", "other:latest")
+			archive := testenv.OCIArchive(t, "wrapix-builder:latest")
+			w.WriteConfig(`systems = ["x86_64-linux"]` + "\n" + `image-archive = "` + archive + `"` + "\n")
+			r := wb(t, "start")
+			if r.code != 0 || !strings.Contains(r.stdout, "ready") || !strings.Contains(r.stderr+r.stdout, "loading the builder image from "+archive) {
+				t.Fatalf("first start on %s: %d\n%s%s\n%s", v, r.code, r.stdout, r.stderr, logs(w))
+			}
+			if st := wb(t, "status"); st.code != 0 {
+				t.Fatalf("status: %d %s", st.code, st.stdout)
+			}
+			mustWB(t, "stop")
+		})
+	}
+}

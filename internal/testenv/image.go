@@ -55,7 +55,7 @@ func ImageWith(t testing.TB, opts ImageOptions) string {
 func BuildImage(dir string, opts ImageOptions) (string, error) {
 	os.Chmod(dir, 0o755)
 	if _, err := os.Stat(DebianBusybox); err != nil {
-		return "", fmt.Errorf("Debian's dynamic busybox is missing at %s: run `make deps` as root", DebianBusybox)
+		return "", fmt.Errorf("the dynamic busybox from Debian is missing at %s: run `make deps` as root", DebianBusybox)
 	}
 	seedStore := filepath.Join(dir, "seed-store")
 	nixStore := func(args ...string) (string, error) {

@@ -115,7 +115,7 @@ func (c *cli) startSSHD(ct *container) error {
 		switch m.Destination {
 		case "/wrapix/keys":
 			keysDir = m.Source
-		case "/wrapix/store":
+		case "/nix", "/wrapix/store":
 			storeDir = m.Source
 			if m.Type == "volume" {
 				storeDir = c.st.st.Volumes[m.Volume].Path
