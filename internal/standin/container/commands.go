@@ -501,9 +501,13 @@ func (c *cli) image(args []string) error {
 		fmt.Println("[]")
 		return nil
 	case "load":
-		flags, _, err := c.parse("image load", args[1:], map[string]flagSpec{"--input": {true, v0}, "-i": {true, v0}, "--force": {false, v0}, "-f": {false, v0}}, false)
+		// --force/-f since 0.8 (ImageLoad.swift); the archive on stdin (no --input) since 0.7.
+		flags, _, err := c.parse("image load", args[1:], map[string]flagSpec{"--input": {true, v0}, "-i": {true, v0}, "--force": {false, [3]int{0, 8, 0}}, "-f": {false, [3]int{0, 8, 0}}}, false)
 		if err != nil {
 			return err
+		}
+		if !has(flags, "--input") && !c.atLeast(0, 7, 0) { // the archive on stdin only since 0.7
+			return c.usage("image load", "Missing expected argument '--input <input>'")
 		}
 		refs, err := c.loadOCI(last(flags, "--input"))
 		if err != nil {
