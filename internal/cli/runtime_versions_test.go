@@ -2,6 +2,7 @@ package cli
 
 import (
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -40,4 +41,21 @@ func TestFirstStartLoadsImageArchiveEveryVersion(t *testing.T) {
 			}
 		})
 	}
+}
+
+// container-cli in config.toml names the CLI when it is neither on PATH nor
+// in a well-known place; doctor says which binary it uses and why.
+func TestContainerCLIFromConfig(t *testing.T) {
+	w := testenv.New(t)
+	standin := filepath.Join(testenv.Binaries(t), "container")
+	t.Setenv("PATH", "/usr/bin:/bin")
+	w.WriteConfig(`container-cli = "` + standin + `"` + "\n")
+	if r := wb(t, "status"); r.code != 6 || !strings.Contains(r.stdout, "stopped") {
+		t.Fatalf("status: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := wb(t, "doctor"); !strings.Contains(r.stdout, "at "+standin+" (set by container-cli in config.toml)") {
+		t.Errorf("doctor:\n%s", r.stdout)
+	}
+	w.WriteConfig(`container-cli = "/nonexistent/container"` + "\n")
+	oneErrorLine(t, wb(t, "status"), 3, "config.toml", `"container-cli"`, "no such file", "/usr/local/bin/container")
 }
