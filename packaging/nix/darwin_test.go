@@ -647,3 +647,26 @@ func builderUID(t *testing.T) int {
 	uid, _ := strconv.Atoi(u.Uid)
 	return uid
 }
+
+// nix-darwin's system build runs shellcheck over the whole activation script
+// (`shellcheck --exclude=SC2016,SC1112`, modules/system/default.nix): what
+// the module adds must pass it, or the switch fails on the Mac.
+func TestModuleActivationPassesShellcheck(t *testing.T) {
+	testenv.Require(t, "shellcheck")
+	for _, body := range []string{
+		`services.wrapix-builder.enable = true;`,
+		`services.wrapix-builder = { enable = true; hostKey = "` + testHostKey + `"; };`,
+		`nix.enable = false; services.wrapix-builder = { enable = true; determinate = true; };`,
+	} {
+		var script string
+		mustEval(t, withModule(`system.primaryUser = "alice"; `+body), "d.config.system.activationScripts.script.text", &script)
+		if !strings.Contains(script, "# Wrapix Builder.") {
+			t.Fatalf("%s: the module's activation is not in the script", body)
+		}
+		f := filepath.Join(t.TempDir(), "activate")
+		os.WriteFile(f, []byte(script), 0o755)
+		if out, err := exec.Command("shellcheck", "--exclude=SC2016,SC1112", f).CombinedOutput(); err != nil {
+			t.Errorf("%s: shellcheck: %v\n%s", body, err, out)
+		}
+	}
+}

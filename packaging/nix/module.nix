@@ -259,6 +259,7 @@ in
           # Root's copy of the client key (0600, never in the Nix store).
           if sudo --user="$wrapixUser" -- test -f ${escapeShellArg "${keysDir}/client_ed25519"}; then
             tmp=$(umask 077 && mktemp ${wlib.rootKeyPath}.XXXXXX)
+            # shellcheck disable=SC2024 # the redirect is root's on purpose: read as the user, written as root
             if sudo --user="$wrapixUser" -- cat ${escapeShellArg "${keysDir}/client_ed25519"} > "$tmp"; then
               chmod 600 "$tmp" && mv -f "$tmp" ${wlib.rootKeyPath}
             else
