@@ -39,10 +39,7 @@ func benchIdleOnce(b *testing.B, idle time.Duration) {
 	b.Setenv("CONTAINER_STANDIN_MODE", "sshd")
 	addr, bus := startBus(b)
 	bin := testenv.Binaries(b)
-	appBin := filepath.Join(b.TempDir(), "wrapix-builder-app")
-	if out, err := exec.Command("go", "build", "-o", appBin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("build: %v %s", err, out)
-	}
+	appBin := buildApp(b)
 	// Count the app's nix calls with a wrapper in front of the real nix.
 	wrap := b.TempDir()
 	nixCalls := filepath.Join(wrap, "nix.calls")

@@ -34,6 +34,18 @@ var (
 	appBuild error
 )
 
+// goCaches are the go command's caches as the test process started: tests
+// move $HOME, and a build there would start from empty caches (and download
+// every module again).
+var goCaches = func() []string {
+	out, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
+	v := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err != nil || len(v) != 3 {
+		return nil
+	}
+	return []string{"GOCACHE=" + v[0], "GOMODCACHE=" + v[1], "GOPATH=" + v[2]}
+}()
+
 // buildApp builds the app binary once per test process, beside the other
 // test binaries.
 func buildApp(t testing.TB) string {
@@ -41,7 +53,9 @@ func buildApp(t testing.TB) string {
 	dir := testenv.Binaries(t)
 	appOnce.Do(func() {
 		appBin = filepath.Join(dir, "wrapix-builder-app")
-		if out, err := exec.Command("go", "build", "-o", appBin, ".").CombinedOutput(); err != nil {
+		cmd := exec.Command("go", "build", "-o", appBin, ".")
+		cmd.Env = append(os.Environ(), goCaches...)
+		if out, err := cmd.CombinedOutput(); err != nil {
 			appBuild = fmt.Errorf("build app: %v %s", err, out)
 		}
 	})
