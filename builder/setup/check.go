@@ -82,6 +82,14 @@ func Check(root string, p nixconf.Params) State {
 	s.Trust = trust
 
 	want := strings.TrimSpace(nixconf.MachinesLine(p))
+	// The same entry without a public key field ("-"): nix-darwin's module
+	// writes that when the key is pinned at activation; ssh then checks the
+	// known-hosts file, which Trust above verifies.
+	wantFields := strings.Fields(want)
+	pinnedBySSH := func(line string) bool {
+		f := strings.Fields(line)
+		return len(f) == len(wantFields) && f[len(f)-1] == "-" && slices.Equal(f[:len(f)-1], wantFields[:len(wantFields)-1])
+	}
 	s.NixConfig = StateMissing
 	for _, f := range []string{nixconf.MachinesPath, "/etc/nix/nix.conf", "/etc/nix/nix.custom.conf"} {
 		data, err := os.ReadFile(e.abs(f))
@@ -91,7 +99,7 @@ func Check(root string, p nixconf.Params) State {
 		for _, line := range strings.Split(string(data), "\n") {
 			line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "builders ="))
 			switch {
-			case line == want:
+			case line == want, pinnedBySSH(line):
 				s.NixConfig = StateOK
 			case s.NixConfig != StateOK && strings.Contains(line, "@"+nixconf.Alias):
 				s.NixConfig = StateStale

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/wrapix/wrapix-builder/builder/config"
+	"github.com/wrapix/wrapix-builder/builder/nixconf"
+	"github.com/wrapix/wrapix-builder/builder/setup"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -668,5 +670,33 @@ func TestModuleActivationPassesShellcheck(t *testing.T) {
 		if out, err := exec.Command("shellcheck", "--exclude=SC2016,SC1112", f).CombinedOutput(); err != nil {
 			t.Errorf("%s: shellcheck: %v\n%s", body, err, out)
 		}
+	}
+}
+
+// What the module makes nix-darwin write (hostKey = null: the machines line
+// has no public key field, the host key is pinned by activation from the
+// CLI's key) is what `doctor` (setup.Check) accepts as a working setup.
+func TestDoctorAcceptsTheModulesSetup(t *testing.T) {
+	var res struct{ Machines, SSHConfig, Post string }
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`), `{
+		machines = d.config.environment.etc."nix/machines".text;
+		sshConfig = d.config.environment.etc."ssh/ssh_config.d/100-wrapix-builder.conf".text;
+		post = d.config.system.activationScripts.postActivation.text; }`, &res)
+	w := newActivationWorld(t)
+	keys := w.path("Users/alice/.local/share/wrapix/builder-keys")
+	os.MkdirAll(keys, 0o755)
+	os.WriteFile(filepath.Join(keys, "host_ed25519.pub"), []byte(testHostKey+" root@wrapix\n"), 0o644)
+	os.WriteFile(filepath.Join(keys, "client_ed25519"), []byte("-----BEGIN OPENSSH PRIVATE KEY-----\n"), 0o600)
+	filepath.Walk(w.path("Users/alice"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, builderUID(t), -1) })
+	if log, err := w.run(res.Post); err != nil {
+		t.Fatalf("activation: %v\n%s", err, log)
+	}
+	os.WriteFile(w.path("etc/nix/machines"), []byte(res.Machines), 0o644)
+	os.WriteFile(w.path("etc/ssh/ssh_config.d/100-wrapix-builder.conf"), []byte(res.SSHConfig), 0o644)
+	p := nixconf.Params{User: "builder", Port: 2222, Systems: []string{"aarch64-linux"}, MaxJobs: 4, SpeedFactor: 1,
+		Features: []string{"benchmark", "big-parallel"}, HostKey: testHostKey,
+		HostKeyBase64: base64.StdEncoding.EncodeToString([]byte(testHostKey)), UseSubstitutes: true, Form: nixconf.FormAlias}
+	if st := setup.Check(w.root, p); st.Trust != setup.StateOK || st.NixConfig != setup.StateOK {
+		t.Errorf("doctor sees the module's setup as %+v\nmachines: %q", st, res.Machines)
 	}
 }
