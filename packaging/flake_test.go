@@ -25,34 +25,54 @@ type flakeApp struct {
 
 func evalFlake(t *testing.T, libffiDev string) flakeApp {
 	t.Helper()
-	vend := t.TempDir()
-	if err := testenv.ExtractVendored(vend); err != nil {
-		t.Fatal(err)
-	}
-	expr := fmt.Sprintf(`let
-  lib = import %s/nixpkgs-lib/lib;
-  nixpkgs = { inherit lib; legacyPackages = lib.genAttrs [ "aarch64-darwin" "x86_64-darwin" "aarch64-linux" "x86_64-linux" ]
-    (system: import ./nix/testdata/pkgs.nix { inherit lib system; libffiDev = %q; }); };
-  out = (import ../flake.nix).outputs { self = out; inherit nixpkgs; };
-  app = out.packages.aarch64-darwin.default;
-in {
+	out, err := flakeEval(t, libffiDev, "pkgs", `{
   inherit (app) pname vendorHash postInstall;
   goVersion = app.go.version;
   cliGoVersion = out.packages.aarch64-linux.wrapix-builder.go.version;
   buildInputs = map (d: { name = d.name; cmd = d.buildCommand or ""; }) app.buildInputs;
-}`, vend, libffiDev)
-	cmd := exec.Command("nix-instantiate", "--option", "build-users-group", "", "--eval", "--strict", "--json", "-E", expr)
+}`)
+	if err != nil {
+		t.Fatalf("evaluate flake.nix: %v\n%s", err, out)
+	}
+	var app flakeApp
+	if err := json.Unmarshal([]byte(out), &app); err != nil {
+		t.Fatal(err)
+	}
+	return app
+}
+
+// flakeEval evaluates expr with `out` (the flake's outputs) and `app` bound;
+// pkgsExpr may change each system's stand-in `pkgs`.
+func flakeEval(t *testing.T, libffiDev, pkgsExpr, expr string) (string, error) {
+	t.Helper()
+	vend := t.TempDir()
+	if err := testenv.ExtractVendored(vend); err != nil {
+		t.Fatal(err)
+	}
+	full := fmt.Sprintf(`let
+  lib = import %s/nixpkgs-lib/lib;
+  nixpkgs = { inherit lib; legacyPackages = lib.genAttrs [ "aarch64-darwin" "x86_64-darwin" "aarch64-linux" "x86_64-linux" ]
+    (system: let pkgs = import ./nix/testdata/pkgs.nix { inherit lib system; libffiDev = %q; }; in %s); };
+  out = (import ../flake.nix).outputs { self = out; inherit nixpkgs; };
+  app = out.packages.aarch64-darwin.default;
+in %s`, vend, libffiDev, pkgsExpr, expr)
+	cmd := exec.Command("nix-instantiate", "--option", "build-users-group", "", "--eval", "--strict", "--json", "-E", full)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("evaluate flake.nix: %v\n%s", err, stderr.String())
+		return stderr.String(), err
 	}
-	var app flakeApp
-	if err := json.Unmarshal(out, &app); err != nil {
-		t.Fatal(err)
+	return string(out), nil
+}
+
+// 12: with a nixpkgs that has no Go 1.26 the flake says which nixpkgs it
+// needs instead of failing inside the build (GOTOOLCHAIN=local).
+func TestFlakeNamesTheNixpkgsItNeeds(t *testing.T) {
+	out, err := flakeEval(t, t.TempDir(), `removeAttrs pkgs [ "buildGo126Module" ]`, "app.pname")
+	if err == nil || !strings.Contains(out, "wrapix-builder needs Go 1.26 (go.mod): use a nixpkgs with buildGo126Module") {
+		t.Errorf("want the flake's message naming the nixpkgs it needs, got %v\n%s", err, out)
 	}
-	return app
 }
 
 // goModVersion is go.mod's `go` directive.

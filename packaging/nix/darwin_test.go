@@ -3,7 +3,9 @@ package nix
 import (
 	"encoding/base64"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -218,6 +220,31 @@ func TestModuleAgent(t *testing.T) {
 	}
 	if sc.StandardErrorPath != "/Users/alice/Library/Logs/wrapix-builder.log" || sc.StandardOutPath != sc.StandardErrorPath || !sc.RunAtLoad {
 		t.Errorf("agent logs to %q / %q, RunAtLoad %v", sc.StandardOutPath, sc.StandardErrorPath, sc.RunAtLoad)
+	}
+	// The plist nix-darwin renders for launchd is well-formed and says so.
+	var plist string
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`),
+		`d.config.environment.userLaunchAgents."org.nixos.wrapix-builder.plist".text`, &plist)
+	dec := xml.NewDecoder(strings.NewReader(plist))
+	dec.Strict = true
+	var texts []string
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the agent's plist is not well-formed XML: %v\n%s", err, plist)
+		}
+		if cd, ok := tok.(xml.CharData); ok && strings.TrimSpace(string(cd)) != "" {
+			texts = append(texts, strings.TrimSpace(string(cd)))
+		}
+	}
+	joined := strings.Join(texts, "|")
+	for _, want := range []string{"ProgramArguments|/bin/sh|-c|/bin/wait4path /nix/store && exec ", "StandardErrorPath|/Users/alice/Library/Logs/wrapix-builder.log", "PATH|"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("the agent's plist lacks %q:\n%s", want, plist)
+		}
 	}
 }
 
