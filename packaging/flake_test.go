@@ -225,3 +225,12 @@ func TestFlakeAppIcon(t *testing.T) {
 		t.Errorf("the app bundle's icon:\n%s", app.PostInstall)
 	}
 }
+
+// `nix flake check`'s module-matches-cli: lib.nix gives the Go code's golden
+// files (its build command only touches $out when they are equal).
+func TestFlakeCheckModuleMatchesCLI(t *testing.T) {
+	out, err := flakeEval(t, t.TempDir(), "pkgs", `out.checks.aarch64-darwin.module-matches-cli.buildCommand`)
+	if err != nil || out != `"touch $out"` {
+		t.Errorf("the flake's module-matches-cli check fails: %v\n%s", err, out)
+	}
+}
