@@ -77,3 +77,14 @@ func TestRenderEveryState(t *testing.T) {
 		t.Error("start at login check")
 	}
 }
+
+// A builder that runs without the Nix sandbox (container 1.2.0) says so in
+// the menu, in place of the store line.
+func TestRenderShowsWarning(t *testing.T) {
+	r := report(status.Ready)
+	r.Warnings = []status.Warning{{What: "builds run WITHOUT the Nix sandbox", Fix: "upgrade container"}}
+	m := Render(State{Report: r})
+	if d := m.Items[DetailLine]; !d.Visible || !strings.HasPrefix(d.Title, "Warning: builds run WITHOUT the Nix sandbox") {
+		t.Fatalf("detail line %+v", d)
+	}
+}

@@ -149,6 +149,7 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 			add(Check{Name: "builder container", Result: Fail, Detail: "state " + c.State, Fix: "wrapix-builder start", Kind: problem.NotRunning})
 		default:
 			add(Check{Name: "builder container", Result: OK, Detail: "running, ip " + c.IP})
+			add(checkContainerSettings(c))
 		}
 	} else {
 		skip("builder container", "container system not available")
@@ -247,6 +248,20 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 
 // checkBanner tells a dead forwarder or the Local Network permission (the
 // published port accepts, then resets) from a working sshd.
+// checkContainerSettings: a container made by an earlier wrapix-builder
+// (store at /wrapix/store, bound over /nix by the entrypoint with an added
+// CAP_SYS_ADMIN) still works, but holds a privilege the builder no longer
+// needs; a restart recreates it with the current settings.
+func checkContainerSettings(c *runtime.Container) Check {
+	ck := Check{Name: "builder container settings", Result: OK, Detail: "store at /nix, no added capability"}
+	if _, old := c.MountAt(lifecycle.OldStoreTarget); old || len(c.CapAdd) > 0 {
+		ck.Result = Warn
+		ck.Detail = "made by an earlier wrapix-builder: store at " + lifecycle.OldStoreTarget + ", added capabilities " + strings.Join(c.CapAdd, ",")
+		ck.Fix = "recreate it with the current settings: `wrapix-builder stop && wrapix-builder start` (the store is kept)"
+	}
+	return ck
+}
+
 // checkSandbox: what this container version lets the Nix sandbox do
 // (README's version table).
 func checkSandbox(b *lifecycle.Builder, v runtime.Version) Check {

@@ -48,3 +48,12 @@ func TestDecideAndExitCodes(t *testing.T) {
 		t.Error(p)
 	}
 }
+
+func TestTextShowsWarnings(t *testing.T) {
+	r := &Report{Container: Container{Name: "wrapix-builder"}, Warnings: []Warning{{What: "builds run WITHOUT the Nix sandbox", Fix: "upgrade container to 1.2.1"}}}
+	r.Decide(nil)
+	text := r.Text()
+	if !strings.Contains(text, "WARNING:     builds run WITHOUT the Nix sandbox") || !strings.Contains(text, "Fix:         upgrade container to 1.2.1") {
+		t.Fatalf("%s", text)
+	}
+}
