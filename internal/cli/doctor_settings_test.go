@@ -26,7 +26,9 @@ func TestDoctorFlagsContainerWithEarlierSettings(t *testing.T) {
 			t.Fatalf("%v %s", err, out)
 		}
 		r := wb(t, "doctor", "--json")
-		var doc struct{ Checks []struct{ Name, Result, Detail, Fix string } }
+		var doc struct {
+			Checks []struct{ Name, Result, Detail, Fix string }
+		}
 		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 			t.Fatalf("%v %s", err, r.stdout)
 		}
