@@ -1,7 +1,8 @@
 # Wrapix Builder. `make` lists the targets.
 SHELL   := /bin/bash
 VERSION := $(shell cat VERSION)
-LDFLAGS := -X github.com/wrapix/wrapix-builder/builder/version.Version=$(VERSION)
+LDFLAGS := -X github.com/wrapix/wrapix-builder/builder/version.Version=$(VERSION) \
+           -X github.com/wrapix/wrapix-builder/builder/version.ImageFlake=github:wrapix/wrapix-builder/v$(VERSION)
 GO      ?= go
 
 .DEFAULT_GOAL := help

@@ -191,6 +191,9 @@ PermitTunnel no
 GatewayPorts no
 X11Forwarding no
 ClientAliveInterval 15
+# Nix opens a connection per job and a woken builder gets them all at once;
+# sshd's default (10 unauthenticated, then random drops) refused some of 20.
+MaxStartups 64:30:256
 PidFile /run/sshd.pid
 SetEnv PATH=$PATH
 SSHD

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 out=${1:-dist}
 package=${2:-}
 version=$(cat VERSION)
-ldflags="-X github.com/wrapix/wrapix-builder/builder/version.Version=$version"
+ldflags="-X github.com/wrapix/wrapix-builder/builder/version.Version=$version -X github.com/wrapix/wrapix-builder/builder/version.ImageFlake=github:wrapix/wrapix-builder/v$version"
 app="$out/Wrapix Builder.app"
 
 cgo=0

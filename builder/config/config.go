@@ -20,6 +20,7 @@ import (
 
 	"github.com/wrapix/wrapix-builder/builder/problem"
 	"github.com/wrapix/wrapix-builder/builder/toolpath"
+	"github.com/wrapix/wrapix-builder/builder/version"
 )
 
 // Store backends for the builder's /nix.
@@ -32,7 +33,10 @@ const (
 type Config struct {
 	CPUs              int           // container CPUs (integer, as the CLI wants)
 	MemoryBytes       int64         // container memory
-	Port              int           // loopback port published to the builder's sshd
+	Port              int           // loopback port Nix connects to: `serve` owns it and wakes the builder
+	ContainerPort     int           // loopback port the container publishes its sshd on (port + 1 unless set)
+	IdleStop          time.Duration // stop the builder after this long unused (0 = never)
+	ImageFlake        string        // flake whose builder-image output a first start builds when the image is missing
 	Systems           []string      // systems the builder builds for
 	MaxJobs           int           // parallel builds Nix sends to it
 	SpeedFactor       int           // Nix's preference among builders
@@ -69,6 +73,9 @@ func Defaults() Config {
 		Sandbox:           true,
 		StartTimeout:      5 * time.Minute,
 		NotifyAfter:       60 * time.Second,
+		ContainerPort:     2223,
+		ImageFlake:        version.ImageFlake,
+		IdleStop:          30 * time.Minute,
 	}
 }
 
@@ -102,6 +109,39 @@ var keys = map[string]key{
 		n, err := intIn(v, 1024, 65535)
 		c.Port = n
 		return err
+	}},
+	"container-port": {"an integer from 1024 to 65535, not port (a free port on 127.0.0.1)", func(c *Config, v any) error {
+		n, err := intIn(v, 1024, 65535)
+		c.ContainerPort = n
+		return err
+	}},
+	"idle-stop": {`a duration from "1s" to "24h", e.g. "30m", or "0" (never stop)`, func(c *Config, v any) error {
+		s, ok := v.(string)
+		if !ok {
+			if n, isInt := v.(int64); isInt && n == 0 {
+				c.IdleStop = 0
+				return nil
+			}
+			return errors.New("not a string")
+		}
+		if s == "0" {
+			c.IdleStop = 0
+			return nil
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			return errors.New("not a duration in range")
+		}
+		c.IdleStop = d
+		return nil
+	}},
+	"image-flake": {`a flake reference such as "github:wrapix/wrapix-builder" or an absolute path`, func(c *Config, v any) error {
+		s, ok := v.(string)
+		if !ok || s == "" || strings.ContainsAny(s, " \t\n\r\x00#") {
+			return errors.New("not a flake reference (no spaces, no #attribute)")
+		}
+		c.ImageFlake = s
+		return nil
 	}},
 	"systems": {`a non-empty list of "aarch64-linux", "x86_64-linux"`, func(c *Config, v any) error {
 		l, err := stringList(v, func(s string) bool { return slices.Contains(KnownSystems, s) })
@@ -282,6 +322,17 @@ func Parse(data []byte, name string) (Config, error) {
 	}
 	if !maxJobsSet {
 		c.MaxJobs = c.CPUs
+	}
+	if _, set := raw["container-port"]; !set {
+		c.ContainerPort = c.Port + 1
+		if c.ContainerPort > 65535 {
+			return c, problem.Newf(problem.Config, "set port below 65535 or set container-port",
+				"%s: key \"port\": %d leaves no room for the container's port (port + 1)", name, c.Port)
+		}
+	}
+	if c.ContainerPort == c.Port {
+		return c, problem.Newf(problem.Config, "set container-port to another free port, e.g. "+strconv.Itoa(c.Port+1),
+			"%s: key \"container-port\": %d is the same as port", name, c.ContainerPort)
 	}
 	return c, nil
 }

@@ -163,8 +163,8 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		case pp.HostAddress != "127.0.0.1":
 			add(Check{Name: "published port", Result: Fail, Detail: fmt.Sprintf("published on %s:%d — reachable from other machines", pp.HostAddress, pp.HostPort),
 				Fix: "wrapix-builder stop && wrapix-builder start (it publishes on 127.0.0.1 only)", Kind: problem.Unhealthy})
-		case pp.HostPort != b.Config.Port:
-			add(Check{Name: "published port", Result: Fail, Detail: fmt.Sprintf("published on port %d, config says %d", pp.HostPort, b.Config.Port), Fix: "wrapix-builder stop && wrapix-builder start", Kind: problem.Unhealthy})
+		case pp.HostPort != b.Config.ContainerPort:
+			add(Check{Name: "published port", Result: Fail, Detail: fmt.Sprintf("published on port %d, container-port is %d", pp.HostPort, b.Config.ContainerPort), Fix: "wrapix-builder stop && wrapix-builder start", Kind: problem.Unhealthy})
 		default:
 			add(Check{Name: "published port", Result: OK, Detail: b.SSHAddress()})
 		}

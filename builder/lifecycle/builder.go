@@ -70,8 +70,16 @@ func (b *Builder) say(format string, args ...any) {
 	}
 }
 
-// SSHAddress is where the builder's sshd is published.
+// SSHAddress is where the container publishes the builder's sshd. Our own
+// tools (readiness, status, ssh, gc, the idle check) connect here, so they
+// never wake the builder nor keep it awake.
 func (b *Builder) SSHAddress() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.Config.ContainerPort))
+}
+
+// NixAddress is where Nix and ssh connect (the machines entry, the ssh_config
+// alias): `wrapix-builder serve` owns it and wakes the builder on demand.
+func (b *Builder) NixAddress() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.Config.Port))
 }
 
@@ -173,7 +181,7 @@ func (b *Builder) runSpec(storeSource string, ks *keys.Set, v runtime.Version) r
 		Name:        ContainerName,
 		Image:       b.Config.Image,
 		Labels:      map[string]string{LabelKey: "1"},
-		HostPort:    b.Config.Port,
+		HostPort:    b.Config.ContainerPort,
 		CPUs:        b.Config.CPUs,
 		MemoryBytes: b.Config.MemoryBytes,
 		Mounts: []runtime.MountSpec{
@@ -198,14 +206,17 @@ func (b *Builder) ensureImage(ctx context.Context) error {
 	if err != nil || ok {
 		return err
 	}
-	if b.Config.ImageArchive == "" {
-		return problem.Newf(problem.Runtime, "build and load it: `make image` then `container image load -i result`, or set image-archive in "+b.Layout.ConfigFile(),
-			"the builder image %s is not loaded", b.Config.Image)
+	archive := b.Config.ImageArchive
+	if archive == "" {
+		// First start without an image: build the one pinned to this version (docs/on-demand.md).
+		if archive, err = b.buildImage(ctx); err != nil {
+			return err
+		}
 	}
-	b.say("loading the builder image from %s…", b.Config.ImageArchive)
-	refs, err := b.CLI.ImageLoad(ctx, b.Config.ImageArchive)
+	b.say("loading the builder image from %s…", archive)
+	refs, err := b.CLI.ImageLoad(ctx, archive)
 	if err != nil {
-		return problem.Wrap(problem.Runtime, err, "cannot load the builder image from "+b.Config.ImageArchive, "check that it is an OCI-layout tar (`make image`)")
+		return problem.Wrap(problem.Runtime, err, "cannot load the builder image from "+archive, "check that it is an OCI-layout tar (`make image`)")
 	}
 	for _, r := range refs {
 		if r == b.Config.Image || strings.HasSuffix(r, "/"+b.Config.Image) {
@@ -213,7 +224,7 @@ func (b *Builder) ensureImage(ctx context.Context) error {
 		}
 	}
 	return problem.Newf(problem.Config, "set image = one of the loaded references in "+b.Layout.ConfigFile(),
-		"%s provides %s, not the configured image %s", b.Config.ImageArchive, strings.Join(refs, ", "), b.Config.Image)
+		"%s provides %s, not the configured image %s", archive, strings.Join(refs, ", "), b.Config.Image)
 }
 
 // ensureStore creates the store backend and returns the mount source.
@@ -266,7 +277,7 @@ func caseInsensitive(dir string) (bool, error) {
 
 func (b *Builder) checkPublished(c *runtime.Container) error {
 	pp, ok := c.PublishedTo(22)
-	if ok && pp.HostAddress == "127.0.0.1" && pp.HostPort == b.Config.Port {
+	if ok && pp.HostAddress == "127.0.0.1" && pp.HostPort == b.Config.ContainerPort {
 		return nil
 	}
 	where := "not published"
@@ -274,7 +285,7 @@ func (b *Builder) checkPublished(c *runtime.Container) error {
 		where = fmt.Sprintf("published on %s:%d", pp.HostAddress, pp.HostPort)
 	}
 	return problem.Newf(problem.Conflict, "recreate it with the current settings: `wrapix-builder stop && wrapix-builder start`",
-		"the running builder's SSH port is %s, not 127.0.0.1:%d", where, b.Config.Port)
+		"the running builder's SSH port is %s, not 127.0.0.1:%d", where, b.Config.ContainerPort)
 }
 
 func (b *Builder) checkPortFree() error {
@@ -287,8 +298,9 @@ func (b *Builder) checkPortFree() error {
 }
 
 func (b *Builder) portInUse(err error) error {
-	return problem.Wrap(problem.Conflict, err, fmt.Sprintf("port %d on 127.0.0.1 is taken by another program", b.Config.Port),
-		fmt.Sprintf("stop that program (`lsof -nP -iTCP:%d -sTCP:LISTEN` shows it) or set port = %d in %s", b.Config.Port, b.Config.Port+1, b.Layout.ConfigFile()))
+	p := b.Config.ContainerPort
+	return problem.Wrap(problem.Conflict, err, fmt.Sprintf("port %d on 127.0.0.1 (container-port) is taken by another program", p),
+		fmt.Sprintf("stop that program (`lsof -nP -iTCP:%d -sTCP:LISTEN` shows it) or set container-port = %d in %s", p, b.Config.Port+2, b.Layout.ConfigFile()))
 }
 
 // Stop stops the builder gracefully and deletes the container; the store and

@@ -16,6 +16,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/status"
 	"github.com/wrapix/wrapix-builder/builder/toolpath"
 	"github.com/wrapix/wrapix-builder/builder/version"
+	"github.com/wrapix/wrapix-builder/builder/wakestate"
 )
 
 // StatusOptions tune what Status observes.
@@ -40,6 +41,7 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 		Store:     status.Store{Backend: b.Config.Store, CapBytes: b.Config.StoreSizeCap},
 		Versions:  status.Versions{WrapixBuilder: version.Version},
 	}
+	r.Waker = b.wakerStatus()
 	r.Store.Location = b.Config.Volume
 	if b.Config.Store != "volume" {
 		r.Store.Location = b.Layout.StoreDir()
@@ -148,6 +150,25 @@ func (b *Builder) SandboxWarning(v runtime.Version) (status.Warning, bool) {
 		What: "builds run WITHOUT the Nix sandbox: container " + v.String() + " masks /proc and has no way to turn that off",
 		Fix:  "upgrade Apple's container CLI to 1.2.1 or newer (https://github.com/apple/container/releases), then `wrapix-builder stop && wrapix-builder start`",
 	}, true
+}
+
+// wakerStatus reads what `serve` last wrote; it never connects to the port
+// (that would wake the builder).
+func (b *Builder) wakerStatus() status.Waker {
+	w := status.Waker{Address: b.NixAddress(), IdleStopSeconds: int64(b.Config.IdleStop / time.Second)}
+	s, alive, err := wakestate.Read(b.Layout.DataDir)
+	if err != nil || s == nil {
+		return w
+	}
+	if s.LastFailure != nil {
+		w.LastFailure = &status.WakeFailure{At: s.LastFailure.At, Reason: s.LastFailure.Reason}
+	}
+	if !alive {
+		return w
+	}
+	w.Running, w.PID, w.User, w.IdleStopSeconds, w.Connections = true, s.PID, s.User, s.IdleStopSec, s.Connections
+	w.StopsAt = s.StopsAt
+	return w
 }
 
 // allocatedBytes is the space a (sparse) volume image really uses on the Mac.

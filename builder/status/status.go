@@ -15,7 +15,7 @@ import (
 
 // Schema is the version of the JSON document. It changes only when a field
 // changes meaning or disappears; new fields may be added without a bump.
-const Schema = 1
+const Schema = 2
 
 // Overall states.
 const (
@@ -37,6 +37,7 @@ type Report struct {
 	Store     Store     `json:"store"`
 	Setup     Setup     `json:"setup"`
 	Versions  Versions  `json:"versions"`
+	Waker     Waker     `json:"waker"`
 	Problem   *Problem  `json:"problem,omitempty"`
 	Builds    *Builds   `json:"builds,omitempty"` // status --json, when ready (docs/builds.md)
 	// Warnings are conditions that do not stop the builder but that the
@@ -53,6 +54,25 @@ type Builds struct {
 type Warning struct {
 	What string `json:"what"`
 	Fix  string `json:"fix"`
+}
+
+// Waker is `wrapix-builder serve`, the piece that starts the builder when Nix
+// connects and stops it when idle (docs/on-demand.md).
+type Waker struct {
+	Address         string       `json:"address"` // where Nix connects: 127.0.0.1:<port>
+	Running         bool         `json:"running"` // a live serve process wrote waker.json
+	PID             int          `json:"pid,omitempty"`
+	User            string       `json:"user,omitempty"`
+	IdleStopSeconds int64        `json:"idleStopSeconds"` // 0 = never
+	Connections     int          `json:"connections"`
+	StopsAt         *time.Time   `json:"stopsAt,omitempty"` // the idle stop is due then
+	LastFailure     *WakeFailure `json:"lastFailure,omitempty"`
+}
+
+// WakeFailure is the last time a connection could not start the builder.
+type WakeFailure struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
 }
 
 type Container struct {
@@ -128,6 +148,13 @@ func (r *Report) Decide(runtimeErr error) {
 	case !r.Container.Exists || r.Container.State != "running":
 		r.State = Stopped
 		r.Summary = "stopped"
+		if r.Waker.Running {
+			r.Summary = "stopped — starts on demand"
+		}
+		if f := r.Waker.LastFailure; f != nil {
+			r.Problem = &Problem{What: "a build asked for the builder, but it could not start: " + f.Reason,
+				Fix: "run `wrapix-builder start` to see it fail in full, or `wrapix-builder doctor`"}
+		}
 	case r.SSH.OK && r.NixDaemon.OK:
 		r.State = Ready
 		r.Summary = "ready at " + r.SSH.Address
@@ -159,6 +186,39 @@ func (r *Report) ExitCode() int {
 		return problem.ExitCodeOf(problem.Runtime)
 	}
 	return problem.ExitCodeOf(problem.Unhealthy)
+}
+
+// Text is the waker's status line, relative to now.
+func (w Waker) Text(now time.Time) string {
+	if !w.Running {
+		return "not running: nothing starts the builder when Nix connects to " + w.Address + " (`wrapix-builder serve`; `sudo wrapix-builder setup` installs it at login)"
+	}
+	s := fmt.Sprintf("serve (pid %d) on %s", w.PID, w.Address)
+	switch {
+	case w.IdleStopSeconds == 0:
+		s += ", never stops the builder"
+	case w.StopsAt != nil:
+		s += ", idle: stops the builder in " + Until(now, *w.StopsAt)
+	default:
+		s += ", stops the builder after " + (time.Duration(w.IdleStopSeconds) * time.Second).String() + " idle"
+	}
+	if w.Connections > 0 {
+		s += fmt.Sprintf(", %d connection(s)", w.Connections)
+	}
+	return s
+}
+
+// Until renders the time left as the menu says it: "12 min", "40 s".
+func Until(now, t time.Time) string {
+	d := t.Sub(now)
+	switch {
+	case d < time.Second:
+		return "a moment"
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d.Seconds()))
+	default:
+		return fmt.Sprintf("%d min", int((d + 30*time.Second).Minutes()))
+	}
 }
 
 // Text renders the one-screen human form.
@@ -196,6 +256,7 @@ func (r *Report) Text() string {
 		st += fmt.Sprintf(", %s used of %s cap", config.HumanSize(*r.Store.SizeBytes), config.HumanSize(r.Store.CapBytes))
 	}
 	line("Store", st)
+	line("Waker", r.Waker.Text(time.Now()))
 	line("Setup", fmt.Sprintf("trust %s, nix config %s (managed by %s)", r.Setup.Trust, r.Setup.NixConfig, r.Setup.ManagedBy))
 	v := "wrapix-builder " + r.Versions.WrapixBuilder
 	if r.Versions.ContainerCLI != "" {

@@ -146,7 +146,7 @@ func TestLifecycleEveryVersion(t *testing.T) {
 			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 				t.Fatalf("status --json: %v\n%s", err, r.stdout)
 			}
-			if r.code != 0 || rep.Schema != 1 || rep.State != "ready" || !rep.SSH.OK || !rep.NixDaemon.OK || rep.NixDaemon.Version == "" ||
+			if r.code != 0 || rep.Schema != status.Schema || rep.State != "ready" || !rep.SSH.OK || !rep.NixDaemon.OK || rep.NixDaemon.Version == "" ||
 				rep.Container.Published != "127.0.0.1:"+strconv.Itoa(w.Port) || rep.Versions.ContainerCLI != v {
 				t.Fatalf("status: %d %+v", r.code, rep)
 			}
@@ -195,13 +195,15 @@ func TestBadInputs(t *testing.T) {
 			[]string{"--runtime-timeout", "1s", "start"}, 8, []string{"did not answer within 1s", "container system stop"}},
 		{"garbage JSON", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_FAULTS", "garbage-json:ls") },
 			[]string{"start"}, 4, []string{"printed output we cannot read"}},
-		{"port taken", nil, []string{"start"}, 9, []string{"is taken by another program", "set port ="}},
+		{"port taken", nil, []string{"start"}, 9, []string{"(container-port) is taken by another program", "set container-port ="}},
 		{"name in use", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_FAULTS", "name-in-use") },
 			[]string{"start"}, 9, []string{"another process created the builder container"}},
 		{"volume busy", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_FAULTS", "volume-busy") },
 			[]string{"start"}, 9, []string{"store volume wrapix-builder-nix is attached to another container"}},
-		{"image missing", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_IMAGES", "other:latest") },
-			[]string{"start"}, 4, []string{"builder image wrapix-builder:latest is not loaded", "container image load"}},
+		{"image missing, no Nix to build it", func(t *testing.T, w *testenv.World) {
+			t.Setenv("CONTAINER_STANDIN_IMAGES", "other:latest")
+			t.Setenv("PATH", testenv.Binaries(t)) // the stand-in, no nix
+		}, []string{"start"}, 4, []string{"builder image wrapix-builder:latest is not loaded, and building it needs Nix", "install Nix", "image-archive"}},
 		{"foreign container", func(t *testing.T, w *testenv.World) {
 			if out, err := exec.Command("container", "run", "--detach", "--name", "wrapix-builder", "wrapix-builder:latest").CombinedOutput(); err != nil {
 				t.Fatalf("%v %s", err, out)
@@ -277,7 +279,7 @@ func TestConfigOutputsUseTheRealHostKey(t *testing.T) {
 		if f == "known-hosts" && !strings.Contains(r.stdout, "wrapix-builder "+keyLine) {
 			t.Errorf("known-hosts lacks the host key:\n%s", r.stdout)
 		}
-		if f == "ssh-config" && !strings.Contains(r.stdout, "Port "+strconv.Itoa(w.Port)) {
+		if f == "ssh-config" && !strings.Contains(r.stdout, "Port "+strconv.Itoa(w.NixPort)) { // serve's port, not the container's
 			t.Errorf("ssh-config lacks the port:\n%s", r.stdout)
 		}
 	}

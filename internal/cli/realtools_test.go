@@ -23,6 +23,7 @@ func startWithSetup(t *testing.T, w *testenv.World) (root string) {
 	if r := wb(t, "start"); r.code != 0 {
 		t.Fatalf("start: %s", r.stderr)
 	}
+	w.Serve() // the generated config names port, which serve owns
 	root = t.TempDir()
 	testenv.HostEtc(t, root, "build-users-group =\nsubstituters =\nmax-jobs = 0\n")
 	if r := wb(t, "setup", "--root", root); r.code != 0 {

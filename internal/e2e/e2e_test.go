@@ -114,6 +114,12 @@ func builderStore(w *testenv.World) string {
 }
 
 func setup(t *testing.T, extra map[string][]byte) (*testenv.World, string) {
+	w, rootfs := setupWithoutWaker(t, extra)
+	w.Serve() // Nix connects to port, which `serve` owns (docs/on-demand.md)
+	return w, rootfs
+}
+
+func setupWithoutWaker(t *testing.T, extra map[string][]byte) (*testenv.World, string) {
 	w := testenv.New(t)
 	testenv.Require(t, "unshare", "ssh")
 	rootfs := testenv.Image(t, extra)

@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -12,7 +13,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 var (
@@ -62,7 +65,8 @@ type World struct {
 	DataDir    string // $XDG_DATA_HOME/wrapix
 	ConfigDir  string // $XDG_CONFIG_HOME/wrapix
 	StandinDir string // the stand-in's state
-	Port       int
+	Port       int    // container-port: where the container publishes its sshd (our tools connect here)
+	NixPort    int    // port: where Nix connects; `wrapix-builder serve` (Serve) owns it
 }
 
 // New sets $HOME, the XDG variables, $PATH (stand-in first) and the stand-in
@@ -72,7 +76,7 @@ func New(t testing.TB) *World {
 	bin := Binaries(t)
 	home := t.TempDir()
 	w := &World{T: t, Home: home, DataDir: filepath.Join(home, "data", "wrapix"), ConfigDir: filepath.Join(home, "config", "wrapix"),
-		StandinDir: filepath.Join(home, "standin"), Port: FreePort(t)}
+		StandinDir: filepath.Join(home, "standin"), Port: FreePort(t), NixPort: FreePort(t)}
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_DATA_HOME", filepath.Join(home, "data"))
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
@@ -93,10 +97,63 @@ func (w *World) WriteConfig(extra string) {
 	if err := os.MkdirAll(w.ConfigDir, 0o755); err != nil {
 		w.T.Fatal(err)
 	}
-	body := "port = " + itoa(w.Port) + "\nstart-timeout = \"20s\"\n" + extra
+	body := "port = " + itoa(w.NixPort) + "\ncontainer-port = " + itoa(w.Port) + "\nstart-timeout = \"20s\"\n" + extra
 	if err := os.WriteFile(filepath.Join(w.ConfigDir, "config.toml"), []byte(body), 0o644); err != nil {
 		w.T.Fatal(err)
 	}
+}
+
+// Waker is a running `wrapix-builder serve` of this world.
+type Waker struct {
+	Cmd *exec.Cmd
+	Log string // its stderr
+}
+
+// Serve starts `wrapix-builder serve` with the world's environment and waits
+// until it listens on NixPort; it is stopped when the test ends.
+func (w *World) Serve(args ...string) *Waker {
+	w.T.Helper()
+	logf := filepath.Join(w.Home, fmt.Sprintf("serve-%d.log", time.Now().UnixNano()))
+	f, err := os.Create(logf)
+	if err != nil {
+		w.T.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(Binaries(w.T), "wrapix-builder"), append([]string{"serve"}, args...)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		w.T.Fatal(err)
+	}
+	f.Close()
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	w.T.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	wk := &Waker{Cmd: cmd, Log: logf}
+	// serve writes waker.json once it listens.
+	for {
+		if data, err := os.ReadFile(filepath.Join(w.DataDir, "waker.json")); err == nil && bytes.Contains(data, []byte(fmt.Sprintf(`"pid": %d`, cmd.Process.Pid))) {
+			return wk
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(logf)
+			w.T.Fatalf("wrapix-builder serve exited: %s", log)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Output is what serve logged so far.
+func (k *Waker) Output() string {
+	data, _ := os.ReadFile(k.Log)
+	return string(data)
 }
 
 // Calls returns the stand-in's recorded invocations, one argv per call.

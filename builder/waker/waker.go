@@ -1,0 +1,436 @@
+// Package waker is `wrapix-builder serve`: it owns the address Nix connects
+// to, starts the builder when a connection finds it stopped (one start
+// however many connections arrive), splices each connection through to the
+// container's sshd, and stops the builder once it has been idle for
+// idle-stop. With the builder stopped it arms no timer and spawns nothing.
+// See docs/on-demand.md.
+package waker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/wakestate"
+)
+
+// Builder is what the waker needs from the lifecycle.
+type Builder interface {
+	Start(ctx context.Context) (alreadyRunning bool, err error)
+	Stop(ctx context.Context) (wasRunning bool, err error)
+	Running(ctx context.Context) (bool, error)
+	Busy(ctx context.Context) (busy bool, what string, err error)
+}
+
+// Waker is one `serve` process.
+type Waker struct {
+	Builder  Builder
+	Target   string        // the container's sshd: 127.0.0.1:<container-port>
+	IdleStop time.Duration // 0 = never stop
+	DataDir  string        // waker.json goes here
+	LockFile string        // builder.lock: every start and stop writes it
+	Log      *log.Logger
+
+	mu        sync.Mutex
+	state     string     // wakestate.Stopped, Starting, Running, Stopping
+	op        *operation // the start or stop under way; newcomers wait for it
+	conns     int        // connections spliced through now
+	waiting   int        // connections waiting for the builder
+	idle      *time.Timer
+	stopsAt   time.Time
+	failure   *wakestate.Failure
+	listen    string
+	since     time.Time
+	refreshCh chan struct{}
+}
+
+type operation struct {
+	start bool
+	err   error
+	done  chan struct{}
+}
+
+// Serve accepts on ln until ctx ends.
+func (w *Waker) Serve(ctx context.Context, ln net.Listener) error {
+	w.mu.Lock()
+	w.state, w.listen, w.since = wakestate.Stopped, ln.Addr().String(), time.Now()
+	w.refreshCh = make(chan struct{}, 1)
+	w.save()
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		if w.idle != nil {
+			w.idle.Stop()
+		}
+		w.mu.Unlock()
+	}()
+
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	go w.refreshLoop(ctx)
+	w.requestRefresh()
+	if err := w.watchLock(ctx); err != nil {
+		w.Log.Printf("not watching %s (a start by the CLI or the app will not arm the idle stop until a connection comes): %v", w.LockFile, err)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accept on %s: %w", w.listen, err)
+		}
+		go w.handle(ctx, c)
+	}
+}
+
+// handle carries one connection to the builder, starting it if needed.
+func (w *Waker) handle(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	noDelay(c)
+	for attempt := 0; ; attempt++ {
+		if err := w.acquire(ctx); err != nil {
+			w.Log.Printf("closing a connection from %s: %v", c.RemoteAddr(), err)
+			return
+		}
+		d := net.Dialer{Timeout: 5 * time.Second}
+		up, err := d.DialContext(ctx, "tcp", w.Target)
+		if err != nil {
+			// The builder went away under us (someone stopped it): check and start it again, once.
+			w.release(true)
+			if attempt == 0 {
+				w.Log.Printf("the builder does not answer on %s (%v); starting it again", w.Target, err)
+				continue
+			}
+			w.Log.Printf("closing a connection from %s: the builder does not answer on %s: %v", c.RemoteAddr(), w.Target, err)
+			return
+		}
+		noDelay(up)
+		splice(c, up)
+		up.Close()
+		w.release(false)
+		return
+	}
+}
+
+// acquire returns once the builder runs, counting the caller as a
+// connection; it joins a start or stop under way rather than making another.
+func (w *Waker) acquire(ctx context.Context) error {
+	w.mu.Lock()
+	w.waiting++
+	defer func() {
+		w.waiting--
+		w.mu.Unlock()
+	}()
+	for {
+		if w.state == wakestate.Running && w.op == nil {
+			w.conns++
+			if w.idle != nil {
+				w.idle.Stop()
+				w.idle, w.stopsAt = nil, time.Time{}
+			}
+			if w.conns == 1 {
+				w.save()
+			}
+			return nil
+		}
+		if w.op == nil {
+			w.op = &operation{start: true, done: make(chan struct{})}
+			w.state = wakestate.Starting
+			w.save()
+			go w.start(w.op)
+		}
+		op := w.op
+		w.mu.Unlock()
+		select {
+		case <-op.done:
+		case <-ctx.Done():
+			w.mu.Lock()
+			return ctx.Err()
+		}
+		w.mu.Lock()
+		if op.start && op.err != nil {
+			return op.err
+		}
+	}
+}
+
+func (w *Waker) start(op *operation) {
+	t0 := time.Now()
+	w.Log.Printf("a connection wakes the builder: starting it")
+	// lifecycle.Start has its own deadlines (every container call, start-timeout).
+	_, err := w.Builder.Start(context.Background())
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	op.err = err
+	if err != nil {
+		w.state = wakestate.Stopped
+		w.failure = &wakestate.Failure{At: time.Now(), Reason: oneLine(err)}
+		w.Log.Printf("a build asked for the builder, but it could not start: %s", w.failure.Reason)
+	} else {
+		w.state, w.failure = wakestate.Running, nil
+		w.Log.Printf("the builder is ready (%s)", time.Since(t0).Round(time.Millisecond))
+	}
+	w.op = nil
+	w.save()
+	close(op.done)
+}
+
+// release ends a connection; the last one arms the idle stop. gone means the
+// builder did not answer: forget that it runs.
+func (w *Waker) release(gone bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.conns--
+	if gone && w.conns == 0 && w.op == nil {
+		w.state = wakestate.Stopped
+	}
+	if w.conns == 0 {
+		w.armIdle()
+		w.save()
+	}
+}
+
+// armIdle arms the one idle timer; called with mu held.
+func (w *Waker) armIdle() {
+	if w.IdleStop <= 0 || w.state != wakestate.Running || w.conns > 0 || w.op != nil || w.idle != nil {
+		return
+	}
+	w.stopsAt = time.Now().Add(w.IdleStop)
+	w.idle = time.AfterFunc(w.IdleStop, w.idleCheck)
+}
+
+// idleCheck runs when the builder has had no connection for idle-stop. It
+// asks the builder whether anything still works there (a build started by
+// someone connecting directly, a `wrapix-builder ssh` session) and stops it
+// only when nothing does and no connection came meanwhile.
+func (w *Waker) idleCheck() {
+	w.mu.Lock()
+	w.idle, w.stopsAt = nil, time.Time{}
+	if w.conns > 0 || w.waiting > 0 || w.op != nil || w.state != wakestate.Running {
+		w.mu.Unlock()
+		return
+	}
+	op := &operation{done: make(chan struct{})}
+	w.op = op
+	w.mu.Unlock()
+
+	finish := func(state string) {
+		w.mu.Lock()
+		w.state, w.op = state, nil
+		w.armIdle()
+		w.save()
+		close(op.done)
+		w.mu.Unlock()
+	}
+	ctx := context.Background()
+	busy, what, err := w.Builder.Busy(ctx)
+	if err != nil {
+		if running, rerr := w.Builder.Running(ctx); rerr == nil && !running {
+			w.Log.Printf("the builder was stopped by someone else")
+			finish(wakestate.Stopped)
+			return
+		}
+		w.Log.Printf("idle check failed, not stopping (next check in %s): %v", w.IdleStop, err)
+		finish(wakestate.Running)
+		return
+	}
+	if busy {
+		w.Log.Printf("idle for %s but the builder is at work (%s): not stopping", w.IdleStop, what)
+		finish(wakestate.Running)
+		return
+	}
+	w.mu.Lock()
+	if w.waiting > 0 {
+		w.mu.Unlock()
+		finish(wakestate.Running)
+		return
+	}
+	w.state = wakestate.Stopping
+	w.save()
+	w.mu.Unlock()
+	w.Log.Printf("no connection and no build for %s: stopping the builder", w.IdleStop)
+	if _, err := w.Builder.Stop(ctx); err != nil {
+		w.Log.Printf("idle stop failed: %v", err)
+		running, rerr := w.Builder.Running(ctx)
+		if rerr != nil || running {
+			finish(wakestate.Running)
+			return
+		}
+	}
+	finish(wakestate.Stopped)
+}
+
+// watchLock follows writes to builder.lock: a start or stop by the CLI or
+// the app (or by us). It costs nothing while nothing happens.
+func (w *Waker) watchLock(ctx context.Context) error {
+	if w.LockFile == "" {
+		return nil
+	}
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(w.LockFile)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		fw.Close()
+		return err
+	}
+	if err := fw.Add(dir); err != nil {
+		fw.Close()
+		return err
+	}
+	go func() {
+		defer fw.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-fw.Events:
+				if !ok {
+					return
+				}
+				if ev.Name == w.LockFile {
+					w.requestRefresh()
+				}
+			case _, ok := <-fw.Errors:
+				if !ok {
+					return
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func (w *Waker) requestRefresh() {
+	select {
+	case w.refreshCh <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// refreshLoop re-reads whether the builder runs after someone else may have
+// started or stopped it.
+func (w *Waker) refreshLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.refreshCh:
+		}
+		w.mu.Lock()
+		busy := w.op != nil
+		w.mu.Unlock()
+		if busy {
+			continue // our own start or stop: it sets the state itself
+		}
+		running, err := w.Builder.Running(ctx)
+		if err != nil {
+			continue
+		}
+		w.mu.Lock()
+		switch {
+		case w.op != nil:
+		case running && w.state != wakestate.Running:
+			w.state = wakestate.Running
+			w.armIdle()
+			w.save()
+		case !running && w.state == wakestate.Running && w.conns == 0:
+			w.state = wakestate.Stopped
+			if w.idle != nil {
+				w.idle.Stop()
+				w.idle, w.stopsAt = nil, time.Time{}
+			}
+			w.save()
+		}
+		w.mu.Unlock()
+	}
+}
+
+// save writes waker.json; called with mu held.
+func (w *Waker) save() {
+	s := wakestate.State{
+		PID: os.Getpid(), UID: os.Getuid(), Listen: w.listen, Target: w.Target,
+		IdleStopSec: int64(w.IdleStop / time.Second), Builder: w.state, Connections: w.conns,
+		LastFailure: w.failure, Since: w.since,
+	}
+	if u, err := user.Current(); err == nil {
+		s.User = u.Username
+	}
+	if !w.stopsAt.IsZero() {
+		t := w.stopsAt
+		s.StopsAt = &t
+	}
+	if err := wakestate.Write(w.DataDir, s); err != nil {
+		w.Log.Printf("cannot write %s: %v", wakestate.Path(w.DataDir), err)
+	}
+}
+
+// splice copies both ways until both directions are done, passing each
+// half-close on (ssh sends EOF on one side and keeps reading the other).
+func splice(a, b net.Conn) {
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		_, err := io.Copy(dst, src)
+		tc, ok := dst.(*net.TCPConn)
+		switch {
+		case err != nil: // a reset or a dead peer: nothing more will flow either way
+			a.Close()
+			b.Close()
+		case ok:
+			_ = tc.CloseWrite()
+		default:
+			dst.Close()
+		}
+		done <- struct{}{}
+	}
+	go pipe(a, b)
+	go pipe(b, a)
+	<-done
+	<-done
+}
+
+func noDelay(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+}
+
+func oneLine(err error) string {
+	msg := err.Error() // a problem.Error carries its "(fix: …)"
+	for i, r := range msg {
+		if r == '\n' {
+			return msg[:i]
+		}
+	}
+	return msg
+}
+
+// Listen opens the waker's address; a port held by another program is a
+// clear conflict.
+func Listen(port int) (net.Listener, error) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, problem.Wrap(problem.Conflict, err, "cannot listen on "+addr,
+			fmt.Sprintf("another `wrapix-builder serve` or another program holds it (`lsof -nP -iTCP:%d -sTCP:LISTEN`); stop it or change port in config.toml", port))
+	}
+	return ln, nil
+}

@@ -1,0 +1,90 @@
+// Package wakestate is the file through which `wrapix-builder serve` (the
+// waking piece) tells everyone else what it is doing: status, doctor and the
+// app read it instead of connecting to the port, which would wake the builder.
+package wakestate
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/wrapix/wrapix-builder/builder/atomicfile"
+)
+
+// FileName is the state file in the data directory.
+const FileName = "waker.json"
+
+// Builder states as the waker knows them.
+const (
+	Stopped  = "stopped"
+	Starting = "starting"
+	Running  = "running"
+	Stopping = "stopping"
+)
+
+// State is the content of waker.json.
+type State struct {
+	PID         int        `json:"pid"`
+	UID         int        `json:"uid"`
+	User        string     `json:"user"`
+	Listen      string     `json:"listen"` // 127.0.0.1:<port>, where Nix connects
+	Target      string     `json:"target"` // 127.0.0.1:<container-port>, the container's sshd
+	IdleStopSec int64      `json:"idleStopSeconds"`
+	Builder     string     `json:"builder"` // Stopped, Starting, Running, Stopping
+	Connections int        `json:"connections"`
+	StopsAt     *time.Time `json:"stopsAt,omitempty"` // when the idle stop is due (running, no connection)
+	LastFailure *Failure   `json:"lastFailure,omitempty"`
+	Since       time.Time  `json:"since"` // when serve started
+}
+
+// Failure is the last wake that could not start the builder.
+type Failure struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+}
+
+// Path is the state file in dataDir.
+func Path(dataDir string) string { return filepath.Join(dataDir, FileName) }
+
+// Write replaces the state file atomically.
+func Write(dataDir string, s State) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(Path(dataDir), append(data, '\n'), 0o644)
+}
+
+// Read returns the state and whether its writer is still alive; a missing
+// file is (nil, false, nil).
+func Read(dataDir string) (*State, bool, error) {
+	data, err := os.ReadFile(Path(dataDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, false, err
+	}
+	return &s, Alive(s.PID), nil
+}
+
+// Alive reports whether a process with pid exists (signal 0; EPERM means it
+// exists but belongs to someone else).
+func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
