@@ -120,7 +120,11 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		case !ok && b.Config.ImageArchive != "":
 			add(Check{Name: "builder image", Result: Warn, Detail: b.Config.Image + " is not loaded yet; start loads it from " + b.Config.ImageArchive})
 		case !ok:
-			add(Check{Name: "builder image", Result: Fail, Detail: b.Config.Image + " is not loaded", Fix: "`make image` then `container image load -i result`", Kind: problem.Runtime})
+			if nix, err := lifecycle.FindNix(); err == nil {
+				add(Check{Name: "builder image", Result: Warn, Detail: b.Config.Image + " is not loaded yet; the first start builds it with " + nix + " from " + b.Config.ImageFlake + "#builder-image"})
+			} else {
+				add(Check{Name: "builder image", Result: Fail, Detail: b.Config.Image + " is not loaded, and there is no Nix to build it", Fix: "install Nix, or set image-archive in " + b.Layout.ConfigFile(), Kind: problem.Runtime})
+			}
 		default:
 			add(Check{Name: "builder image", Result: OK, Detail: b.Config.Image})
 		}
@@ -194,6 +198,8 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		skip("SSH as the user (pinned host key)", "builder not running or no keys")
 		skip("nix-daemon on the builder", "builder not running or no keys")
 	}
+
+	out = append(out, checkWaker(b)...)
 
 	// The Mac's side: root trust and Nix config.
 	if keyErr == nil {

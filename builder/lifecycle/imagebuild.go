@@ -33,8 +33,8 @@ func nixCandidates() []string {
 	return c
 }
 
-// findNix finds the user's nix.
-func findNix() (string, error) {
+// FindNix finds the user's nix.
+func FindNix() (string, error) {
 	if p, err := exec.LookPath("nix"); err == nil {
 		return p, nil
 	}
@@ -50,7 +50,7 @@ func findNix() (string, error) {
 // builder-image output) with the user's own Nix and returns the OCI tar.
 func (b *Builder) buildImage(ctx context.Context) (string, error) {
 	ref := b.Config.ImageFlake + "#builder-image"
-	nix, err := findNix()
+	nix, err := FindNix()
 	if err != nil {
 		return "", problem.Wrap(problem.Runtime, err, "the builder image "+b.Config.Image+" is not loaded, and building it needs Nix",
 			"install Nix (https://nixos.org/download), or build the image elsewhere (`nix build "+ref+"`) and set image-archive in "+b.Layout.ConfigFile())

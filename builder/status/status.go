@@ -149,7 +149,7 @@ func (r *Report) Decide(runtimeErr error) {
 		r.State = Stopped
 		r.Summary = "stopped"
 		if r.Waker.Running {
-			r.Summary = "stopped — starts on demand"
+			r.Summary = "starts on demand"
 		}
 		if f := r.Waker.LastFailure; f != nil {
 			r.Problem = &Problem{What: "a build asked for the builder, but it could not start: " + f.Reason,

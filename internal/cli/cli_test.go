@@ -411,6 +411,11 @@ func TestDoctorAndLogs(t *testing.T) {
 	if r := wb(t, "setup", "--root", root); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
+	r = wb(t, "doctor", "--root", root)
+	if r.code != 10 || !strings.Contains(r.stdout, "[FAIL] waker (wrapix-builder serve)") || !strings.Contains(r.stdout, "installs it as a login agent") {
+		t.Fatalf("doctor without serve: %d\n%s", r.code, r.stdout)
+	}
+	w.Serve()
 	r = wb(t, "doctor", "--json", "--root", root)
 	var doc struct {
 		Schema int
@@ -423,7 +428,7 @@ func TestDoctorAndLogs(t *testing.T) {
 	for _, c := range doc.Checks {
 		results[c.Name] = c.Result
 	}
-	for _, name := range []string{"container CLI", "builder container", "published port", "SSH banner", "SSH as the user (pinned host key)", "nix-daemon on the builder", "root's SSH trust", "Nix builders entry"} {
+	for _, name := range []string{"container CLI", "builder container", "published port", "SSH banner", "SSH as the user (pinned host key)", "nix-daemon on the builder", "root's SSH trust", "Nix builders entry", "waker (wrapix-builder serve)"} {
 		if results[name] != "ok" {
 			t.Errorf("%s: %q", name, results[name])
 		}

@@ -2,16 +2,21 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
+	"path/filepath"
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/wrapix/wrapix-builder/builder/agent"
 	"github.com/wrapix/wrapix-builder/builder/doctor"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
@@ -60,6 +65,9 @@ exactly what setup did.`,
 				if err := setup.Undo(envr, run); err != nil {
 					return err
 				}
+				if err := e.loginAgent(b, root, true, false, run); err != nil {
+					return err
+				}
 				fmt.Fprintln(e.stdout, "setup undone: every file setup wrote or changed is as it was before")
 				return nil
 			}
@@ -75,12 +83,15 @@ exactly what setup did.`,
 			}
 			if dryRun {
 				fmt.Fprint(e.stdout, plan.Render(true))
-				return nil
+				return e.loginAgent(b, root, false, true, run)
 			}
 			if err := setup.Apply(envr, plan, run); err != nil {
 				return err
 			}
 			fmt.Fprint(e.stdout, plan.Render(false))
+			if err := e.loginAgent(b, root, false, false, run); err != nil {
+				return err
+			}
 			fmt.Fprintln(e.stdout, "setup done; `wrapix-builder setup --undo` reverses it")
 			return nil
 		},
@@ -110,6 +121,73 @@ func invokingUID() int {
 		}
 	}
 	return keys.AnyOwner
+}
+
+// loginAgent installs (or with undo removes) the user's LaunchAgent that
+// runs `wrapix-builder serve` (docs/on-demand.md). It is for the invoking
+// user (SUDO_UID under sudo), whose container runtime it drives. macOS only:
+// on Linux nothing installs serve.
+func (e *env) loginAgent(b *lifecycle.Builder, root string, undo, dryRun bool, run setup.Runner) error {
+	if goruntime.GOOS != "darwin" {
+		return nil
+	}
+	u, err := invokingUser(root, b.Layout.KeysDir())
+	if err != nil {
+		if undo || dryRun {
+			return nil
+		}
+		fmt.Fprintf(e.stderr, "note: no login agent installed (%v): run setup through sudo from your own account, or run `wrapix-builder serve` yourself\n", err)
+		return nil
+	}
+	path := agent.Path(u.Home)
+	if dryRun {
+		fmt.Fprintf(e.stdout, "and as you: write %s (a login agent running `wrapix-builder serve`, which starts the builder when Nix connects) and load it\n", path)
+		return nil
+	}
+	if undo {
+		if err := agent.Uninstall(u, agent.Runner(run)); err != nil {
+			return problem.Wrap(problem.Setup, err, "cannot remove the login agent "+path, "remove it yourself: `launchctl bootout gui/$(id -u)/"+agent.Label+"; rm "+path+"`")
+		}
+		return nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return problem.Wrap(problem.Setup, err, "cannot find this program for the login agent", "")
+	}
+	spec := agent.Spec{Program: self, DataDir: b.Layout.DataDir, ConfigDir: b.Layout.ConfigDir}
+	if err := agent.Install(u, spec, agent.Runner(run)); err != nil {
+		return problem.Wrap(problem.Setup, err, "cannot install the login agent "+path, "run `wrapix-builder serve` yourself, and report this")
+	}
+	fmt.Fprintf(e.stdout, "login agent %s runs `wrapix-builder serve` (starts the builder when Nix connects)\n", path)
+	return nil
+}
+
+// invokingUser is the user the login agent is for: invokingUID (sudo's,
+// pkexec's, our own), or for root without either (macOS's administrator
+// prompt) the owner of the key directory — never root itself. Under --root,
+// the home is inside that tree.
+func invokingUser(root, keysDir string) (agent.User, error) {
+	uid := invokingUID()
+	if uid == keys.AnyOwner {
+		fi, err := os.Stat(keysDir)
+		if err != nil {
+			return agent.User{}, err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return agent.User{}, errors.New("cannot tell who owns " + keysDir)
+		}
+		uid = int(st.Uid)
+	}
+	if uid == 0 {
+		return agent.User{}, errors.New("setup runs for root itself, not for a user")
+	}
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return agent.User{}, err
+	}
+	gid, _ := strconv.Atoi(u.Gid)
+	return agent.User{Home: filepath.Join(root, u.HomeDir), UID: uid, GID: gid}, nil
 }
 
 // reexecWithSudo runs this same setup as root. The user's directories are

@@ -17,7 +17,9 @@ ok() { printf '    \033[32mok\033[0m %s\n' "$*"; }
 
 work=$(mktemp -d /tmp/wrapix-demo.XXXXXX)
 chmod 755 "$work"
+serve_pid=""
 cleanup() {
+	[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
 	"$work/bin/wrapix-builder" stop >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
@@ -57,6 +59,13 @@ echo 'Include /etc/ssh/ssh_config.d/*' > "$root/etc/ssh/ssh_config"
 printf 'build-users-group =\nsubstituters =\nmax-jobs = 0\n' > "$root/etc/nix/nix.conf"
 wrapix-builder setup --root "$root"
 
+step "wrapix-builder stop, then wrapix-builder serve (what the login agent runs): the next build wakes the builder"
+wrapix-builder stop
+wrapix-builder serve 2> "$work/serve.log" &
+serve_pid=$!
+until grep -q '"pid": '"$serve_pid" "$XDG_DATA_HOME/wrapix/waker.json" 2>/dev/null; do sleep 0.1; done
+wrapix-builder status | sed -n '1p;/^Waker/p' || true
+
 step "A real Nix build from a separate host-side /nix, reading only the files setup wrote"
 # In a private mount namespace the scratch root's etc/nix and etc/ssh are /etc/nix and /etc/ssh:
 # Nix reads /etc/nix/nix.conf and its default builders = @/etc/nix/machines; ssh reads
@@ -72,6 +81,8 @@ out=$(NIX_SSHOPTS= unshare --mount --propagation private -- sh -c 'set -e
 	mount --bind "$1/etc/nix" /etc/nix; mount --bind "$1/etc/ssh" /etc/ssh; mount --bind "$2" /nix
 	shift 2; exec "$@"' sh "$root" "$work/client-nix" nix-build "$work/hello.nix" --no-out-link)
 ok "output $out: $(cat "$work/client-nix/${out#/nix/}")"
+
+sed 's/^/    serve: /' "$work/serve.log"
 
 step "wrapix-builder doctor (the Mac-only checks are skipped here)"
 wrapix-builder doctor --root "$root" || true

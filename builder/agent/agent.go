@@ -1,0 +1,148 @@
+// Package agent is the macOS login agent that runs `wrapix-builder serve`
+// for one user (docs/on-demand.md): a KeepAlive LaunchAgent in
+// ~/Library/LaunchAgents, loaded into the user's gui/<uid> domain, where
+// Apple's container runtime lives. launchd socket activation would need
+// launch_activate_socket (C, libSystem), which the cgo-free CLI cannot call.
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/wrapix/wrapix-builder/builder/atomicfile"
+)
+
+// Label is the agent's launchd label; the file is <Label>.plist.
+const Label = "org.wrapix.builder.serve"
+
+// BundleID groups the agent under the app in System Settings ▸ Login Items.
+const BundleID = "org.wrapix.builder"
+
+// Path is the agent's plist under home.
+func Path(home string) string {
+	return filepath.Join(home, "Library", "LaunchAgents", Label+".plist")
+}
+
+// searchPath is the agent's PATH: launchd gives agents only
+// /usr/bin:/bin:/usr/sbin:/sbin, but Apple's container CLI lives in
+// /usr/local/bin and the user's Nix (for a first start's image build) in a
+// Nix profile.
+const searchPath = "/usr/local/bin:/opt/homebrew/bin:/nix/var/nix/profiles/default/bin:/run/current-system/sw/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+// Spec is what the agent runs.
+type Spec struct {
+	Program   string // the wrapix-builder CLI
+	DataDir   string // passed explicitly: launchd does not give the agent the shell's XDG variables
+	ConfigDir string
+}
+
+// Plist renders the agent. Every value is XML-escaped; control characters
+// are refused (a plist string cannot carry them, and no real path has them).
+func Plist(s Spec) (string, error) {
+	args := []string{s.Program, "serve", "--data-dir", s.DataDir, "--config-dir", s.ConfigDir}
+	for _, a := range append(args, s.DataDir) {
+		if a == "" || strings.IndexFunc(a, unicode.IsControl) >= 0 {
+			return "", fmt.Errorf("cannot put %q into a launchd agent: empty or with control characters", a)
+		}
+	}
+	esc := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&apos;").Replace
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<!-- Written by wrapix-builder setup, which removes it on undo (no double hyphen in an XML comment). -->
+<plist version="1.0">
+<dict>
+  <key>Label</key>
+  <string>` + Label + `</string>
+  <key>ProgramArguments</key>
+  <array>
+`)
+	for _, a := range args {
+		b.WriteString("    <string>" + esc(a) + "</string>\n")
+	}
+	b.WriteString(`  </array>
+  <key>EnvironmentVariables</key>
+  <dict>
+    <key>PATH</key>
+    <string>` + searchPath + `</string>
+  </dict>
+  <key>RunAtLoad</key>
+  <true/>
+  <key>KeepAlive</key>
+  <true/>
+  <key>ProcessType</key>
+  <string>Interactive</string>
+  <key>AssociatedBundleIdentifiers</key>
+  <array>
+    <string>` + BundleID + `</string>
+  </array>
+  <key>StandardOutPath</key>
+  <string>` + esc(filepath.Join(s.DataDir, "waker.log")) + `</string>
+  <key>StandardErrorPath</key>
+  <string>` + esc(filepath.Join(s.DataDir, "waker.log")) + `</string>
+</dict>
+</plist>
+`)
+	return b.String(), nil
+}
+
+// Runner runs a command (launchctl); tests and --root record instead.
+type Runner func(argv []string) error
+
+// User is whom the agent is for: setup runs as root through sudo and acts
+// for the invoking user.
+type User struct {
+	Home     string
+	UID, GID int
+}
+
+// Install writes the agent (owned by the user) and (re)loads it into the
+// user's gui domain, so the new program path takes effect now.
+func Install(u User, s Spec, run Runner) error {
+	text, err := Plist(s)
+	if err != nil {
+		return err
+	}
+	p := Path(u.Home)
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 {
+		_ = os.Chown(dir, u.UID, u.GID) // ~/Library/LaunchAgents made for the user stays theirs
+	}
+	if err := atomicfile.Write(p, []byte(text), 0o644); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(p, u.UID, u.GID); err != nil {
+			return err
+		}
+	}
+	domain := "gui/" + strconv.Itoa(u.UID)
+	_ = run([]string{"/bin/launchctl", "bootout", domain + "/" + Label}) // not loaded yet: fine
+	if err := run([]string{"/bin/launchctl", "bootstrap", domain, p}); err != nil {
+		return fmt.Errorf("load %s: %w", p, err)
+	}
+	return nil
+}
+
+// Uninstall unloads the agent and removes its file; a missing agent is fine.
+func Uninstall(u User, run Runner) error {
+	_ = run([]string{"/bin/launchctl", "bootout", "gui/" + strconv.Itoa(u.UID) + "/" + Label})
+	if err := os.Remove(Path(u.Home)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Installed reports whether the agent file exists.
+func Installed(home string) bool {
+	_, err := os.Stat(Path(home))
+	return err == nil
+}

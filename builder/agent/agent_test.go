@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// The plist is read back by a real plist parser (Python's plistlib, which
+// reads Apple's XML format): hostile characters in paths survive exactly.
+func TestPlistParsesBackExactly(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Fatal("python3 is required (plistlib reads the agent back)")
+	}
+	s := Spec{Program: "/Applications/Wrapix Builder.app/Contents/MacOS/wrapix-builder",
+		DataDir: `/Users/o'brien "&<x>" $(id)/.local/share/wrapix`, ConfigDir: "/Users/o'brien/.config/wrapix ünï"}
+	text, err := Plist(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("python3", "-c", `import plistlib, sys, json; print(json.dumps(plistlib.loads(sys.stdin.buffer.read())))`)
+	cmd.Stdin = strings.NewReader(text)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("plistlib refused the agent: %v\n%s\n%s", err, out, text)
+	}
+	var got struct {
+		Label                       string
+		ProgramArguments            []string
+		RunAtLoad, KeepAlive        bool
+		EnvironmentVariables        map[string]string
+		AssociatedBundleIdentifiers []string
+		StandardErrorPath           string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{s.Program, "serve", "--data-dir", s.DataDir, "--config-dir", s.ConfigDir}
+	if got.Label != Label || !reflect.DeepEqual(got.ProgramArguments, want) || !got.RunAtLoad || !got.KeepAlive ||
+		!strings.Contains(got.EnvironmentVariables["PATH"], "/usr/local/bin") || got.AssociatedBundleIdentifiers[0] != BundleID ||
+		got.StandardErrorPath != s.DataDir+"/waker.log" {
+		t.Fatalf("agent read back as %+v", got)
+	}
+	for _, bad := range []string{"/Users/a\nb", "/Users/a\x00b", ""} {
+		if _, err := Plist(Spec{Program: "/x", DataDir: bad, ConfigDir: "/c"}); err == nil {
+			t.Errorf("accepted data dir %q", bad)
+		}
+	}
+}
+
+// Install writes the agent and (re)loads it in the user's gui domain;
+// Uninstall unloads and removes it, and is fine when nothing is installed.
+func TestInstallUninstall(t *testing.T) {
+	home := t.TempDir()
+	var calls []string
+	run := func(argv []string) error { calls = append(calls, strings.Join(argv, " ")); return nil }
+	u := User{Home: home, UID: os.Getuid(), GID: os.Getgid()}
+	if err := Install(u, Spec{Program: "/usr/local/bin/wrapix-builder", DataDir: "/d", ConfigDir: "/c"}, run); err != nil {
+		t.Fatal(err)
+	}
+	if !Installed(home) {
+		t.Fatal("not installed")
+	}
+	uid := "gui/" + itoa(u.UID)
+	want := []string{"/bin/launchctl bootout " + uid + "/" + Label, "/bin/launchctl bootstrap " + uid + " " + Path(home)}
+	if !reflect.DeepEqual(calls, want) {
+		t.Fatalf("launchctl calls %q, want %q", calls, want)
+	}
+	calls = nil
+	if err := Uninstall(u, run); err != nil || Installed(home) {
+		t.Fatalf("uninstall: %v", err)
+	}
+	if err := Uninstall(u, run); err != nil {
+		t.Fatalf("second uninstall: %v", err)
+	}
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
