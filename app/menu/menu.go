@@ -104,12 +104,18 @@ func Render(s State) Model {
 	case r == nil:
 		set(StatusLine, "Builder: checking…", false)
 		m.Icon = IconBusy
+	case state == status.Ready && r.Waker.Running && r.Waker.Connections == 0 && r.Waker.StopsAt != nil && len(s.Running) == 0:
+		set(StatusLine, "Builder: idle — stops in "+status.Until(now(s), *r.Waker.StopsAt), false)
+		m.Icon = IconReady
 	case state == status.Ready:
 		set(StatusLine, "Builder: ready at "+r.SSH.Address, false)
 		m.Icon = IconReady
 	case state == status.Starting:
 		set(StatusLine, "Builder: starting…", false)
 		m.Icon = IconStarting
+	case state == status.Stopped && r.Waker.Running:
+		set(StatusLine, "Builder: stopped — starts on demand", false)
+		m.Icon = IconStopped
 	case state == status.Stopped:
 		set(StatusLine, "Builder: stopped", false)
 		m.Icon = IconStopped
@@ -129,6 +135,9 @@ func Render(s State) Model {
 		if m.Icon != IconBusy {
 			m.Icon = IconProblem
 		}
+	case r != nil && state == status.Stopped && r.Waker.LastFailure != nil:
+		detail = "A build asked for the builder, but it could not start: " + r.Waker.LastFailure.Reason
+		m.Icon = IconProblem
 	case r != nil && r.Problem != nil && state != status.Stopped:
 		detail = r.Problem.What
 	case r != nil && len(r.Warnings) > 0:
@@ -186,6 +195,14 @@ func problemLines(err error) (what, fix string) {
 		return what, fix
 	}
 	return err.Error(), ""
+}
+
+// now is the state's clock (zero: the real one).
+func now(s State) time.Time {
+	if s.Now.IsZero() {
+		return time.Now()
+	}
+	return s.Now
 }
 
 func lower(s string) string {

@@ -3,6 +3,7 @@ package menu
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wrapix/wrapix-builder/builder/status"
 )
@@ -86,5 +87,39 @@ func TestRenderShowsWarning(t *testing.T) {
 	m := Render(State{Report: r})
 	if d := m.Items[DetailLine]; !d.Visible || !strings.HasPrefix(d.Title, "Warning: builds run WITHOUT the Nix sandbox") {
 		t.Fatalf("detail line %+v", d)
+	}
+}
+
+// The on-demand states: stopped with serve running, idle with an idle stop
+// due, and a failed wake.
+func TestRenderOnDemand(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	stopsAt := now.Add(12 * time.Minute)
+	stopped := report(status.Stopped)
+	stopped.Waker = status.Waker{Running: true, IdleStopSeconds: 1800}
+	idle := report(status.Ready)
+	idle.Waker = status.Waker{Running: true, IdleStopSeconds: 1800, StopsAt: &stopsAt}
+	busy := report(status.Ready)
+	busy.Waker = status.Waker{Running: true, IdleStopSeconds: 1800, Connections: 2}
+	failed := report(status.Stopped)
+	failed.Waker = status.Waker{Running: true, LastFailure: &status.WakeFailure{At: now, Reason: "the builder image is not loaded"}}
+	for _, tc := range []struct {
+		name         string
+		r            *status.Report
+		status, icon string
+		detail       string
+	}{
+		{"stopped, starts on demand", stopped, "Builder: stopped — starts on demand", IconStopped, ""},
+		{"idle", idle, "Builder: idle — stops in 12 min", IconReady, ""},
+		{"in use", busy, "Builder: ready at 127.0.0.1:2222", IconReady, ""},
+		{"failed wake", failed, "Builder: stopped — starts on demand", IconProblem, "A build asked for the builder, but it could not start: the builder image is not loaded"},
+	} {
+		m := Render(State{Report: tc.r, Now: now})
+		if got := m.Items[StatusLine].Title; got != tc.status || m.Icon != tc.icon {
+			t.Errorf("%s: %q %s, want %q %s", tc.name, got, m.Icon, tc.status, tc.icon)
+		}
+		if tc.detail != "" && !strings.HasPrefix(tc.detail, strings.TrimSuffix(m.Items[DetailLine].Title, "…")) {
+			t.Errorf("%s: detail %q", tc.name, m.Items[DetailLine].Title)
+		}
 	}
 }

@@ -78,18 +78,19 @@ type App struct {
 	Reload       func() (*lifecycle.Builder, error)
 
 	// Owned by the loop in Run.
-	state     menu.State
-	seq       uint64
-	hostNix   string
-	conn      *sshclient.Client
-	stopping  bool          // we stop the builder: its death is not news
-	wasReady  bool          // the builder was last seen ready (until seen stopped)
-	backoff   time.Duration // the unsettled poll interval
-	observing bool          // an observation is in flight
-	pending   string        // the reason for another one once it lands
-	gen       uint64        // bumped when an action starts or ends: older observations are stale
-	due       time.Time     // the next poll
-	builds    buildsState
+	state           menu.State
+	lastWakeFailure time.Time // the wake failure already notified
+	seq             uint64
+	hostNix         string
+	conn            *sshclient.Client
+	stopping        bool          // we stop the builder: its death is not news
+	wasReady        bool          // the builder was last seen ready (until seen stopped)
+	backoff         time.Duration // the unsettled poll interval
+	observing       bool          // an observation is in flight
+	pending         string        // the reason for another one once it lands
+	gen             uint64        // bumped when an action starts or ends: older observations are stale
+	due             time.Time     // the next poll
+	builds          buildsState
 
 	wake  chan string // reasons to observe, from the watchers
 	posts chan func() // results from goroutines, run by the loop
@@ -298,11 +299,19 @@ func (a *App) observed(ctx context.Context, reason string, gen uint64, o observa
 	case status.Stopped, status.Unavailable:
 		a.wasReady = false
 	}
+	if f := r.Waker.LastFailure; f != nil && !f.At.Equal(a.lastWakeFailure) && reason != "startup" {
+		a.notify("Wrapix Builder could not start", "A build asked for the builder, but "+f.Reason)
+	}
+	if f := r.Waker.LastFailure; f != nil {
+		a.lastWakeFailure = f.At
+	}
+	idleStopped := r.Waker.IdleStoppedAt != nil && time.Since(*r.Waker.IdleStoppedAt) < 10*time.Minute
 	// wasReady survives the in-between states an observation can catch (a
 	// kill seen by the SSH probe before the runtime reports it), so every
 	// death of a ready builder is reported once.
 	switch {
 	case busy:
+	case wasReady && r.State == status.Stopped && idleStopped: // serve stopped it after idle-stop: expected, no alarm
 	case wasReady && (r.State == status.Stopped || r.State == status.Unavailable) && !stopping:
 		a.notify("Wrapix Builder stopped unexpectedly", "The builder is no longer running. Start it again from the menu.")
 	case wasReady && r.State == status.Unhealthy:
@@ -479,6 +488,7 @@ func (a *App) watchSetup(ctx context.Context) {
 // they are decided, and the tray never lets an older one win.
 func (a *App) render() {
 	a.seq++
+	a.state.Now = time.Now()
 	m := menu.Render(a.state)
 	m.Seq = a.seq
 	a.Tray.Render(m)

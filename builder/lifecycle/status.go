@@ -160,6 +160,7 @@ func (b *Builder) wakerStatus() status.Waker {
 	if err != nil || s == nil {
 		return w
 	}
+	w.IdleStoppedAt = s.IdleStopAt
 	if s.LastFailure != nil {
 		w.LastFailure = &status.WakeFailure{At: s.LastFailure.At, Reason: s.LastFailure.Reason}
 	}

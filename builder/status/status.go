@@ -67,6 +67,7 @@ type Waker struct {
 	Connections     int          `json:"connections"`
 	StopsAt         *time.Time   `json:"stopsAt,omitempty"` // the idle stop is due then
 	LastFailure     *WakeFailure `json:"lastFailure,omitempty"`
+	IdleStoppedAt   *time.Time   `json:"idleStoppedAt,omitempty"` // serve last stopped the builder for being idle
 }
 
 // WakeFailure is the last time a connection could not start the builder.

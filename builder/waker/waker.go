@@ -50,6 +50,7 @@ type Waker struct {
 	idle      *time.Timer
 	stopsAt   time.Time
 	failure   *wakestate.Failure
+	idleStop  *time.Time // when we last stopped the builder for being idle
 	listen    string
 	since     time.Time
 	refreshCh chan struct{}
@@ -274,6 +275,10 @@ func (w *Waker) idleCheck() {
 			return
 		}
 	}
+	now := time.Now()
+	w.mu.Lock()
+	w.idleStop = &now
+	w.mu.Unlock()
 	finish(wakestate.Stopped)
 }
 
@@ -369,7 +374,7 @@ func (w *Waker) save() {
 	s := wakestate.State{
 		PID: os.Getpid(), UID: os.Getuid(), Listen: w.listen, Target: w.Target,
 		IdleStopSec: int64(w.IdleStop / time.Second), Builder: w.state, Connections: w.conns,
-		LastFailure: w.failure, Since: w.since,
+		LastFailure: w.failure, Since: w.since, IdleStopAt: w.idleStop,
 	}
 	if u, err := user.Current(); err == nil {
 		s.User = u.Username

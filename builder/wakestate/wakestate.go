@@ -38,7 +38,8 @@ type State struct {
 	Connections int        `json:"connections"`
 	StopsAt     *time.Time `json:"stopsAt,omitempty"` // when the idle stop is due (running, no connection)
 	LastFailure *Failure   `json:"lastFailure,omitempty"`
-	Since       time.Time  `json:"since"` // when serve started
+	IdleStopAt  *time.Time `json:"idleStoppedAt,omitempty"` // when serve last stopped the builder for being idle
+	Since       time.Time  `json:"since"`                   // when serve started
 }
 
 // Failure is the last wake that could not start the builder.
