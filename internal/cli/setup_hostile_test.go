@@ -66,7 +66,7 @@ func checkRootFiles(t *testing.T, w *testenv.World, root string) {
 	ksPub, _ := os.ReadFile(filepath.Join(w.DataDir, "builder-keys", "host_ed25519.pub"))
 	hostKey := strings.Join(strings.Fields(string(ksPub))[:2], " ")
 	allowed := map[string]bool{"": true}
-	p := nixconf.Params{User: "builder", Port: w.Port, HostKey: hostKey}
+	p := nixconf.Params{User: "builder", Port: w.NixPort, HostKey: hostKey}
 	for _, l := range strings.Split(nixconf.SSHConfig(p)+nixconf.KnownHosts(p), "\n") {
 		allowed[l] = true
 	}

@@ -22,6 +22,7 @@ func benchWorld(b *testing.B) *testenv.World {
 	w.E2E(testenv.Image(b, nil))
 	w.WriteConfig(`systems = ["x86_64-linux"]` + "\n")
 	mustWB(b, "start") // first start: initialise the store, not measured
+	w.Serve()          // Nix connects to port, which serve owns
 	return w
 }
 

@@ -197,13 +197,14 @@ func TestModuleAgent(t *testing.T) {
 		StandardOutPath      string
 		StandardErrorPath    string
 		RunAtLoad            bool
+		KeepAlive            bool
 	}
 	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`),
 		"d.config.launchd.user.agents.wrapix-builder.serviceConfig", &sc)
 	args := strings.Join(sc.ProgramArguments, " ")
 	if len(sc.ProgramArguments) != 3 || sc.ProgramArguments[0] != "/bin/sh" ||
-		!regexp.MustCompile(`^/bin/sh -c /bin/wait4path /nix/store && exec /nix/store/\S+-wrapix-builder-0\.0\.0/bin/wrapix-builder start$`).MatchString(args) {
-		t.Errorf("ProgramArguments %q: want nix-darwin's wait4path wrapper around wrapix-builder start", sc.ProgramArguments)
+		!regexp.MustCompile(`^/bin/sh -c /bin/wait4path /nix/store && exec /nix/store/\S+-wrapix-builder-0\.0\.0/bin/wrapix-builder serve$`).MatchString(args) || !sc.KeepAlive {
+		t.Errorf("ProgramArguments %q, KeepAlive %v: want nix-darwin's wait4path wrapper around wrapix-builder serve, kept alive", sc.ProgramArguments, sc.KeepAlive)
 	}
 	path := strings.Split(sc.EnvironmentVariables["PATH"], ":")
 	for _, want := range []string{"/usr/local/bin", "/nix/var/nix/profiles/default/bin", "/run/current-system/sw/bin", "/Users/alice/.nix-profile/bin", "/usr/bin", "/bin"} {

@@ -63,6 +63,7 @@ let
     speed-factor = ${toml cfg.speedFactor}
     supported-features = ${toml cfg.supportedFeatures}
     store = ${toml cfg.store}
+    idle-stop = ${toml cfg.idleStop}
   '' + optionalString (cfg.imageArchive != null) ''
     image-archive = ${toml "${cfg.imageArchive}"}
   '';
@@ -179,7 +180,13 @@ in
     };
     store = mkOption { type = types.enum [ "volume" "directory" ]; default = "volume"; description = "Where the builder's /nix lives: an Apple named volume, or builder-nix/ in the data directory."; };
     port = mkOption { type = intIn 1024 65535; default = 2222; description = "Loopback port of the builder's sshd (1024–65535)."; };
-    startAtLogin = mkOption { type = types.bool; default = true; description = "Start the builder at login (a launch agent for `system.primaryUser`)."; };
+    startAtLogin = mkOption { type = types.bool; default = true; description = "Run `wrapix-builder serve` at login (a launch agent for `system.primaryUser`): it starts the builder when Nix connects and stops it when idle (docs/on-demand.md)."; };
+    idleStop = mkOption {
+      type = types.strMatching "0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+";
+      default = "30m";
+      example = "2h";
+      description = ''Stop the builder after this long with no connection and no build ("30m", "2h"; "0" = never); the CLI allows 1s to 24h.'';
+    };
     hostKey = mkOption {
       type = types.nullOr hostKeyLine;
       default = null;
@@ -288,13 +295,17 @@ in
 
       # nix-darwin wraps `command` in `/bin/wait4path /nix/store && exec …`
       # (modules/launchd/default.nix): at login /nix may not be mounted yet.
+      # It runs `serve` (docs/on-demand.md), which owns the port Nix connects to
+      # and starts the builder on demand; KeepAlive brings it back if it dies.
+      # Interactive: it carries Nix's uploads, which Background would throttle.
       launchd.user.agents.wrapix-builder = mkIf cfg.startAtLogin {
-        command = "${cfg.package}/bin/wrapix-builder start";
+        command = "${cfg.package}/bin/wrapix-builder serve";
         path = agentPath;
         environment.WRAPIX_CONFIG_DIR = "${configDir}";
         serviceConfig = {
           RunAtLoad = true;
-          ProcessType = "Background";
+          KeepAlive = true;
+          ProcessType = "Interactive";
           StandardOutPath = logFile;
           StandardErrorPath = logFile;
         };
