@@ -326,8 +326,7 @@ func Parse(data []byte, name string) (Config, error) {
 	if _, set := raw["container-port"]; !set {
 		c.ContainerPort = c.Port + 1
 		if c.ContainerPort > 65535 {
-			return c, problem.Newf(problem.Config, "set port below 65535 or set container-port",
-				"%s: key \"port\": %d leaves no room for the container's port (port + 1)", name, c.Port)
+			c.ContainerPort = c.Port - 1 // the one port above the top has no neighbour there
 		}
 	}
 	if c.ContainerPort == c.Port {

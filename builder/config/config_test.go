@@ -133,3 +133,34 @@ func TestContainerCLIKey(t *testing.T) {
 		t.Fatal("the default must search, not name a path")
 	}
 }
+
+func TestContainerPortAndIdleStop(t *testing.T) {
+	for _, tc := range []struct {
+		text        string
+		port, cport int
+		idle        time.Duration
+		wantErr     string
+	}{
+		{"", 2222, 2223, 30 * time.Minute, ""},
+		{"port = 3000\n", 3000, 3001, 30 * time.Minute, ""},
+		{"port = 65535\n", 65535, 65534, 30 * time.Minute, ""},
+		{"port = 3000\ncontainer-port = 4000\nidle-stop = \"2h\"\n", 3000, 4000, 2 * time.Hour, ""},
+		{"idle-stop = \"0\"\n", 2222, 2223, 0, ""},
+		{"idle-stop = 0\n", 2222, 2223, 0, ""},
+		{"port = 3000\ncontainer-port = 3000\n", 0, 0, 0, `"container-port": 3000 is the same as port`},
+		{"idle-stop = \"5\"\n", 0, 0, 0, `key "idle-stop": "5" is not allowed`},
+		{"idle-stop = \"48h\"\n", 0, 0, 0, `key "idle-stop"`},
+		{"image-flake = \"github:x/y#builder-image\"\n", 0, 0, 0, `key "image-flake"`},
+	} {
+		c, err := Parse([]byte(tc.text), "config.toml")
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%q: error %v, want %q", tc.text, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || c.Port != tc.port || c.ContainerPort != tc.cport || c.IdleStop != tc.idle {
+			t.Errorf("%q: %v port %d container-port %d idle-stop %s", tc.text, err, c.Port, c.ContainerPort, c.IdleStop)
+		}
+	}
+}
