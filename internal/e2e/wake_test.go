@@ -41,8 +41,12 @@ func wakerState(t *testing.T, w *testenv.World) wakestate.State {
 	return *s
 }
 
+// running reports whether the builder's container runs (not whether SSH
+// answers this instant: a loaded machine may be slow to).
 func running(w *testenv.World) bool {
-	return wb(w.T, "status").code == 0
+	var rep struct{ Container struct{ State string } }
+	_ = json.Unmarshal([]byte(wb(w.T, "status", "--json").stdout), &rep)
+	return rep.Container.State == "running"
 }
 
 // A stopped builder is started by Nix's connection, stopped after idle-stop,
@@ -121,7 +125,8 @@ func TestKillWakerMidBuild(t *testing.T) {
 		t.Fatal("the client hung after serve died")
 	}
 	if !running(w) {
-		t.Fatal("the builder stopped when serve died")
+		r := wb(t, "status")
+		t.Fatalf("the builder stopped when serve died: %s\n--- serve\n%s\n--- builder\n%s", r.stdout, k.Output(), logs(w))
 	}
 	k2 := w.Serve()
 	drv := h.derivation("after-kill", `echo after $RANDOM$RANDOM > $out`)
