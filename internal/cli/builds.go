@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -36,6 +37,9 @@ prints a build's log (DRV: a derivation path, or a name from the list).
 				return err
 			}
 			c, err := b.Dial(ctx)
+			if p := (*problem.Error)(nil); errors.As(err, &p) {
+				return err // already says what to do (keys missing, host key mismatch)
+			}
 			if err != nil {
 				return problem.Wrap(problem.KindOf(err), err, "cannot connect to the builder at "+b.SSHAddress(), "is it running? `wrapix-builder status`")
 			}
