@@ -224,3 +224,28 @@ func TestBrokenBuildHookNeverFailsABuild(t *testing.T) {
 		t.Fatalf("status after a broken hook: %d %s", st.code, st.stdout)
 	}
 }
+
+// A build cut by the builder's death is closed as interrupted at the next start.
+func TestBuildInterruptedByBuilderDeath(t *testing.T) {
+	_, _ = setup(t, nil)
+	mustWB(t, "start")
+	h := newHost(t)
+	drv := h.derivation("cut-short", `sleep 60; echo late > $out`)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.build(filepath.Join(h.work, "c"), drv, 90*time.Second)
+		done <- err
+	}()
+	waitFor(t, 30*time.Second, func() bool { _, ok := byName(buildsDoc(t).Running, "cut-short"); return ok })
+	if out, err := exec.Command("container", "kill", "wrapix-builder").CombinedOutput(); err != nil {
+		t.Fatalf("kill: %v %s", err, out)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the build survived a killed builder")
+	}
+	mustWB(t, "start")
+	d := buildsDoc(t)
+	if b, ok := byName(d.Finished, "cut-short"); !ok || b.Outcome != builds.Interrupted || len(d.Running) != 0 {
+		t.Fatalf("after the restart: %+v", d)
+	}
+}
