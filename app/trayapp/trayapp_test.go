@@ -2,11 +2,16 @@ package trayapp
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"net"
 	"os/exec"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/wrapix/wrapix-builder/app/menu"
 	"github.com/wrapix/wrapix-builder/builder/config"
@@ -87,22 +92,47 @@ func scaled(t *testing.T) {
 	t.Cleanup(func() { FastPoll, MaxBackoff, SlowPoll = old[0], old[1], old[2] })
 }
 
-// probes counts the status probes the app made: each takes the container
-// once through `inspect` or `ls`.
-func probes(w *testenv.World) int {
-	n := 0
-	for _, c := range w.Calls() {
-		if len(c) > 0 && (c[0] == "inspect" || c[0] == "ls" || c[0] == "list") {
-			n++
-		}
+// spawns counts the container CLI processes the app started.
+func spawns(w *testenv.World) int { return len(w.Calls()) }
+
+// serveWrongHostKey answers SSH on addr with a host key that is not the
+// pinned one, as a builder restarted with another key does: the status is
+// "unhealthy" (wrong SSH host key).
+func serveWrongHostKey(t *testing.T, addr string) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return n
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &ssh.ServerConfig{NoClientAuth: true}
+	cfg.AddHostKey(signer)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				ssh.NewServerConn(c, cfg) // the client refuses the key
+			}()
+		}
+	}()
 }
 
-// An unsettled builder (its container runs, SSH never answers: the state
-// "starting" that an unhealthy builder also polls in) is polled with
-// backoff, and an event — the menu opening — resets it.
-func TestPollingBacksOffWhileUnsettled(t *testing.T) {
+// Five minutes of an unhealthy builder (its container runs, its SSH server
+// shows another host key) cost a handful of container processes, not one
+// per second; an event — the menu opening — polls fast again.
+func TestPollingBacksOffWhileUnhealthy(t *testing.T) {
 	w := testenv.New(t)
 	l, err := paths.FromEnv()
 	if err != nil {
@@ -115,10 +145,11 @@ func TestPollingBacksOffWhileUnsettled(t *testing.T) {
 	if _, err := keys.Ensure(l); err != nil {
 		t.Fatal(err)
 	}
-	// A running container whose published port nobody serves (record mode).
+	// A running container (record mode) whose published port serves the wrong key.
 	if out, err := exec.Command("container", "run", "-d", "--name", lifecycle.ContainerName, "--publish", "127.0.0.1:"+strconv.Itoa(w.Port)+":22/tcp", "wrapix-builder:latest").CombinedOutput(); err != nil {
 		t.Fatalf("container run: %v %s", err, out)
 	}
+	serveWrongHostKey(t, "127.0.0.1:"+strconv.Itoa(w.Port))
 	scaled(t)
 	tray := newFakeTray()
 	app := &App{Layout: l, Builder: lifecycle.New(l, cfg, "container"), Tray: tray, CLI: "wrapix-builder", Root: t.TempDir()}
@@ -128,30 +159,30 @@ func TestPollingBacksOffWhileUnsettled(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	deadline := time.Now().Add(30 * time.Second)
-	for tray.status() != "Builder: starting…" {
+	for tray.status() != "Builder: wrong SSH host key" {
 		if time.Now().After(deadline) {
-			t.Fatalf("never showed starting: %q", tray.status())
+			t.Fatalf("never showed unhealthy: %q", tray.status())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	start := probes(w)
+	start := spawns(w)
 	time.Sleep(3 * time.Second) // five minutes at this scale
-	n := probes(w) - start
-	t.Logf("status probes in 5 (scaled) minutes of an unsettled builder: %d (1 s polling: 300)", n)
+	n := spawns(w) - start
+	t.Logf("container processes in 5 (scaled) minutes of an unhealthy builder: %d (polling every second: 300)", n)
 	if n > 15 {
-		t.Fatalf("%d status probes in 5 minutes of an unsettled builder; the backoff allows 11", n)
+		t.Fatalf("%d container processes in 5 minutes of an unhealthy builder; the backoff allows 11", n)
 	}
 	if n < 3 {
-		t.Fatalf("only %d status probes: the unsettled builder is not watched", n)
+		t.Fatalf("only %d container processes: the unhealthy builder is not watched", n)
 	}
 
 	// The backoff is at its ceiling (600 ms at this scale); opening the menu
 	// probes at once and polls fast again.
-	before := probes(w)
+	before := spawns(w)
 	tray.opened <- struct{}{}
 	time.Sleep(time.Second) // the 600 ms ceiling would allow at most one poll here
-	if got := probes(w) - before; got < 4 {
-		t.Fatalf("%d probes in the second after the menu opened: the event did not reset the backoff", got)
+	if got := spawns(w) - before; got < 4 {
+		t.Fatalf("%d container processes in the second after the menu opened: the event did not reset the backoff", got)
 	}
 }
 
