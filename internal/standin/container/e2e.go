@@ -5,8 +5,15 @@ package main
 // End-to-end mode: a running "container" is the image's real entrypoint as
 // PID 1 of new mount, pid and uts namespaces, in a fresh root entered with
 // pivot_root (not chroot: the Nix sandbox needs user namespaces, which a
-// chroot forbids). The network namespace is the host's, so the entrypoint's
-// sshd listens directly on the published 127.0.0.1 port. Needs root.
+// chroot forbids). As strict as Apple's runtime: the root is the image's
+// (image/layout.sh, run by internal/testenv) under a writable overlay, with
+// no host /bin, /usr/bin or /sbin; every mount is its own mount at its
+// target; the process gets the version's capabilities (all before 0.12, the
+// OCI default set plus --cap-add after) and, from 1.2.0, the OCI default
+// masked and read-only paths unless both opt-out flags (1.2.1+) clear them.
+// The network namespace is the host's (the one thing not emulated), so the
+// entrypoint's sshd listens directly on the published 127.0.0.1 port and
+// takes logins from there. Needs root.
 
 import (
 	"encoding/json"
