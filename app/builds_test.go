@@ -25,6 +25,7 @@ func TestAppShowsBuildActivity(t *testing.T) {
 	testenv.Require(t, "dbus-daemon")
 	w.E2E(testenv.Image(t, nil))
 	w.WriteConfig(`systems = ["x86_64-linux"]` + "\nnotify-after = \"6s\"\n")
+	w.Serve() // Nix connects to port, which `serve` owns (docs/on-demand.md)
 	cli := filepath.Join(testenv.Binaries(t), "wrapix-builder")
 	if out, err := exec.Command(cli, "start").CombinedOutput(); err != nil {
 		t.Fatalf("start: %v %s", err, out)
@@ -34,21 +35,27 @@ func TestAppShowsBuildActivity(t *testing.T) {
 	fakes := t.TempDir()
 	termLog := filepath.Join(fakes, "terminal.argv")
 	os.WriteFile(filepath.Join(fakes, "x-terminal-emulator"), []byte("#!/bin/sh\nprintf '%s\\0' \"$@\" >> '"+termLog+"'\necho >> '"+termLog+"'\n"), 0o755)
-	app := exec.Command(appBin, "--cli", cli)
-	app.Env = append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+addr, "PATH="+fakes+":"+os.Getenv("PATH"), "DISPLAY=", "WAYLAND_DISPLAY=")
-	var appOut strings.Builder
-	app.Stdout, app.Stderr = &appOut, &appOut
-	if err := app.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		app.Process.Kill()
-		app.Wait()
-		if t.Failed() {
-			t.Logf("app output:\n%s", appOut.String())
+	var app *exec.Cmd
+	startApp := func() {
+		app = exec.Command(appBin, "--cli", cli)
+		app.Env = append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+addr, "PATH="+fakes+":"+os.Getenv("PATH"), "DISPLAY=", "WAYLAND_DISPLAY=")
+		var appOut strings.Builder
+		app.Stdout, app.Stderr = &appOut, &appOut
+		if err := app.Start(); err != nil {
+			t.Fatal(err)
 		}
-	})
-	b.waitMenu(t, 30*time.Second, "ready", nil, statusIs("Builder: ready"))
+		self := app
+		t.Cleanup(func() {
+			self.Process.Kill()
+			self.Wait()
+			if t.Failed() {
+				t.Logf("app output:\n%s", appOut.String())
+			}
+		})
+	}
+	startApp()
+	ready := func(items []menuItem) bool { return statusIs("Builder: ready")(items) || statusIs("Builder: idle")(items) }
+	b.waitMenu(t, 30*time.Second, "ready", nil, ready)
 	if _, ok := find(b.layout(t), "No builds running"); !ok {
 		t.Errorf("no builds line while idle: %+v", b.layout(t))
 	}
@@ -148,6 +155,22 @@ func TestAppShowsBuildActivity(t *testing.T) {
 	// The menu entry does the same.
 	b.click(t, "✗ app-broken")
 	waitFor(t, 5*time.Second, "terminal from the menu", func() bool { data, _ := os.ReadFile(termLog); return string(data) == want+want })
+	// History survives a restart of the app, and nothing is notified again.
+	app.Process.Kill()
+	app.Wait()
+	b.mu.Lock()
+	b.item = ""
+	b.mu.Unlock()
+	startApp()
+	b.waitMenu(t, 30*time.Second, "history after the app's restart", nil, func(items []menuItem) bool {
+		_, f := find(items, "✗ app-broken — ")
+		_, l := find(items, "✓ app-long — ")
+		return f && l
+	})
+	time.Sleep(time.Second)
+	if n := countNotified(b, "Build failed: app-broken"); n != 1 {
+		t.Errorf("%d failure notifications after the app's restart", n)
+	}
 	// And that command prints the build's own output.
 	if out, err := exec.Command(cli, "builds", "--log", drv).CombinedOutput(); err != nil || !strings.Contains(string(out), "app-broken went wrong") {
 		t.Fatalf("builds --log: %v %s", err, out)
