@@ -54,7 +54,9 @@ func TestAppShowsBuildActivity(t *testing.T) {
 		})
 	}
 	startApp()
-	ready := func(items []menuItem) bool { return statusIs("Builder: ready")(items) || statusIs("Builder: idle")(items) }
+	ready := func(items []menuItem) bool {
+		return statusIs("Builder: ready")(items) || statusIs("Builder: idle")(items)
+	}
 	b.waitMenu(t, 30*time.Second, "ready", nil, ready)
 	if _, ok := find(b.layout(t), "No builds running"); !ok {
 		t.Errorf("no builds line while idle: %+v", b.layout(t))
