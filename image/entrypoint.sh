@@ -159,6 +159,7 @@ fi
 # which the status probe uses to reach nix-daemon's socket (builder/sshclient).
 # WRAPIX_SSHD_LISTEN / WRAPIX_SSHD_FROM override both (the Linux stand-in,
 # which shares the host's network).
+# sshd-address: begin (image_test.go runs this block in a network namespace)
 if [ -z "${WRAPIX_SSHD_LISTEN:-}" ]; then
 	addr=$(ip -4 -o addr show scope global 2>/dev/null | awk '{sub("/.*", "", $4); print $4; exit}')
 	[ -n "$addr" ] || die "no IPv4 address on the container's network"
@@ -171,6 +172,7 @@ if [ -z "${WRAPIX_SSHD_FROM:-}" ]; then
 	from=$(printf '%d.%d.%d.%d' "0x${gw#??????}" "0x$(echo "$gw" | cut -c5-6)" "0x$(echo "$gw" | cut -c3-4)" "0x$(echo "$gw" | cut -c1-2)")
 fi
 from=${WRAPIX_SSHD_FROM:-$from}
+# sshd-address: end
 cat > /etc/ssh/sshd_config <<SSHD
 ListenAddress $listen
 AddressFamily inet

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
 func TestImageNixParses(t *testing.T) {
@@ -90,5 +93,48 @@ func TestEntrypointIsPOSIXShell(t *testing.T) {
 func TestFlakeParses(t *testing.T) {
 	if out, err := exec.Command("nix-instantiate", "--parse", "../flake.nix").CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// sshd's address and the one peer it accepts, as the entrypoint derives them
+// from the container's network: its own IPv4 and the default gateway (where
+// the runtime's port forwarder connects from). The entrypoint's own block
+// runs with busybox's applets in a network namespace shaped like a
+// container's on the vmnet subnet.
+func TestSSHDAddressFromContainerNetwork(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.Require(t, "unshare", "ip")
+	data, err := os.ReadFile("entrypoint.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(data)
+	begin, end := strings.Index(src, "# sshd-address: begin"), strings.Index(src, "# sshd-address: end")
+	if begin < 0 || end < begin {
+		t.Fatal("entrypoint.sh lacks the sshd-address block markers")
+	}
+	block := src[begin:end]
+	bin := t.TempDir()
+	list, err := exec.Command(testenv.DebianBusybox, "--list").Output()
+	if err != nil {
+		t.Fatalf("busybox --list: %v", err)
+	}
+	for _, a := range strings.Fields(string(list)) {
+		os.Symlink(testenv.DebianBusybox, filepath.Join(bin, a))
+	}
+	netns := `set -e
+ip link set lo up
+ip link add eth0 type veth peer name eth1
+ip addr add 192.168.64.7/24 dev eth0
+ip link set eth0 up
+ip route add default via 192.168.64.1
+`
+	script := `die() { echo "die: $*"; exit 1; }
+` + block + `echo "listen=$listen from=$from"`
+	cmd := exec.Command("unshare", "--net", "sh", "-c", netns+`exec env -i PATH="$BIN" "$BB" sh -c "$SCRIPT"`)
+	cmd.Env = append(os.Environ(), "BIN="+bin, "BB="+testenv.DebianBusybox, "SCRIPT="+script)
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "listen=192.168.64.7:22 from=192.168.64.1" {
+		t.Fatalf("%v: %q", err, out)
 	}
 }
