@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -247,5 +248,28 @@ func TestBuildInterruptedByBuilderDeath(t *testing.T) {
 	d := buildsDoc(t)
 	if b, ok := byName(d.Finished, "cut-short"); !ok || b.Outcome != builds.Interrupted || len(d.Running) != 0 {
 		t.Fatalf("after the restart: %+v", d)
+	}
+}
+
+// The history is bounded: a start trims the log to its last 2000 events,
+// keeping the newest.
+func TestBuildLogIsBounded(t *testing.T) {
+	w, _ := setup(t, nil)
+	mustWB(t, "start")
+	mustWB(t, "stop")
+	var sb strings.Builder
+	for i := 0; i < 2500; i++ {
+		drv := "/nix/store/" + strings.Repeat("a", 27) + strconv.Itoa(10000+i) + "-old-" + strconv.Itoa(i) + ".drv"
+		sb.WriteString(`{"event":"start","drv":"` + drv + `","time":` + strconv.Itoa(1000+i) + "}\n")
+	}
+	log := filepath.Join(builderStore(w), "var/wrapix/builds.log")
+	if err := os.WriteFile(log, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustWB(t, "start")
+	data, _ := os.ReadFile(log)
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 2000 || !strings.Contains(lines[len(lines)-1], "-old-2499.drv") {
+		t.Fatalf("the log kept %d lines, last %q", len(lines), lines[len(lines)-1])
 	}
 }
