@@ -44,6 +44,8 @@ func FinishedIndex(id string) (int, bool) {
 func renderBuilds(s State, m *Model, ready bool) {
 	header := ""
 	switch {
+	case ready && s.BuildsUnknown:
+		header = "Builds: not shown until the builder restarts"
 	case ready && len(s.Running) == 0:
 		header = "No builds running"
 	case len(s.Running) == 1:

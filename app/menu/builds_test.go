@@ -55,4 +55,8 @@ func TestBuildingSection(t *testing.T) {
 	if m = Render(s); m.Icon != IconReady || m.Items[BuildsLine].Title != "No builds running" {
 		t.Errorf("idle: %s %q", m.Icon, m.Items[BuildsLine].Title)
 	}
+	s.BuildsUnknown = true
+	if m = Render(s); m.Items[BuildsLine].Title != "Builds: not shown until the builder restarts" {
+		t.Errorf("an image without build activity: %q", m.Items[BuildsLine].Title)
+	}
 }

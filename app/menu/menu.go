@@ -61,14 +61,15 @@ type Model struct {
 
 // State is everything the menu depends on.
 type State struct {
-	Report       *status.Report // nil before the first observation
-	Busy         string         // an action in progress: "Starting", "Stopping", "Restarting", "Running setup"; "" when idle
-	Running      []builds.Build // running builds, oldest first (docs/builds.md)
-	Finished     []builds.Build // the last few finished builds, newest first
-	Now          time.Time      // for elapsed times (zero: time.Now())
-	StartAtLogin LoginState
-	LastError    string // the last action's failure, shown until the next action
-	StartupError error  // the app cannot drive the builder (a bad config.toml): shown with its fix until it is fixed
+	Report        *status.Report // nil before the first observation
+	Busy          string         // an action in progress: "Starting", "Stopping", "Restarting", "Running setup"; "" when idle
+	Running       []builds.Build // running builds, oldest first (docs/builds.md)
+	Finished      []builds.Build // the last few finished builds, newest first
+	Now           time.Time      // for elapsed times (zero: time.Now())
+	BuildsUnknown bool           // the builder's image records no build activity (restart it)
+	StartAtLogin  LoginState
+	LastError     string // the last action's failure, shown until the next action
+	StartupError  error  // the app cannot drive the builder (a bad config.toml): shown with its fix until it is fixed
 }
 
 // LoginState is what the platform reports about start at login.

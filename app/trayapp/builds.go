@@ -2,6 +2,7 @@ package trayapp
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/wrapix/wrapix-builder/app/menu"
@@ -36,6 +37,13 @@ func (a *App) followBuilds(ctx context.Context, c *sshclient.Client) {
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	h, offset, err := lifecycle.LoadBuilds(lctx, c, 0)
 	cancel()
+	if errors.Is(err, lifecycle.ErrNoBuildLog) {
+		a.post(ctx, func() {
+			a.state.BuildsUnknown = true
+			a.render()
+		})
+		return
+	}
 	if err != nil {
 		return
 	}
@@ -69,6 +77,7 @@ func (a *App) followBuilds(ctx context.Context, c *sshclient.Client) {
 // showBuilds (on the loop) puts builds into the menu and notifies the
 // finished ones among changed.
 func (a *App) showBuilds(ctx context.Context, running, finished, changed []builds.Build) {
+	a.state.BuildsUnknown = false
 	a.state.Running = running
 	a.state.Finished = finished[:min(len(finished), menu.MaxFinishedShown)]
 	a.builds.lastFollowed = time.Now()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -13,14 +14,21 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
 )
 
+// ErrNoBuildLog: the builder runs an image from before build activity
+// (its entrypoint creates the log at every start); a restart with this
+// version's image fixes it.
+var ErrNoBuildLog = errors.New("the builder records no build activity (its image predates it): restart it with `wrapix-builder stop && wrapix-builder start`")
+
 // LoadBuilds reads the builder's build event log once (docs/builds.md). It
 // returns the history and the log's length, where FollowBuilds can go on.
 func LoadBuilds(ctx context.Context, c *sshclient.Client, limit int) (*builds.History, int64, error) {
 	var out, errb bytes.Buffer
-	// A builder older than this feature has no log yet: an empty history.
-	code, err := c.Run(ctx, "cat "+builds.LogPath+" 2>/dev/null || true", nil, &out, &errb)
+	code, err := c.Run(ctx, "[ -e "+builds.LogPath+" ] || exit 3; cat "+builds.LogPath, nil, &out, &errb)
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading the build log: %w", err)
+	}
+	if code == 3 {
+		return nil, 0, ErrNoBuildLog
 	}
 	if code != 0 {
 		return nil, 0, fmt.Errorf("reading the build log: exit %d: %s", code, bytes.TrimSpace(errb.Bytes()))

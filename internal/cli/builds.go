@@ -45,6 +45,9 @@ prints a build's log (DRV: a derivation path, or a name from the list).
 			}
 			defer c.Close()
 			h, offset, err := lifecycle.LoadBuilds(ctx, c, 0)
+			if errors.Is(err, lifecycle.ErrNoBuildLog) {
+				return problem.New(problem.Unhealthy, "the builder records no build activity: it runs an image from before this version", "restart it: `wrapix-builder stop && wrapix-builder start`")
+			}
 			if err != nil {
 				return problem.Wrap(problem.Unhealthy, err, "cannot read the builder's build log", "`wrapix-builder doctor`")
 			}

@@ -272,4 +272,9 @@ func TestBuildLogIsBounded(t *testing.T) {
 	if len(lines) != 2000 || !strings.Contains(lines[len(lines)-1], "-old-2499.drv") {
 		t.Fatalf("the log kept %d lines, last %q", len(lines), lines[len(lines)-1])
 	}
+	// A builder without the log (an image from before build activity) is told apart from one with no builds.
+	os.Remove(log)
+	if r := wb(t, "builds"); r.code != 7 || !strings.Contains(r.stderr, "wrapix-builder stop && wrapix-builder start") {
+		t.Fatalf("builds without a log: %d %q", r.code, r.stderr)
+	}
 }
