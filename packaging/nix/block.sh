@@ -10,7 +10,9 @@ wrapix_block_end='# END wrapix-builder'
 # wrapix_set_block FILE BODY: set our block in FILE to BODY (replaced in
 # place when present, else appended; an empty BODY removes it). Writes only
 # when the text changes (atomically, keeping the file's mode and owner) and
-# then prints the file's name.
+# then prints the file's name. A damaged block (a BEGIN without its END, an
+# END without its BEGIN, two BEGINs) is an error that leaves FILE as it is:
+# guessing where our lines end could delete the administrator's.
 wrapix_set_block() {
 	local file=$1 body=$2 tmp
 	if [ ! -e "$file" ] && [ -z "$body" ]; then return 0; fi
@@ -22,12 +24,28 @@ wrapix_set_block() {
 	else
 		chmod 644 "$tmp"
 	fi
-	BEGIN_LINE=$wrapix_block_begin END_LINE=$wrapix_block_end BODY=$body awk '
-		function block() { if (ENVIRON["BODY"] != "") printf "%s\n%s%s\n", ENVIRON["BEGIN_LINE"], ENVIRON["BODY"], ENVIRON["END_LINE"] }
-		$0 == ENVIRON["BEGIN_LINE"] { skip = 1; if (!done) block(); done = 1; next }
+	local damage
+	if ! damage=$(BEGIN_LINE=$wrapix_block_begin END_LINE=$wrapix_block_end BODY=$body awk '
+		function block() { if (ENVIRON["BODY"] != "") printf "%s\n%s%s\n", ENVIRON["BEGIN_LINE"], ENVIRON["BODY"], ENVIRON["END_LINE"] > out }
+		BEGIN { out = ARGV[2]; ARGV[2] = "" }
+		damage != "" { next }
+		$0 == ENVIRON["BEGIN_LINE"] {
+			if (done) { damage = "a second BEGIN line at line " NR; next }
+			skip = 1; begin = NR; block(); done = 1; next
+		}
 		skip { if ($0 == ENVIRON["END_LINE"]) skip = 0; next }
-		{ print }
-		END { if (!done) block() }' "$src" >"$tmp" || { rm -f "$tmp"; return 1; }
+		$0 == ENVIRON["END_LINE"] { damage = "an END line without its BEGIN at line " NR; next }
+		{ print > out }
+		END {
+			if (damage == "" && skip) damage = "the BEGIN line at line " begin " has no END line"
+			if (damage != "") { print damage; exit 3 }
+			if (!done) block()
+		}' "$src" "$tmp"); then
+		rm -f "$tmp"
+		printf >&2 'wrapix-builder: error: %s: our marked block is damaged (%s); nothing was changed. Fix: edit %s so that it holds exactly one "%s" line and one "%s" line after it (or neither), keeping your own lines outside them, then switch again.\n' \
+			"$file" "${damage:-awk failed}" "$file" "$wrapix_block_begin" "$wrapix_block_end"
+		return 1
+	fi
 	if [ -e "$file" ] && cmp -s "$file" "$tmp"; then
 		rm -f "$tmp"
 		return 0

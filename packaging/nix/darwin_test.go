@@ -728,3 +728,41 @@ func TestDoctorAcceptsTheModulesSetup(t *testing.T) {
 		t.Errorf("doctor sees the module's setup as %+v\nmachines: %q", st, res.Machines)
 	}
 }
+
+// A damaged marked block (our END line deleted, the administrator's lines
+// added below; two BEGINs; an END alone) stops activation with a fix and
+// leaves the file byte for byte: finding "our" lines by guessing would delete
+// the administrator's.
+func TestModuleDamagedBlockIsAnError(t *testing.T) {
+	var res struct{ Post string }
+	mustEval(t, withModule(`system.primaryUser = "alice"; nix.enable = false;
+		services.wrapix-builder = { enable = true; determinate = true; hostKey = "`+testHostKey+`"; };`),
+		`{ post = d.config.system.activationScripts.postActivation.text; }`, &res)
+	begin := "# BEGIN wrapix-builder (managed by nix-darwin: services.wrapix-builder, edits inside are replaced)\n"
+	end := "# END wrapix-builder\n"
+	for name, damaged := range map[string]string{
+		"BEGIN without END": userCustomConf + begin + "builders-use-substitutes = true\nmax-jobs = 8\n",
+		"two BEGINs":        userCustomConf + begin + "builders-use-substitutes = true\n" + end + begin + "max-jobs = 8\n" + end,
+		"END without BEGIN": userCustomConf + "max-jobs = 8\n" + end,
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := newActivationWorld(t)
+			os.WriteFile(w.path("etc/nix/nix.conf"), []byte(determinateNixConf), 0o644)
+			os.WriteFile(w.path("etc/nix/nix.custom.conf"), []byte(damaged), 0o644)
+			out, err := w.run(res.Post)
+			if err == nil {
+				t.Fatalf("activation succeeded over a damaged block:\n%s", out)
+			}
+			if !strings.Contains(out, "nix.custom.conf: our marked block is damaged") || !strings.Contains(out, "nothing was changed") {
+				t.Errorf("no clear error naming the file:\n%s", out)
+			}
+			if got := string(mustReadFile(t, w.path("etc/nix/nix.custom.conf"))); got != damaged {
+				t.Errorf("the damaged file was rewritten:\n%s", got)
+			}
+			// The healthy file beside it was still brought up to date.
+			if machines := string(mustReadFile(t, w.path("etc/nix/machines"))); !strings.Contains(machines, "ssh-ng://builder@wrapix-builder ") {
+				t.Errorf("machines:\n%s", machines)
+			}
+		})
+	}
+}

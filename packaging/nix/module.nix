@@ -125,10 +125,17 @@ let
   determinateActivation = ''
     # Wrapix Builder (Determinate Nix): marked blocks in the shared files.
     ${builtins.readFile ./block.sh}
-    wrapixChanged=$(
-      wrapix_set_block /etc/nix/machines ${escapeShellArg (wlib.machinesLine settings)}
-      wrapix_set_block /etc/nix/nix.custom.conf ${escapeShellArg "builders-use-substitutes = true\n"}
-    )
+    wrapixChanged="" wrapixDamaged=""
+    if wrapixOut=$(wrapix_set_block /etc/nix/machines ${escapeShellArg (wlib.machinesLine settings)}); then
+      wrapixChanged+=$wrapixOut
+    else
+      wrapixDamaged=1
+    fi
+    if wrapixOut=$(wrapix_set_block /etc/nix/nix.custom.conf ${escapeShellArg "builders-use-substitutes = true\n"}); then
+      wrapixChanged+=$wrapixOut
+    else
+      wrapixDamaged=1
+    fi
     wrapixForeign=$(wrapix_foreign_builders /etc/nix/nix.conf; wrapix_foreign_builders /etc/nix/nix.custom.conf)
     if [[ -n $wrapixForeign ]]; then
       printf >&2 'wrapix-builder: warning: a `builders` setting makes Nix ignore /etc/nix/machines:\n%s\n' "$wrapixForeign"
@@ -136,6 +143,9 @@ let
     if [[ -n $wrapixChanged ]]; then
       echo "wrapix-builder: restarting Determinate's nix-daemon for the new builders entry" >&2
       launchctl kickstart -k system/systems.determinate.nix-daemon || true
+    fi
+    if [[ -n $wrapixDamaged ]]; then
+      exit 1
     fi
   '';
 in
