@@ -92,10 +92,10 @@ func (xterm) Open(action string, argv []string) error {
 }
 
 // Autostart is start at login through an XDG autostart entry. The entry
-// runs a stable command: the app's name when the PATH finds this very
-// program under it (a Nix profile's link, which outlives the store path the
-// app runs from), else the program's own path — never a /nix/store path,
-// which the next upgrade removes.
+// runs a stable command: the app's name when the PATH finds it (a Nix
+// profile's link, which outlives the store path the app runs from), else
+// the program's own path — never a /nix/store path, which the next upgrade
+// removes.
 type Autostart struct{ Self string }
 
 // File is the autostart entry.
@@ -116,12 +116,15 @@ func (a Autostart) command() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("start at login: %w", err)
 	}
+	inStore := strings.HasPrefix(self, "/nix/store/")
 	if found, err := exec.LookPath(appName); err == nil {
-		if real, err := filepath.EvalSymlinks(found); err == nil && real == self {
+		// From the store, the installed app (any version) is what should
+		// start; elsewhere, only if the PATH leads to this very program.
+		if real, err := filepath.EvalSymlinks(found); err == nil && (inStore || real == self) {
 			return appName, nil
 		}
 	}
-	if strings.HasPrefix(self, "/nix/store/") {
+	if inStore {
 		return "", fmt.Errorf("start at login: %s is in the Nix store, which an upgrade replaces; install the app into your profile (nix profile install) so %s is on PATH", self, appName)
 	}
 	return a.Self, nil
