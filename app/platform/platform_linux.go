@@ -110,13 +110,16 @@ func (a Autostart) File() string {
 
 const appName = "wrapix-builder-app"
 
+// nixStore is where Nix keeps packages (a variable for the tests).
+var nixStore = "/nix/store/"
+
 // command is what the entry runs, or why there is nothing stable to run.
 func (a Autostart) command() (string, error) {
 	self, err := filepath.EvalSymlinks(a.Self)
 	if err != nil {
 		return "", fmt.Errorf("start at login: %w", err)
 	}
-	inStore := strings.HasPrefix(self, "/nix/store/")
+	inStore := strings.HasPrefix(self, nixStore)
 	if found, err := exec.LookPath(appName); err == nil {
 		// From the store, the installed app (any version) is what should
 		// start; elsewhere, only if the PATH leads to this very program.

@@ -109,8 +109,31 @@ func TestAutostartStableCommand(t *testing.T) {
 		}
 	}
 
-	// Started from a path outside the Nix store that the PATH does not lead to: that path is used.
+	// Started from the store with another version on the PATH: the PATH's
+	// command; with none there, refused with the fix.
+	old := nixStore
+	nixStore = root + "/"
+	t.Cleanup(func() { nixStore = old })
+	other := filepath.Join(root, "store-v3", "bin", "wrapix-builder-app")
+	os.MkdirAll(filepath.Dir(other), 0o755)
+	os.WriteFile(other, []byte("#!/bin/sh\n"), 0o755)
+	if err := (Autostart{Self: other}).Set(true); err != nil {
+		t.Fatalf("from the store with the app on PATH: %v", err)
+	}
+	if data, _ := os.ReadFile(a.File()); !strings.Contains(string(data), "\nExec=\"wrapix-builder-app\"\n") {
+		t.Fatalf("entry:\n%s", data)
+	}
 	os.Remove(filepath.Join(profile, "wrapix-builder-app"))
+	err := (Autostart{Self: other}).Set(true)
+	if err == nil || !strings.Contains(err.Error(), "nix profile install") {
+		t.Fatalf("a store path without the app on PATH: %v", err)
+	}
+	if st := (Autostart{Self: other}).State(); st.On || st.Problem == "" {
+		t.Fatalf("state for a store path without the app on PATH: %+v", st)
+	}
+	nixStore = old
+
+	// Started from a path outside the Nix store that the PATH does not lead to: that path is used.
 	if err := (Autostart{Self: filepath.Join(store2, "wrapix-builder-app")}).Set(true); err != nil {
 		t.Fatalf("a non-store path is stable enough: %v", err)
 	}
