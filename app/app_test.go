@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,7 +110,7 @@ func startXvfb(t testing.TB) string {
 	t.Helper()
 	testenv.Require(t, "Xvfb", "xclip")
 	for n := 90; n < 120; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
+		if displayInUse(n) {
 			continue
 		}
 		display := ":" + strconv.Itoa(n)
@@ -117,7 +118,9 @@ func startXvfb(t testing.TB) string {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		// SIGTERM: Xvfb removes its lock and socket (a SIGKILL left them
+		// behind, and after 30 runs no display looked free).
+		t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
 		for i := 0; i < 100; i++ {
 			if _, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n)); err == nil {
 				return display
@@ -128,6 +131,18 @@ func startXvfb(t testing.TB) string {
 	}
 	t.Fatal("no free X display")
 	return ""
+}
+
+// displayInUse: an X server holds display n (its lock file names a live
+// process; a stale lock and socket are reclaimed by the next Xvfb).
+func displayInUse(n int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/tmp/.X%d-lock", n))
+	if err != nil {
+		_, err := os.Stat(fmt.Sprintf("/tmp/.X11-unix/X%d", n))
+		return err == nil
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	return err != nil || syscall.Kill(pid, 0) == nil
 }
 
 // menuItem is one entry of the dbusmenu layout.
