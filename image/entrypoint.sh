@@ -245,7 +245,8 @@ builds_tick() {
 		for dir in "$d"/nix-build-*.drv-*; do
 			k=${dir##*/}
 			[ -d "$dir" ] && ! [ -e "$WB/dirs/$k" ] || continue
-			name=${k#nix-build-}; name=${name%-*}
+			# nix-build-NAME.drv-N (Nix < 2.31) or nix-build-NAME.drv-PID-N (createTempDir/makeTempPath)
+			name=${k#nix-build-}; name=${name%.drv-*}.drv
 			# Its derivation: the build log Nix created for it (not older than the directory).
 			for f in "$LOGS"/*/*-"$name".bz2 "$LOGS"/*/*-"$name"; do
 				[ -f "$f" ] && ! [ "$f" -ot "$dir" ] || continue
