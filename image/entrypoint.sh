@@ -245,7 +245,7 @@ builds_tick() {
 		for dir in "$d"/nix-build-*.drv-*; do
 			k=${dir##*/}
 			[ -d "$dir" ] && ! [ -e "$WB/dirs/$k" ] || continue
-			# nix-build-NAME.drv-N (Nix < 2.31) or nix-build-NAME.drv-PID-N (createTempDir/makeTempPath)
+			# nix-build-NAME.drv-N (Nix < 2.30) or nix-build-NAME.drv-PID-N (createTempDir/makeTempPath)
 			name=${k#nix-build-}; name=${name%.drv-*}.drv
 			# Its derivation: the build log Nix created for it (not older than the directory).
 			for f in "$LOGS"/*/*-"$name".bz2 "$LOGS"/*/*-"$name"; do
