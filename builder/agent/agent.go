@@ -6,15 +6,14 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode"
-
-	"github.com/wrapix/wrapix-builder/builder/atomicfile"
 )
 
 // Label is the agent's launchd label; the file is <Label>.plist.
@@ -109,20 +108,10 @@ func Install(u User, s Spec, run Runner) error {
 		return err
 	}
 	p := Path(u.Home)
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if os.Geteuid() == 0 {
-		_ = os.Chown(dir, u.UID, u.GID) // ~/Library/LaunchAgents made for the user stays theirs
-	}
-	if err := atomicfile.Write(p, []byte(text), 0o644); err != nil {
-		return err
-	}
-	if os.Geteuid() == 0 {
-		if err := os.Chown(p, u.UID, u.GID); err != nil {
-			return err
-		}
+	if err := asUser(u, text, "umask 022 && mkdir -p -- \"$1\" && tmp=$(mktemp \"$1/.agent.XXXXXX\") && "+
+		"{ cat > \"$tmp\" && chmod 644 \"$tmp\" && mv -f -- \"$tmp\" \"$2\"; } || { rm -f -- \"$tmp\"; exit 1; }",
+		filepath.Dir(p), p); err != nil {
+		return fmt.Errorf("write %s as uid %d: %w", p, u.UID, err)
 	}
 	domain := "gui/" + strconv.Itoa(u.UID)
 	_ = run([]string{"/bin/launchctl", "bootout", domain + "/" + Label}) // not loaded yet: fine
@@ -135,8 +124,27 @@ func Install(u User, s Spec, run Runner) error {
 // Uninstall unloads the agent and removes its file; a missing agent is fine.
 func Uninstall(u User, run Runner) error {
 	_ = run([]string{"/bin/launchctl", "bootout", "gui/" + strconv.Itoa(u.UID) + "/" + Label})
-	if err := os.Remove(Path(u.Home)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+	p := Path(u.Home)
+	if err := asUser(u, "", `rm -f -- "$1"`, p); err != nil {
+		return fmt.Errorf("remove %s as uid %d: %w", p, u.UID, err)
+	}
+	return nil
+}
+
+// asUser runs a /bin/sh script with args ($1, $2…) and stdin as the user.
+// Setup runs as root, and the home is the user's: ~/Library/LaunchAgents may
+// be a link (to /etc/nix, /Library/LaunchDaemons) or be swapped for one while
+// we work. Root writing or chowning there would hand root's files to the
+// user; as the user, a link reaches only what the user could write anyway.
+func asUser(u User, stdin, script string, args ...string) error {
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "sh"}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = []string{"PATH=/usr/bin:/bin:/usr/sbin:/sbin"}
+	if os.Geteuid() == 0 && u.UID != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID)}}
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// Setup installs the agent as root into a home the user controls. The user
+// can make ~/Library/LaunchAgents a symlink to a root-owned directory (here
+// standing for /etc/nix or /Library/LaunchDaemons): root must neither write
+// the plist there nor hand that directory to the user (chown follows links).
+// The user's files are made as the user, so a link reaches only what the
+// user could write anyway.
+func TestInstallAsRootDoesNotFollowTheUsersLinks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (setup's case); make test runs as root")
+	}
+	const uid, gid = 65534, 65534 // nobody
+	base := t.TempDir()
+	for _, d := range []string{filepath.Dir(base), base} { // the user must reach its home
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootOwned := filepath.Join(base, "etc-nix")
+	if err := os.Mkdir(rootOwned, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(base, "home")
+	if err := os.MkdirAll(filepath.Join(home, "Library"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{home, filepath.Join(home, "Library")} {
+		if err := os.Chown(d, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(rootOwned, filepath.Join(home, "Library", "LaunchAgents")); err != nil {
+		t.Fatal(err)
+	}
+	run := func([]string) error { return nil }
+	err := Install(User{Home: home, UID: uid, GID: gid}, Spec{Program: "/usr/local/bin/wrapix-builder", DataDir: "/d", ConfigDir: "/c"}, run)
+	fi, serr := os.Stat(rootOwned)
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != 0 {
+		t.Errorf("the root-owned directory behind the user's link now belongs to uid %d", st.Uid)
+	}
+	if _, serr := os.Lstat(filepath.Join(rootOwned, Label+".plist")); serr == nil {
+		t.Errorf("root wrote the agent through the user's link into %s (Install: %v)", rootOwned, err)
+	}
+	if err == nil {
+		t.Log("Install succeeded: the plist went where the user (not root) could write")
+	}
+
+	// A plain home: the agent and the directory made for it belong to the user.
+	home2 := filepath.Join(base, "home2")
+	if err := os.Mkdir(home2, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home2, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := Install(User{Home: home2, UID: uid, GID: gid}, Spec{Program: "/x", DataDir: "/d", ConfigDir: "/c"}, run); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(home2, "Library"), filepath.Dir(Path(home2)), Path(home2)} {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
+			t.Errorf("%s belongs to %d:%d, want the user's %d:%d", p, st.Uid, st.Gid, uid, gid)
+		}
+	}
+	if fi, _ := os.Stat(Path(home2)); fi.Mode().Perm() != 0o644 {
+		t.Errorf("agent mode %04o, want 0644", fi.Mode().Perm())
+	}
+	if err := Uninstall(User{Home: home2, UID: uid, GID: gid}, run); err != nil || Installed(home2) {
+		t.Fatalf("uninstall: %v", err)
+	}
+}
