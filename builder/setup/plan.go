@@ -56,7 +56,7 @@ type Env struct {
 	ManagedLink []string
 	SSHInclude  bool // /etc/ssh/ssh_config includes ssh_config.d
 	Route       *RouteFix
-	Current     map[string][]byte // logical path → content of the files setup may write (absent: no entry)
+	Current     map[string][]byte // logical path → content of the files setup may write (absent, or root's key copy: no entry)
 }
 
 // RouteFix is the VPN route repair: the container subnet is routed through a
@@ -78,7 +78,9 @@ func Observe(root, goos string, probe RouteProber) (Env, error) {
 		return e, fmt.Errorf("root directory %s does not exist", root)
 	}
 	for _, p := range []string{"/etc/nix/nix.conf", nixconf.MachinesPath, nixconf.SSHConfigPath, nixconf.KnownHostsPath, nixconf.RootKeyPath, "/etc/nix/nix.custom.conf"} {
-		if fi, err := os.Lstat(e.abs(p)); err == nil && fi.Mode().IsRegular() {
+		// Root's key copy is never read: the plan shows it only by size, and
+		// it is root's 0600 file, which a --dry-run as the user cannot open.
+		if fi, err := os.Lstat(e.abs(p)); err == nil && fi.Mode().IsRegular() && p != nixconf.RootKeyPath {
 			data, err := os.ReadFile(e.abs(p))
 			if err != nil {
 				return e, fmt.Errorf("cannot read %s: %w", e.abs(p), err)

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"unicode"
 
@@ -283,5 +284,49 @@ func TestSetupCopiesTheCheckedKeyBytes(t *testing.T) {
 	oneErrorLine(t, wb(t, "setup", "--root", root2), 5, "mode 0770", "chmod 700")
 	if entries, _ := os.ReadDir(root2); len(entries) != 0 {
 		t.Fatalf("a refused setup wrote %v", entries)
+	}
+}
+
+// `setup --dry-run` runs as the user (only a real setup goes through sudo).
+// After a first setup, root's key copy is 0600 root: the dry run must still
+// show the plan (the key only by size) instead of failing to read it.
+func TestDryRunAsTheUserAfterSetup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run setup and then drop to another user")
+	}
+	w := testenv.New(t)
+	keysAt(t)
+	root := t.TempDir()
+	if r := wb(t, "setup", "--root", root); r.code != 0 {
+		t.Fatalf("setup: %s", r.stderr)
+	}
+	const uid, gid = 65534, 65534 // nobody
+	for _, d := range []string{filepath.Dir(w.Home), filepath.Dir(root), root} {
+		os.Chmod(d, 0o755)
+	}
+	if err := filepath.Walk(w.Home, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bin, _ := os.ReadFile(filepath.Join(testenv.Binaries(t), "wrapix-builder")) // its directory is root's (0700)
+	self := filepath.Join(root, "wrapix-builder")
+	if err := os.WriteFile(self, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "setup", "--dry-run", "--root", root)
+	cmd.Env = []string{"HOME=" + w.Home, "XDG_DATA_HOME=" + filepath.Dir(w.DataDir), "XDG_CONFIG_HOME=" + filepath.Dir(w.ConfigDir), "PATH=" + os.Getenv("PATH")}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("setup --dry-run as the user: %v\n%s", err, stderr.String())
+	}
+	priv, _ := os.ReadFile(filepath.Join(w.DataDir, "builder-keys", "client_ed25519"))
+	if !strings.Contains(stdout.String(), "(the client private key") || bytes.Contains(stdout.Bytes(), priv[40:80]) {
+		t.Fatalf("dry run output:\n%s", stdout.String())
 	}
 }
