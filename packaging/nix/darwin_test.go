@@ -766,3 +766,39 @@ func TestModuleDamagedBlockIsAnError(t *testing.T) {
 		})
 	}
 }
+
+// ~/.config/wrapix/config.toml that is the user's own link (a dotfiles
+// checkout, home-manager's link into its store generation) is the user's
+// file: activation leaves it alone. Only a missing file or the link an
+// earlier activation made (into a `…-config.toml` store path) is (re)made.
+func TestModuleKeepsTheUsersConfigLink(t *testing.T) {
+	var post string
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`),
+		`d.config.system.activationScripts.postActivation.text`, &post)
+	for target, kept := range map[string]bool{
+		"/Users/alice/dotfiles/wrapix.toml": true,
+		"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-home-manager-files/.config/wrapix/config.toml": true,
+		"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-config.toml/config.toml":                       false,
+		"": false, // no file yet
+	} {
+		w := newActivationWorld(t)
+		cfg := w.path("Users/alice/.config/wrapix/config.toml")
+		os.MkdirAll(filepath.Dir(cfg), 0o755)
+		if target != "" {
+			os.Symlink(target, cfg)
+		}
+		filepath.Walk(w.path("Users/alice"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, builderUID(t), -1) })
+		if log, err := w.run(post); err != nil {
+			t.Fatalf("activation: %v\n%s", err, log)
+		}
+		got, err := os.Readlink(cfg)
+		switch {
+		case err != nil:
+			t.Errorf("link %q: config.toml is no link after activation: %v", target, err)
+		case kept && got != target:
+			t.Errorf("the user's own link to %s was replaced by %s", target, got)
+		case !kept && (!strings.HasPrefix(got, "/nix/store/") || !strings.HasSuffix(got, "-config.toml/config.toml") || got == target):
+			t.Errorf("link %q: activation left %s, want the module's config.toml", target, got)
+		}
+	}
+}

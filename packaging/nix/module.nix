@@ -266,8 +266,12 @@ in
           # The module's settings for the app too (GUI apps do not see
           # environment.variables), never over a config.toml the user wrote; a
           # missing ~/.config is made by the user, so it is theirs, not root's.
+          # A link is replaced only when an earlier activation made it (into a
+          # `…-config.toml` store path): the user's own link (dotfiles,
+          # home-manager) is the user's file.
           cfgfile=${escapeShellArg "${homeDir}/.config/wrapix/config.toml"}
-          if [ ! -e "$cfgfile" ] || [ -L "$cfgfile" ]; then
+          cfglink=$(sudo --user="$wrapixUser" -- readlink "$cfgfile" 2>/dev/null || true)
+          if { [ ! -e "$cfgfile" ] && [ ! -L "$cfgfile" ]; } || [[ $cfglink =~ ^/nix/store/[0-9a-z]{32}-config\.toml/config\.toml$ ]]; then
             sudo --user="$wrapixUser" -- mkdir -p "$(dirname "$cfgfile")"
             sudo --user="$wrapixUser" -- ln -sfn ${configDir}/config.toml "$cfgfile"
           else
