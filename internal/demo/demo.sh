@@ -21,6 +21,8 @@ serve_pid=""
 cleanup() {
 	[ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
 	"$work/bin/wrapix-builder" stop >/dev/null 2>&1 || true
+	# the stand-in loop-mounts the store volume (its own ext4, as on a Mac)
+	awk -v w="$work/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
 	rm -rf "$work"
 }
 trap cleanup EXIT

@@ -189,6 +189,10 @@ func TestRemoteBuildAndPersistence(t *testing.T) {
 	if !bytes.Equal(again, client) {
 		t.Fatalf("different output after restart: %q vs %q", again, client)
 	}
+	// The store volume is its own ext4 filesystem mounted at /nix by the runtime (no mount of the entrypoint's).
+	if r := wb(t, "ssh", `awk '$5 == "/nix" {print $(NF-2)}' /proc/self/mountinfo`); strings.TrimSpace(r.stdout) != "ext4" {
+		t.Fatalf("/nix is not the ext4 volume: %q %q", r.stdout, r.stderr)
+	}
 	// The image's tools profile is on the non-interactive SSH PATH and kept as a profile (a GC root).
 	r := wb(t, "ssh", "wrapix-probe && readlink /nix/var/nix/profiles/wrapix-tools")
 	if !strings.Contains(r.stdout, "probe from the seed profile") || !strings.Contains(r.stdout, "-wrapix-tools") {

@@ -187,6 +187,7 @@ func TestBuilderSubstitutesOverTLS(t *testing.T) {
 	testenv.Require(t, "unshare", "ssh")
 	w.E2E(testenv.ImageWith(t, testenv.ImageOptions{CABundle: caFile}))
 	w.WriteConfig(`systems = ["x86_64-linux"]` + "\n")
+	w.Serve() // Nix connects to port, which `serve` owns
 	guest, _ := json.Marshal([]string{"WRAPIX_SUBSTITUTERS=" + srv.URL, "WRAPIX_TRUSTED_PUBLIC_KEYS=" + strings.TrimSpace(string(pub))})
 	t.Setenv("CONTAINER_STANDIN_GUEST_ENV", string(guest))
 	w.Serve() // Nix connects to port, which `serve` owns (docs/on-demand.md)

@@ -188,6 +188,7 @@ func (w *World) stopAll() {
 	cmd := exec.Command(filepath.Join(binDir, "container"), "stop", "--all", "--time", "1")
 	cmd.Env = append(os.Environ(), "CONTAINER_STANDIN_STATE="+w.StandinDir, "CONTAINER_STANDIN_FAULTS=")
 	_ = cmd.Run()
+	unmountUnder(w.StandinDir) // e2e mode loop-mounts named volumes on this host: take them down with the world
 }
 
 // FreePort returns a loopback port that was free a moment ago.

@@ -674,6 +674,7 @@ func (c *cli) volumeCmd(args []string) error {
 					return c.errorf("invalidState", "volume '%s' is currently in use and cannot be accessed by another container, or deleted", n)
 				}
 			}
+			unmountVolume(c.st.st.Volumes[n])
 			delete(c.st.st.Volumes, n)
 		}
 		return nil

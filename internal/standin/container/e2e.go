@@ -119,7 +119,11 @@ func (c *cli) startE2E(ct *container) error {
 	for _, m := range ct.Mounts {
 		src := m.Source
 		if m.Type == "volume" {
-			src = c.st.st.Volumes[m.Volume].Path
+			v := c.st.st.Volumes[m.Volume]
+			if err := mountVolume(v); err != nil {
+				return c.errorf("internalError", "volume %s: %v", m.Volume, err)
+			}
+			src = v.Path
 		}
 		spec.Mounts = append(spec.Mounts, e2eMount{Source: src, Target: m.Destination, ReadOnly: m.ReadOnly})
 	}
@@ -177,6 +181,46 @@ func (c *cli) startE2E(ct *container) error {
 		return c.errorf("internalError", "failed to bootstrap container %s: its init process exited at once (see `container logs %s`)", ct.ID, ct.ID)
 	}
 	return nil
+}
+
+// mountVolume makes a named volume its own filesystem, as the real one is
+// (an ext4 image, journal=ordered from 0.12): its sparse volume.img is
+// formatted on first use and loop-mounted on its data directory, on this
+// host, until the volume is deleted (the World's cleanup unmounts it too).
+// So df inside the container measures the volume, and the host-side tests
+// still read the store at the data directory.
+func mountVolume(v *volume) error {
+	if isMountPoint(v.Path) {
+		return nil
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(v.Image, &st); err != nil {
+		return err
+	}
+	if st.Blocks == 0 { // never written: no filesystem yet
+		if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", v.Image).CombinedOutput(); err != nil {
+			return fmt.Errorf("mkfs.ext4 (e2fsprogs): %v %s", err, out)
+		}
+	}
+	if out, err := exec.Command("mount", "-o", "loop", v.Image, v.Path).CombinedOutput(); err != nil {
+		return fmt.Errorf("loop-mount %s: %v %s", v.Image, err, out)
+	}
+	return nil
+}
+
+func unmountVolume(v *volume) {
+	if v != nil && isMountPoint(v.Path) {
+		syscall.Unmount(v.Path, syscall.MNT_DETACH)
+	}
+}
+
+// isMountPoint: dir is on another device than its parent.
+func isMountPoint(dir string) bool {
+	var a, b syscall.Stat_t
+	if syscall.Stat(dir, &a) != nil || syscall.Stat(filepath.Dir(dir), &b) != nil {
+		return false
+	}
+	return a.Dev != b.Dev
 }
 
 // e2eInit runs inside the new namespaces as PID 1: assemble the root as the
@@ -286,8 +330,8 @@ func assembleRoot(s e2eSpec) error {
 			os.WriteFile(filepath.Join(r, "etc", f), data, 0o644)
 		}
 	}
-	// Volumes and host directories at their targets, each its own mount (a
-	// rename across it fails with EXDEV, as across the real ext4 volume).
+	// Volumes (their own ext4 filesystems, see mountVolume) and host
+	// directories at their targets, each its own mount.
 	for _, m := range s.Mounts {
 		if err := bind(m.Source, m.Target, m.ReadOnly); err != nil {
 			return err
