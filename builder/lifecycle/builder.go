@@ -151,6 +151,9 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if err := b.checkStoreFree(ctx, storeSource); err != nil {
+		return false, err
+	}
 	if err := b.checkPortFree(); err != nil {
 		return false, err
 	}
@@ -163,8 +166,6 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 		switch {
 		case runtime.IsClass(err, runtime.ErrAlreadyExists):
 			return false, problem.Wrap(problem.Conflict, err, "another process created the builder container at the same time", "run `wrapix-builder status`")
-		case runtime.IsClass(err, runtime.ErrVolumeBusy):
-			return false, problem.Wrap(problem.Conflict, err, "the store volume "+b.Config.Volume+" is attached to another container", "stop the container that uses it (`container ls --all`)")
 		case runtime.IsClass(err, runtime.ErrPortInUse):
 			return false, b.portInUse(err)
 		}
@@ -286,6 +287,34 @@ func (b *Builder) checkPublished(c *runtime.Container) error {
 	}
 	return problem.Newf(problem.Conflict, "recreate it with the current settings: `wrapix-builder stop && wrapix-builder start`",
 		"the running builder's SSH port is %s, not 127.0.0.1:%d", where, b.Config.ContainerPort)
+}
+
+// checkStoreFree refuses to start while another running container has the
+// store attached: `container run` does not check (Apple's CLI throws
+// volumeInUse only from `volume rm`, VolumesService.swift, 0.6.0 … 1.2.2),
+// and two VMs writing one ext4 image, or two daemons on one store
+// directory, corrupt the store.
+func (b *Builder) checkStoreFree(ctx context.Context, storeSource string) error {
+	cs, err := b.CLI.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if c.ID == ContainerName || (!c.Running() && c.State != runtime.StateStopping) {
+			continue
+		}
+		for _, m := range c.Mounts {
+			if (m.Type == "volume" && m.VolumeName == storeSource) || (m.Type != "volume" && m.Source == storeSource) {
+				what := "store directory " + storeSource
+				if b.Config.Store == config.StoreVolume {
+					what = "store volume " + storeSource
+				}
+				return problem.Newf(problem.Conflict, "stop it first: `container stop "+c.ID+"`",
+					"the %s is attached to the running container %s", what, c.ID)
+			}
+		}
+	}
+	return nil
 }
 
 func (b *Builder) checkPortFree() error {

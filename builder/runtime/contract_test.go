@@ -91,6 +91,10 @@ func TestCLIContractPerVersion(t *testing.T) {
 			if err := cli.Stop(ctx, "wrapix-test", time.Second); err != nil {
 				t.Fatal(err)
 			}
+			// A stopped container counts as killed (0.10+ print an invalidState error).
+			if err := cli.Kill(ctx, "wrapix-test"); err != nil {
+				t.Errorf("Kill(stopped): %v", err)
+			}
 			if err := cli.Delete(ctx, "wrapix-test"); err != nil {
 				t.Fatal(err)
 			}

@@ -455,21 +455,26 @@ func (c *CLI) deleteFailedRun(ctx context.Context, runErr error, name string) {
 // Stop stops the container gracefully: SIGTERM, then SIGKILL after grace. A
 // missing container counts as stopped.
 func (c *CLI) Stop(ctx context.Context, id string, grace time.Duration) error {
-	return c.onContainer(ctx, grace+c.timeout(), "stop", "--time", strconv.Itoa(int(grace/time.Second)), id)
+	return c.onContainer(ctx, grace+c.timeout(), gone, "stop", "--time", strconv.Itoa(int(grace/time.Second)), id)
 }
 
-// Kill sends SIGKILL; a missing container counts as killed.
+// Kill sends SIGKILL; a missing or stopped container counts as killed
+// (from 0.10 the CLI fails on a stopped one: "no sandbox client exists:
+// container is stopped", ContainersService.swift getClient).
 func (c *CLI) Kill(ctx context.Context, id string) error {
-	return c.onContainer(ctx, c.timeout(), "kill", id)
+	return c.onContainer(ctx, c.timeout(), func(ct *Container) bool { return ct == nil || !ct.Running() }, "kill", id)
 }
 
 // Delete removes a stopped container; a missing one counts as deleted.
 func (c *CLI) Delete(ctx context.Context, id string) error {
-	return c.onContainer(ctx, c.timeout(), "delete", id)
+	return c.onContainer(ctx, c.timeout(), gone, "delete", id)
 }
 
-// onContainer runs an idempotent lifecycle call: "not found" is success.
-func (c *CLI) onContainer(ctx context.Context, timeout time.Duration, args ...string) error {
+func gone(ct *Container) bool { return ct == nil }
+
+// onContainer runs an idempotent lifecycle call: "not found" is success,
+// and so is any failure after which the listing shows done(container).
+func (c *CLI) onContainer(ctx context.Context, timeout time.Duration, done func(*Container) bool, args ...string) error {
 	if _, err := c.Version(ctx); err != nil {
 		return err
 	}
@@ -483,7 +488,7 @@ func (c *CLI) onContainer(ctx context.Context, timeout time.Duration, args ...st
 		// prints only "failed to delete one or more containers: [...]"):
 		// the listing decides whether the container is gone.
 		id := args[len(args)-1]
-		if ct, lerr := c.Get(ctx, id); lerr == nil && ct == nil {
+		if ct, lerr := c.Get(ctx, id); lerr == nil && done(ct) {
 			return nil
 		}
 	}

@@ -198,8 +198,14 @@ func TestBadInputs(t *testing.T) {
 		{"port taken", nil, []string{"start"}, 9, []string{"(container-port) is taken by another program", "set container-port ="}},
 		{"name in use", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_FAULTS", "name-in-use") },
 			[]string{"start"}, 9, []string{"another process created the builder container"}},
-		{"volume busy", func(t *testing.T, w *testenv.World) { t.Setenv("CONTAINER_STANDIN_FAULTS", "volume-busy") },
-			[]string{"start"}, 9, []string{"store volume wrapix-builder-nix is attached to another container"}},
+		// The real `run` attaches a volume that another running container
+		// has attached (only `volume rm` checks: VolumesService.swift), so
+		// start must look for itself before two VMs mount one ext4 image.
+		{"volume busy", func(t *testing.T, w *testenv.World) {
+			if out, err := exec.Command("container", "run", "--detach", "--name", "other", "--volume", "wrapix-builder-nix:/data", "wrapix-builder:latest").CombinedOutput(); err != nil {
+				t.Fatalf("%v %s", err, out)
+			}
+		}, []string{"start"}, 9, []string{"store volume wrapix-builder-nix is attached to the running container other", "container stop other"}},
 		{"image missing, no Nix to build it", func(t *testing.T, w *testenv.World) {
 			t.Setenv("CONTAINER_STANDIN_IMAGES", "other:latest")
 			t.Setenv("PATH", testenv.Binaries(t)) // the stand-in, no nix

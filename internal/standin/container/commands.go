@@ -230,18 +230,10 @@ func (c *cli) run(args []string) error {
 		}
 		ct.Mounts = append(ct.Mounts, m)
 	}
-	for _, m := range ct.Mounts {
-		if m.Type != "volume" {
-			continue
-		}
-		busy := c.fault("volume-busy", "run")
-		for _, other := range c.st.st.Containers {
-			busy = busy || other.State == "running" && other.usesVolume(m.Volume)
-		}
-		if busy {
-			return c.errorf("invalidState", "volume '%s' is currently in use and cannot be accessed by another container, or deleted", m.Volume)
-		}
-	}
+	// No check that another container has the same volume attached: the
+	// real CLI throws VolumeError.volumeInUse only from `volume rm`
+	// (VolumesService.swift _delete, tags 0.6.0 … 1.2.2), so `run` happily
+	// attaches one ext4 image to two VMs. Callers must guard themselves.
 	c.st.st.Containers[id] = ct
 	if err := c.boot(ct); err != nil {
 		// From 0.9 `run` deletes the container it created when the start
@@ -372,6 +364,16 @@ func (c *cli) kill(args []string) error {
 		}
 		if !ok {
 			return c.aggregate("notFound", "failed to kill container", "container with ID "+id+" not found")
+		}
+		if ct.State != "running" {
+			// 0.10+ asks the server, whose container state has no client once
+			// stopped (ContainersService.swift ContainerState.getClient):
+			// "sandbox" until 0.12, "runtime" from 1.0.
+			what := "runtime"
+			if !c.atLeast(1, 0, 0) {
+				what = "sandbox"
+			}
+			return c.aggregate("invalidState", "failed to kill container", "no "+what+" client exists: container is stopped")
 		}
 		if sig == syscall.SIGKILL || ct.PID == 0 {
 			c.stopProcess(ct, syscall.SIGKILL, 0)
@@ -633,7 +635,10 @@ func (c *cli) volumeCmd(args []string) error {
 	}
 	switch args[0] {
 	case "create":
-		flags, pos, err := c.parse("volume create", args[1:], map[string]flagSpec{"--opt": {true, [3]int{0, 12, 0}}, "--label": {true, v0}, "-s": {true, v0}}, false)
+		// --opt exists since 0.6, but before 0.12 the server reads only
+		// "size" and ignores the rest (VolumesService.swift _create): a
+		// journal option is accepted and does nothing.
+		flags, pos, err := c.parse("volume create", args[1:], map[string]flagSpec{"--opt": {true, v0}, "--label": {true, v0}, "-s": {true, v0}}, false)
 		if err != nil {
 			return err
 		}
@@ -649,6 +654,9 @@ func (c *cli) volumeCmd(args []string) error {
 		}
 		for _, o := range flags["--opt"] {
 			k, val, _ := strings.Cut(o, "=")
+			if k == "journal" && !c.atLeast(0, 12, 0) {
+				continue // ignored before 0.12: the volume has no journal
+			}
 			v.Options[k] = val
 		}
 		fmt.Println(pos[0])

@@ -16,7 +16,7 @@
 //	                           the guest key mount on the published port
 //	CONTAINER_STANDIN_FAULTS   comma list of FAULT or FAULT:SUBCOMMAND, faults being
 //	                           hang, garbage-json, apiserver-down, name-in-use,
-//	                           volume-busy, kernel-missing
+//	                           kernel-missing
 //	CONTAINER_STANDIN_SYSTEM   "stopped": the system service starts stopped
 //	CONTAINER_STANDIN_IMAGES   comma list of image references present from the start
 package main
