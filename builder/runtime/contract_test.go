@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,6 +45,11 @@ func TestCLIContractPerVersion(t *testing.T) {
 			}
 			if ok, err := cli.ImageExists(ctx, "wrapix-test:latest"); !ok || err != nil {
 				t.Errorf("ImageExists(after load) = %v, %v", ok, err)
+			}
+			// A missing archive is named, whether the CLI says so on stdout (before 1.0) or stderr.
+			missing := filepath.Join(t.TempDir(), "no-such-image.tar")
+			if _, err := cli.ImageLoad(ctx, missing); err == nil || !strings.Contains(strings.ToLower(err.Error()), "does not exist") {
+				t.Errorf("ImageLoad(missing file) = %v, want the CLI's reason", err)
 			}
 
 			// Stop, kill and delete of a missing container succeed, whatever the version prints.

@@ -28,6 +28,7 @@ type CLIError struct {
 	Args     []string
 	ExitCode int
 	Stderr   string
+	Stdout   string // shown only when stderr is empty
 	Class    ErrClass
 }
 
@@ -38,6 +39,12 @@ func newCLIError(args []string, exitCode int, stderr string) *CLIError {
 
 func (e *CLIError) Error() string {
 	msg := strings.TrimSpace(e.Stderr)
+	if msg == "" {
+		// Some failures print their reason on stdout and exit with
+		// ExitCode(1), which prints nothing: `image load` of a missing
+		// file before 1.0 ("File does not exist …", ImageLoad.swift).
+		msg = strings.TrimSpace(e.Stdout)
+	}
 	msg = strings.TrimPrefix(msg, "Error: ")
 	msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", " ")), " ")
 	if len(msg) > 300 {

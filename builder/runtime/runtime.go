@@ -109,7 +109,9 @@ func (c *CLI) exec(ctx context.Context, timeout time.Duration, args ...string) (
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return stdout.Bytes(), newCLIError(args, ee.ExitCode(), stderr.String())
+			ce := newCLIError(args, ee.ExitCode(), stderr.String())
+			ce.Stdout = stdout.String()
+			return stdout.Bytes(), ce
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -40,6 +40,10 @@ func (c *cli) system(args []string) error {
 				status = "running"
 			}
 			fmt.Printf("{\"apiServerAppName\":\"container-apiserver\",\"apiServerBuild\":\"release\",\"apiServerCommit\":\"af405ff\",\"apiServerVersion\":%q,\"appRoot\":\"\\/Users\\/test\\/Library\\/Application Support\\/com.apple.container\",\"installRoot\":\"\\/usr\\/local\",\"status\":%q}\n", c.vraw, status)
+		} else if running && !c.atLeast(0, 10, 0) { // free text before 0.10 (SystemStatus.swift)
+			fmt.Printf("apiserver is running\napplication data root: /Users/test/Library/Application Support/com.apple.container/\n"+
+				"application install root: /usr/local/\ncontainer-apiserver version: container-apiserver version %s (build: release, commit: af405ff)\n"+
+				"container-apiserver commit: af405ffd\n", c.vraw)
 		} else if running {
 			fmt.Printf("FIELD              VALUE\nstatus             running\napiserver.version  %s\n", c.vraw)
 		} else {
@@ -65,7 +69,7 @@ func (c *cli) system(args []string) error {
 				fmt.Print("No default kernel configured.\nInstall the recommended default kernel from [https://github.com/kata-containers/kata-containers/releases/download/3.28.0/kata-static-3.28.0-arm64.tar.zst]? [Y/n]: ")
 				line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 				if err != nil && line == "" {
-					return c.errorf("invalidArgument", "failed to read user input")
+					return c.errorf("internalError", "failed to read user input") // SystemStart.swift: readLine() at EOF
 				}
 				c.st.st.KernelInstalled = true
 			}
@@ -510,6 +514,18 @@ func (c *cli) image(args []string) error {
 		}
 		if !has(flags, "--input") && !c.atLeast(0, 7, 0) { // the archive on stdin only since 0.7
 			return c.usage("image load", "Missing expected argument '--input <input>'")
+		}
+		if in := last(flags, "--input"); in != "" {
+			if _, err := os.Stat(in); err != nil {
+				// ImageLoad.swift: before 1.0 a line on stdout and exit 1
+				// with nothing on stderr; from 1.0 a log line on stderr.
+				if c.atLeast(1, 0, 0) {
+					fmt.Fprintf(os.Stderr, "file does not exist: [\"path\": %s]\n", in)
+				} else {
+					fmt.Printf("File does not exist %s\n", in)
+				}
+				return &exitError{1, ""}
+			}
 		}
 		refs, err := c.loadOCI(last(flags, "--input"))
 		if err != nil {
