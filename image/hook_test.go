@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
 // postBuildHook is the hook script the entrypoint writes, with its state
@@ -30,8 +32,17 @@ func postBuildHook(t testing.TB, dir string) string {
 	return hook
 }
 
+// hookShell is the shell the hook runs with in the tests' builder: Debian's
+// dynamically linked busybox (as nixpkgs' is), else the host's.
+func hookShell() string {
+	if _, err := os.Stat(testenv.DebianBusybox); err == nil {
+		return testenv.DebianBusybox
+	}
+	return "busybox"
+}
+
 func runHook(hook string) ([]byte, error) {
-	cmd := exec.Command("busybox", "sh", hook)
+	cmd := exec.Command(hookShell(), "sh", hook)
 	cmd.Env = []string{"PATH=/bin:/usr/bin", "DRV_PATH=/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-hello.drv",
 		"OUT_PATHS=/nix/store/cccccccccccccccccccccccccccccccc-hello /nix/store/dddddddddddddddddddddddddddddddd-hello-doc"}
 	return cmd.CombinedOutput()
