@@ -393,6 +393,12 @@ type ProbeResult struct {
 // daemon's socket through the SSH connection (no process on the builder),
 // falling back to the thorough check where the socket cannot be opened.
 func (b *Builder) probe(ctx context.Context, ks *keys.Set, timeout time.Duration, thorough bool) (ProbeResult, error) {
+	return b.probeWith(ctx, ks, timeout, thorough, nil)
+}
+
+// probeWith is probe that also runs extra on the connection, beside the
+// nix-daemon check (one connection, no added round trips of its own).
+func (b *Builder) probeWith(ctx context.Context, ks *keys.Set, timeout time.Duration, thorough bool, extra func(context.Context, *sshclient.Client)) (ProbeResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t0 := time.Now()
@@ -401,6 +407,11 @@ func (b *Builder) probe(ctx context.Context, ks *keys.Set, timeout time.Duration
 		return ProbeResult{}, err
 	}
 	defer c.Close()
+	if extra != nil {
+		done := make(chan struct{})
+		go func() { defer close(done); extra(ctx, c) }()
+		defer func() { <-done }() // before the Close above
+	}
 	r := ProbeResult{SSHLatency: time.Since(t0)}
 	var info nixdaemon.Info
 	if !thorough {

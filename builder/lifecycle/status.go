@@ -13,6 +13,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/runtime"
 	"github.com/wrapix/wrapix-builder/builder/setup"
+	"github.com/wrapix/wrapix-builder/builder/sshclient"
 	"github.com/wrapix/wrapix-builder/builder/status"
 	"github.com/wrapix/wrapix-builder/builder/toolpath"
 	"github.com/wrapix/wrapix-builder/builder/version"
@@ -24,6 +25,7 @@ type StatusOptions struct {
 	Root         string        // where /etc lives ("/" normally)
 	ProbeTimeout time.Duration // SSH + nix-daemon probe; 3 s when zero
 	HostNix      string        // the Mac's Nix version when already known (the app asks once): no `nix --version` then
+	Builds       bool          // also read the running builds (status --json), on the probe's connection
 }
 
 // Status observes everything and decides the overall state. It never
@@ -65,9 +67,18 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 		err error
 	}
 	probed := make(chan probeOutcome, 1)
+	var running *status.Builds // written by the probe before it reports
 	if keyErr == nil {
 		go func() {
-			res, err := b.probe(ctx, ks, opt.ProbeTimeout, false)
+			var extra func(context.Context, *sshclient.Client)
+			if opt.Builds {
+				extra = func(ctx context.Context, c *sshclient.Client) {
+					if h, _, err := LoadBuilds(ctx, c, 0); err == nil {
+						running = &status.Builds{Running: h.Doc(time.Now(), 0).Running}
+					}
+				}
+			}
+			res, err := b.probeWith(ctx, ks, opt.ProbeTimeout, false, extra)
 			probed <- probeOutcome{res, err}
 		}()
 		p := b.Params(ks, nixconf.FormAlias)
@@ -132,6 +143,7 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 			}
 		} else {
 			r.NixDaemon = status.NixDaemon{OK: true, Version: res.Daemon, Protocol: res.Protocol}
+			r.Builds = running
 		}
 	} else if c.Running() {
 		r.SSH.Error = keyErr.Error()

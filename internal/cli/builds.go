@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/builds"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/problem"
-	"github.com/wrapix/wrapix-builder/builder/status"
 )
 
 func buildsCmd(e *env) *cobra.Command {
@@ -146,20 +144,4 @@ func buildLine(b builds.Build, now time.Time) string {
 		return fmt.Sprintf("%s %s failed after %s  %s  (log: wrapix-builder builds --log %s)", b.End.Local().Format("15:04:05"), mark(b.Outcome), builds.FormatDuration(b.Elapsed(now)), b.Name, b.Drv)
 	}
 	return fmt.Sprintf("%s %s %s %s after %s  %s", b.End.Local().Format("15:04:05"), mark(b.Outcome), b.Name, b.Outcome, builds.FormatDuration(b.Elapsed(now)), b.Drv)
-}
-
-// runningBuilds is status's `builds` field; nil when the log cannot be read.
-func runningBuilds(ctx context.Context, b *lifecycle.Builder) *status.Builds {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	c, err := b.Dial(ctx)
-	if err != nil {
-		return nil
-	}
-	defer c.Close()
-	h, _, err := lifecycle.LoadBuilds(ctx, c, 0)
-	if err != nil {
-		return nil
-	}
-	return &status.Builds{Running: h.Doc(time.Now(), 0).Running}
 }

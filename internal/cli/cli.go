@@ -21,7 +21,6 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/problem"
-	"github.com/wrapix/wrapix-builder/builder/status"
 	"github.com/wrapix/wrapix-builder/builder/version"
 )
 
@@ -216,10 +215,7 @@ Exit codes: 0 ready, 6 stopped, 7 starting or unhealthy, 4 container runtime una
 			if err != nil {
 				return err
 			}
-			r := b.Status(cmd.Context(), lifecycle.StatusOptions{Root: root})
-			if asJSON && r.State == status.Ready {
-				r.Builds = runningBuilds(cmd.Context(), b)
-			}
+			r := b.Status(cmd.Context(), lifecycle.StatusOptions{Root: root, Builds: asJSON})
 			if asJSON {
 				enc := json.NewEncoder(e.stdout)
 				enc.SetIndent("", "  ")
