@@ -190,7 +190,6 @@ func TestBuilderSubstitutesOverTLS(t *testing.T) {
 	w.Serve() // Nix connects to port, which `serve` owns
 	guest, _ := json.Marshal([]string{"WRAPIX_SUBSTITUTERS=" + srv.URL, "WRAPIX_TRUSTED_PUBLIC_KEYS=" + strings.TrimSpace(string(pub))})
 	t.Setenv("CONTAINER_STANDIN_GUEST_ENV", string(guest))
-	w.Serve() // Nix connects to port, which `serve` owns (docs/on-demand.md)
 	mustWB(t, "start")
 	if _, err := os.Stat(filepath.Join(w.StandinDir, "volumes/wrapix-builder-nix/data", strings.TrimPrefix(p, "/nix"))); err == nil {
 		t.Fatal("the builder's store has the path already")
