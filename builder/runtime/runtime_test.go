@@ -132,6 +132,9 @@ func TestClassifyPerVersionTexts(t *testing.T) {
 		{"0.6–0.9 volume create existing", "Error: invalidArgument: \"Volume 'v' already exists\"\n", ErrAlreadyExists},
 		{"0.10 delete running", "Error: invalidState: \"container is running\"\n", ErrRunningCannotDelete},
 		{"0.9 exists", "Error: exists: \"container with id wrapix-builder already exists\"\n", ErrAlreadyExists},
+		{"0.6–0.9 apiserver down", "Error: interrupted: \"internalError: \"failed to list containers\" (cause: \"interrupted: \"XPC connection error: Connection invalid\"\")\nEnsure container system service has been started with `container system start`.\"\n", ErrAPIServerDown},
+		{"0.6–0.9 delete running", "2026-01-05T10:00:00+0000 error container : failed to delete container wrapix-builder: invalidState: \"container is running\"\nError: internalError: \"delete failed for one or more containers: [\"wrapix-builder\"]\"\n", ErrRunningCannotDelete},
+		{"1.x kill stopped", "Error: internalError: \"failed to kill container\" (cause: \"invalidState: \"no runtime client exists: container is stopped\"\")\n", ErrOther},
 	}
 	for _, tc := range cases {
 		if got := Classify(tc.stderr, 1); got != tc.want {

@@ -95,9 +95,12 @@ func (c *cli) aggregate(code, outer, msg string) *exitError {
 	return &exitError{1, fmt.Sprintf("Error: internalError: \"%s\" (cause: \"%s: \"%s\"\")\n", outer, code, msg)}
 }
 
+// xpcDown: Application.swift wraps any error mentioning "XPC connection
+// error" as ContainerizationError(.interrupted, "<description>\nEnsure …"),
+// which before 0.10 prints with its code like every other error.
 func (c *cli) xpcDown() *exitError {
-	return &exitError{1, "Error: internalError: \"failed to list containers\" (cause: \"interrupted: \"XPC connection error: Connection invalid\"\")\n" +
-		"Ensure container system service has been started with `container system start`.\n"}
+	inner := "internalError: \"failed to list containers\" (cause: \"interrupted: \"XPC connection error: Connection invalid\"\")"
+	return c.errorf("interrupted", "%s\nEnsure container system service has been started with `container system start`.", inner)
 }
 
 func (c *cli) log() {
