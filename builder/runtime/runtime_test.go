@@ -13,7 +13,7 @@ func TestParseVersion(t *testing.T) {
 		"container CLI version 1.2.2 (build: release, commit: af405ff)\n":                "1.2.2",
 		"container CLI version 0.1.0 (build: release, commit: 0fd8692, sdk: MacOS 15)\n": "0.1.0",
 		"container CLI version 1.2.2-1-gaf405ffd (build: debug, commit: unspeci…)":       "1.2.2-1-gaf405ffd",
-		"container CLI version 0.6.0 (build: release, commit: unspecified)\n":            "0.6.0", // ReleaseVersion.swift 0.6.0: no sdk field since 0.2
+		"container CLI version 0.6.0 (build: release, commit: unspecified)\n":            "0.6.0", // no sdk field (ReleaseVersion.swift, 0.5.0 on)
 	}
 	for in, want := range cases {
 		v, err := ParseVersion(in)
