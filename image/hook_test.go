@@ -1,6 +1,7 @@
 package image
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,5 +99,84 @@ func BenchmarkPostBuildHook(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// watcher is the entrypoint's build-activity block (event log, builds_tick)
+// with its paths moved under dir: the store's state, Nix's log directory,
+// the build directories and the stamp.
+func watcher(t *testing.T, dir string) string {
+	t.Helper()
+	data, err := os.ReadFile("entrypoint.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(data)
+	i := strings.Index(s, "# Build activity (docs/builds.md)")
+	j := strings.Index(s, "# 4. The services")
+	if i < 0 || j < i {
+		t.Fatal("entrypoint.sh has no build-activity block before its services")
+	}
+	return strings.NewReplacer("/nix/var/wrapix", dir+"/wrapix", "/nix/var/log/nix/drvs", dir+"/logs",
+		`"${TMPDIR:-/tmp} /nix/var/nix/builds"`, `"`+dir+`/tmp `+dir+`/builds"`, "/run/wrapix/builds-stamp", dir+"/stamp").Replace(s[i:j])
+}
+
+// The loop's tick sees builds start and end by their build directories
+// (both namings: Nix < 2.30 under $TMPDIR, ≥ 2.30 under build-dir with the
+// daemon's pid), maps them to their derivation through Nix's new build log,
+// and closes them as failed unless the hook recorded a success; builds
+// still open at the next start are closed as interrupted.
+func TestBuildWatcher(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"tmp", "builds", "logs/ab", "logs/cd"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	hook := postBuildHook(t, dir)
+	script := "set -eu\n" + watcher(t, dir) + `
+sleep 1.1   # the stamp is in the past
+mkdir "$D/tmp/nix-build-hello-2.12.drv-0" "$D/builds/nix-build-broken.drv-4242-17"
+echo > "$D/logs/ab/cccccccccccccccccccccccccccccc-hello-2.12.drv.bz2"
+echo > "$D/logs/cd/dddddddddddddddddddddddddddddd-broken.drv.bz2"
+echo > "$D/logs/cd/eeeeeeeeeeeeeeeeeeeeeeeeeeeeee-not-hello-2.12.drv.bz2"
+builds_tick || true
+builds_tick || true
+DRV_PATH=/nix/store/abcccccccccccccccccccccccccccccc-hello-2.12.drv OUT_PATHS= ` + hookShell() + ` sh "$HOOK"
+rmdir "$D/tmp/nix-build-hello-2.12.drv-0" "$D/builds/nix-build-broken.drv-4242-17"
+builds_tick || true
+mkdir "$D/tmp/nix-build-slow.drv-1"
+echo > "$D/logs/ab/ffffffffffffffffffffffffffffff-slow.drv"
+sleep 1.1
+builds_tick || true
+`
+	cmd := exec.Command(hookShell(), "sh", "-c", script)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "D=" + dir, "HOOK=" + hook}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// The next start: slow was still running.
+	cmd = exec.Command(hookShell(), "sh", "-c", "set -eu\n"+watcher(t, dir))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "wrapix/builds.log"))
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		var e struct{ Event, Drv string }
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		got = append(got, e.Event+" "+e.Drv)
+	}
+	want := []string{
+		"start /nix/store/abcccccccccccccccccccccccccccccc-hello-2.12.drv",
+		"start /nix/store/cddddddddddddddddddddddddddddddd-broken.drv",
+		"success /nix/store/abcccccccccccccccccccccccccccccc-hello-2.12.drv",
+		"failure /nix/store/cddddddddddddddddddddddddddddddd-broken.drv",
+		"start /nix/store/abffffffffffffffffffffffffffffff-slow.drv",
+		"interrupted /nix/store/abffffffffffffffffffffffffffffff-slow.drv",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
