@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -115,6 +116,43 @@ func TestValidateRefusesHostileValues(t *testing.T) {
 	} {
 		if p.Validate() == nil {
 			t.Errorf("accepted %+v", p)
+		}
+	}
+}
+
+// The port form's Match runs `exec` through the invoking user's $SHELL, and
+// OpenSSH dies when that is not executable ("Shell … is not executable",
+// readconf.c execute_in_shell): `ssh localhost` of every user would depend on
+// it and fork a shell each time. Only root's nix-daemon needs the block (the
+// key it names is root's 0600 file; Nix runs ssh with SHELL=/bin/sh,
+// libstore/ssh.cc createSSHEnv), so another user's `ssh localhost` — any
+// port, any $SHELL — is exactly as without the drop-in.
+func TestPortFormLeavesOtherUsersLocalhostAlone(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run ssh as another user")
+	}
+	dir := t.TempDir()
+	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	os.MkdirAll(filepath.Join(dir, "ssh_config.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "ssh_config.d", "100-wrapix-builder.conf"), []byte(SSHConfig(params(FormPort))), 0o644)
+	with, without := filepath.Join(dir, "with"), filepath.Join(dir, "without")
+	os.WriteFile(with, []byte("Include "+filepath.Join(dir, "ssh_config.d")+"/*\nHost *\n  SendEnv LANG\n"), 0o644)
+	os.WriteFile(without, []byte("Host *\n  SendEnv LANG\n"), 0o644)
+	run := func(cfg string, args ...string) string {
+		cmd := exec.Command("ssh", append([]string{"-G", "-F", cfg}, args...)...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "SHELL=/nonexistent/fish", "USER=nobody"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("ssh -G %v as another user with a missing $SHELL: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	for _, args := range [][]string{{"localhost"}, {"-p", "2222", "localhost"}, {"-p", "2222", "127.0.0.1"}} {
+		if got, want := run(with, args...), run(without, args...); got != want {
+			t.Errorf("the drop-in changes another user's `ssh %v`:\n%s\nwithout it:\n%s", args, got, want)
 		}
 	}
 }

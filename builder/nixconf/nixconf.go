@@ -143,8 +143,8 @@ func Determinate(p Params) string {
 // nix-daemon: the pinned key lives in our own known-hosts file; HostKeyAlias
 // makes ssh look it up under the alias, not 127.0.0.1. The drop-in is global,
 // so it only matches names the builder alone uses: the alias, and for the
-// port URI form localhost/127.0.0.1 on the builder's port only (`ssh
-// localhost` on port 22 is untouched). Only root's fixed key path appears:
+// port URI form localhost/127.0.0.1 on the builder's port, for root only
+// (every other `ssh localhost` is untouched). Only root's fixed key path appears:
 // the user's own key belongs in the user's own ~/.ssh/config.
 func SSHConfig(p Params) string {
 	var b strings.Builder
@@ -152,10 +152,14 @@ func SSHConfig(p Params) string {
 	fmt.Fprintf(&b, "Host %s\n", Alias)
 	sshConfigBody(&b, p)
 	if p.Form == FormPort {
-		// ssh evaluates `exec` only when `host` matched (readconf.c
-		// match_cfg_line skips it after a failed criterion), and %p is the
-		// port given with -p, as Nix passes it for ssh-ng://user@localhost:PORT.
-		fmt.Fprintf(&b, "Match host localhost,127.0.0.1 exec \"test %%p = %d\"\n", p.Port)
+		// ssh evaluates `exec` only when the criteria before it matched
+		// (readconf.c match_cfg_line skips it after a failed one), and %p is
+		// the port given with -p, as Nix passes it for
+		// ssh-ng://user@localhost:PORT. `exec` runs through the user's $SHELL
+		// and ssh dies when that is not executable, so it runs for root only:
+		// the block is for root's nix-daemon (the key it names is root's 0600
+		// file), and Nix runs ssh with SHELL=/bin/sh (libstore/ssh.cc).
+		fmt.Fprintf(&b, "Match host localhost,127.0.0.1 localuser root exec \"test %%p = %d\"\n", p.Port)
 		sshConfigBody(&b, p)
 	}
 	return b.String()
