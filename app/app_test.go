@@ -379,7 +379,7 @@ func TestAppOverDBus(t *testing.T) {
 	waitFor(t, 5*time.Second, "pkexec", func() bool { _, err := os.Stat(pkexecLog); return err == nil })
 	raw, _ := os.ReadFile(pkexecLog)
 	got := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
-	wantArgv := []string{cli, "--data-dir", w.DataDir, "--config-dir", w.ConfigDir, "setup"}
+	wantArgv := []string{cli, "--data-dir", w.DataDir, "--config-dir", w.ConfigDir, "setup", "--for-uid", strconv.Itoa(os.Getuid())}
 	if strings.Join(got, "|") != strings.Join(wantArgv, "|") {
 		t.Fatalf("pkexec argv %q, want %q", got, wantArgv)
 	}

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -533,7 +534,9 @@ func (a *App) click(ctx context.Context, id string) {
 			return err
 		}, a.readyNow, "Restart failed")
 	case menu.RunSetup:
-		argv := a.cliArgs("setup")
+		// As root, setup acts for the user --for-uid names: macOS's
+		// administrator prompt sets no SUDO_UID.
+		argv := a.cliArgs("setup", "--for-uid", strconv.Itoa(os.Getuid()))
 		a.background(ctx, "Running setup", func(ctx context.Context) error { return a.Platform.Admin.Run(ctx, argv) },
 			func() { a.notify("Wrapix Builder setup done", "Your Mac's Nix now uses the builder.") }, "Setup failed")
 	case menu.CopyConfig:

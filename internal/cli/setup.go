@@ -29,6 +29,7 @@ import (
 func setupCmd(e *env) *cobra.Command {
 	var dryRun, undo bool
 	var root, uri string
+	forUID := keys.AnyOwner
 	cmd := &cobra.Command{
 		Use:   "setup",
 		Short: "Let root's nix-daemon use the builder (privileged; --dry-run, --undo)",
@@ -44,7 +45,7 @@ exactly what setup did.`,
 			if err != nil {
 				return err
 			}
-			ks, err := keys.LoadOwned(b.Layout, invokingUID())
+			ks, err := keys.LoadOwned(b.Layout, invokingUID(forUID))
 			if err != nil && !undo {
 				return err
 			}
@@ -65,7 +66,7 @@ exactly what setup did.`,
 				if err := setup.Undo(envr, run); err != nil {
 					return err
 				}
-				if err := e.loginAgent(b, root, true, false, run); err != nil {
+				if err := e.loginAgent(b, root, forUID, true, false, run); err != nil {
 					return err
 				}
 				fmt.Fprintln(e.stdout, "setup undone: every file setup wrote or changed is as it was before")
@@ -83,13 +84,13 @@ exactly what setup did.`,
 			}
 			if dryRun {
 				fmt.Fprint(e.stdout, plan.Render(true))
-				return e.loginAgent(b, root, false, true, run)
+				return e.loginAgent(b, root, forUID, false, true, run)
 			}
 			if err := setup.Apply(envr, plan, run); err != nil {
 				return err
 			}
 			fmt.Fprint(e.stdout, plan.Render(false))
-			if err := e.loginAgent(b, root, false, false, run); err != nil {
+			if err := e.loginAgent(b, root, forUID, false, false, run); err != nil {
 				return err
 			}
 			fmt.Fprintln(e.stdout, "setup done; `wrapix-builder setup --undo` reverses it")
@@ -100,6 +101,12 @@ exactly what setup did.`,
 	cmd.Flags().BoolVar(&undo, "undo", false, "reverse what setup did")
 	cmd.Flags().StringVar(&root, "root", "/", "apply to this directory instead of / (for testing)")
 	cmd.Flags().StringVar(&uri, "uri", nixconf.FormAlias, "builders URI form: alias (every Nix) or port (Nix ≥ 2.31)")
+	// The app's administrator prompt (osascript) runs us as root with no
+	// SUDO_UID: it names its user, so root acts for that user (the keys must
+	// be theirs, the login agent is theirs), not for whoever owns the data
+	// directory the app's environment points at.
+	cmd.Flags().IntVar(&forUID, "for-uid", keys.AnyOwner, "as root: the user setup acts for (default: sudo's SUDO_UID)")
+	_ = cmd.Flags().MarkHidden("for-uid")
 	cmd.MarkFlagsMutuallyExclusive("dry-run", "undo")
 	return cmd
 }
@@ -108,12 +115,16 @@ exactly what setup did.`,
 // setup (to swap the key file for a link, as an attacker would).
 var afterKeysLoaded = func(paths.Layout) {}
 
-// invokingUID is the user setup acts for: sudo's SUDO_UID, pkexec's
-// PKEXEC_UID, our own uid when not root; for root without either (macOS's
-// administrator prompt, a root shell) whoever owns the key directory.
-func invokingUID() int {
+// invokingUID is the user setup acts for: our own uid when not root; as
+// root, the one --for-uid names (the app's administrator prompt), sudo's
+// SUDO_UID, pkexec's PKEXEC_UID; for a root shell with none of them whoever
+// owns the key directory.
+func invokingUID(forUID int) int {
 	if os.Geteuid() != 0 {
 		return os.Getuid()
+	}
+	if forUID >= 0 {
+		return forUID
 	}
 	for _, v := range []string{"SUDO_UID", "PKEXEC_UID"} {
 		if uid, err := strconv.Atoi(os.Getenv(v)); err == nil && uid >= 0 {
@@ -127,11 +138,11 @@ func invokingUID() int {
 // runs `wrapix-builder serve` (docs/on-demand.md). It is for the invoking
 // user (SUDO_UID under sudo), whose container runtime it drives. macOS only:
 // on Linux nothing installs serve.
-func (e *env) loginAgent(b *lifecycle.Builder, root string, undo, dryRun bool, run setup.Runner) error {
+func (e *env) loginAgent(b *lifecycle.Builder, root string, forUID int, undo, dryRun bool, run setup.Runner) error {
 	if goruntime.GOOS != "darwin" {
 		return nil
 	}
-	u, err := invokingUser(root, b.Layout.KeysDir())
+	u, err := invokingUser(root, b.Layout.KeysDir(), forUID)
 	if err != nil {
 		if undo || dryRun {
 			return nil
@@ -166,8 +177,8 @@ func (e *env) loginAgent(b *lifecycle.Builder, root string, undo, dryRun bool, r
 // pkexec's, our own), or for root without either (macOS's administrator
 // prompt) the owner of the key directory — never root itself. Under --root,
 // the home is inside that tree.
-func invokingUser(root, keysDir string) (agent.User, error) {
-	uid := invokingUID()
+func invokingUser(root, keysDir string, forUID int) (agent.User, error) {
+	uid := invokingUID(forUID)
 	if uid == keys.AnyOwner {
 		fi, err := os.Stat(keysDir)
 		if err != nil {

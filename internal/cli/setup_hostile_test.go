@@ -330,3 +330,29 @@ func TestDryRunAsTheUserAfterSetup(t *testing.T) {
 		t.Fatalf("dry run output:\n%s", stdout.String())
 	}
 }
+
+// The app's administrator prompt runs setup as root without SUDO_UID and
+// names its user with --for-uid: keys that belong to anyone else (the app's
+// environment can point its data directory at another user's) are refused,
+// not copied into root's files.
+func TestAdminPromptSetupActsForTheAppsUser(t *testing.T) {
+	w := testenv.New(t)
+	keysAt(t)
+	t.Setenv("SUDO_UID", "")
+	t.Setenv("PKEXEC_UID", "")
+	root := t.TempDir()
+	// The keys are root's here (the test runs as root): another user's for an app of uid 4242.
+	oneErrorLine(t, wb(t, "setup", "--root", root, "--for-uid", "4242"), 5, "uid 4242")
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatalf("a refused setup wrote %v", entries)
+	}
+	filepath.Walk(filepath.Join(w.DataDir, "builder-keys"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 4242, 4242) })
+	if r := wb(t, "setup", "--root", root, "--for-uid", "4242"); r.code != 0 {
+		t.Fatalf("setup for the key owner: %s", r.stderr)
+	}
+	// --for-uid wins over sudo's SUDO_UID: an administrator sets up for another user.
+	t.Setenv("SUDO_UID", "0")
+	if r := wb(t, "setup", "--root", t.TempDir(), "--for-uid", "4242"); r.code != 0 {
+		t.Fatalf("setup --for-uid under sudo: %s", r.stderr)
+	}
+}
