@@ -177,7 +177,11 @@ func sshConfigBody(b *strings.Builder, p Params) {
 	b.WriteString("  StrictHostKeyChecking yes\n")
 	b.WriteString("  PasswordAuthentication no\n")
 	b.WriteString("  KbdInteractiveAuthentication no\n")
-	b.WriteString("  ConnectTimeout 10\n")
+	// ConnectTimeout also bounds ssh's wait for the server's banner, which
+	// comes only once `serve` has started a stopped builder: 6 min covers a
+	// start (start-timeout's default is 5 min). A failed start closes the
+	// connection at once, so this is no wait for a dead builder.
+	b.WriteString("  ConnectTimeout 360\n")
 	b.WriteString("  ServerAliveInterval 15\n")
 	b.WriteString("  ServerAliveCountMax 3\n")
 }

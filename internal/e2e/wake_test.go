@@ -294,3 +294,22 @@ func TestFirstStartBuildsItsImage(t *testing.T) {
 }
 
 func writeFile(p, content string) error { return os.WriteFile(p, []byte(content), 0o644) }
+
+// A wake slower than ssh's old ConnectTimeout (10 s, which also bounds the
+// wait for sshd's banner) still gives Nix its build: the drop-in's
+// ConnectTimeout covers a start (start-timeout's default).
+func TestSlowWakeStillBuilds(t *testing.T) {
+	w, h := wakeWorld(t, "")
+	// A container CLI whose `run` takes 12 s (a cold Mac: the VM boots, the store mounts).
+	slow := t.TempDir()
+	standin := filepath.Join(testenv.Binaries(t), "container")
+	if err := os.WriteFile(filepath.Join(slow, "container"), []byte("#!/bin/sh\n[ \"$1\" = run ] && sleep 12\nexec "+standin+" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", slow+string(os.PathListSeparator)+os.Getenv("PATH"))
+	k := w.Serve()
+	drv := h.derivation("slow-wake", `echo "slow wake $RANDOM" > $out`)
+	if out, err := h.build(filepath.Join(h.work, "c1"), drv, 120*time.Second); err != nil {
+		t.Fatalf("a build that waited 12 s for the builder to start: %v\n%s\n--- serve\n%s", err, out, k.Output())
+	}
+}

@@ -79,7 +79,7 @@ rec {
     "  StrictHostKeyChecking yes\n"
     "  PasswordAuthentication no\n"
     "  KbdInteractiveAuthentication no\n"
-    "  ConnectTimeout 10\n"
+    "  ConnectTimeout 360\n" # covers an on-demand start (see builder/nixconf)
     "  ServerAliveInterval 15\n"
     "  ServerAliveCountMax 3\n"
   ]);
