@@ -24,6 +24,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ import (
 
 	"github.com/wrapix/wrapix-builder/app/menu"
 	"github.com/wrapix/wrapix-builder/app/platform"
+	"github.com/wrapix/wrapix-builder/builder/agent"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
@@ -552,8 +554,18 @@ func (a *App) click(ctx context.Context, id string) {
 			return
 		}
 		on := !a.state.StartAtLogin.On
+		// With the app at login comes serve, which starts the builder when a
+		// build asks (docs/on-demand.md); unticking leaves it: builds still work.
+		var waker *agent.Spec
+		if on && goruntime.GOOS == "darwin" && a.Builder != nil {
+			l := a.Builder.Layout
+			waker = &agent.Spec{Program: a.CLI, DataDir: l.DataDir, ConfigDir: l.ConfigDir}
+		}
 		a.goWork(func() {
 			err := a.Platform.LoginItem.Set(on)
+			if err == nil && waker != nil {
+				err = agent.InstallForCurrentUser(*waker)
+			}
 			st := a.Platform.LoginItem.State()
 			a.post(ctx, func() {
 				a.state.StartAtLogin = menu.LoginState(st)

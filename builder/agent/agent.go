@@ -6,6 +6,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unicode"
 )
 
@@ -153,4 +155,25 @@ func asUser(u User, stdin, script string, args ...string) error {
 func Installed(home string) bool {
 	_, err := os.Stat(Path(home))
 	return err == nil
+}
+
+// InstallForCurrentUser installs the agent for the user running this
+// process (the app's "Start at login"), loading it with launchctl.
+func InstallForCurrentUser(s Spec) error {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return err
+	}
+	return Install(User{Home: home, UID: os.Getuid(), GID: os.Getgid()}, s, launchctl)
+}
+
+// launchctl runs /bin/launchctl with a deadline.
+func launchctl(argv []string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
