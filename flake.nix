@@ -13,7 +13,11 @@
       systems = [ "aarch64-darwin" "x86_64-darwin" "aarch64-linux" "x86_64-linux" ];
       forAll = f: builtins.listToAttrs (map (system: { name = system; value = f system nixpkgs.legacyPackages.${system}; }) systems);
       isDarwin = system: builtins.match ".*-darwin" system != null;
-      ldflags = [ "-s" "-w" "-X github.com/wrapix/wrapix-builder/builder/version.Version=${version}" ];
+      # ImageFlake: the flake whose builder-image a first start builds when no
+      # image is loaded (docs/on-demand.md), pinned to this very revision.
+      imageFlake = "github:wrapix/wrapix-builder/${self.rev or "v${version}"}";
+      ldflags = [ "-s" "-w" "-X github.com/wrapix/wrapix-builder/builder/version.Version=${version}"
+        "-X github.com/wrapix/wrapix-builder/builder/version.ImageFlake=${imageFlake}" ];
       # The Go module's dependencies (go mod vendor), as a fixed-output hash;
       # packaging/flake_test.go recomputes it from go.sum.
       vendorHash = "sha256-gIg5fTSbVgMUWfYqtJwUtXw8QqS2rjzDy1p/65xjuzA=";
