@@ -3,17 +3,21 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wrapix/wrapix-builder/builder/status"
+	"github.com/wrapix/wrapix-builder/builder/wakestate"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -486,4 +490,63 @@ func dryRunFiles(t *testing.T, out string) map[string]string {
 	}
 	flush()
 	return files
+}
+
+// doctor tells a serve that runs as another user, and a port held by
+// another program, from a working serve.
+func TestDoctorWakerChecks(t *testing.T) {
+	testenv.RequireBuilderUser(t)
+	w := testenv.New(t)
+	u, err := user.Lookup("builder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	check := func() string {
+		r := wb(t, "doctor")
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if strings.Contains(l, "waker (wrapix-builder serve)") {
+				return l
+			}
+		}
+		return ""
+	}
+	if l := check(); !strings.Contains(l, "[FAIL]") || !strings.Contains(l, "not running") {
+		t.Fatalf("no serve: %q", l)
+	}
+	// A "serve" running as another user.
+	other := exec.Command("sleep", "60")
+	other.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: 0}}
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	addr := "127.0.0.1:" + strconv.Itoa(w.NixPort)
+	write := func(pid, uid int) {
+		if err := wakestate.Write(w.DataDir, wakestate.State{PID: pid, UID: uid, Listen: addr}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(other.Process.Pid, uid)
+	if l := check(); !strings.Contains(l, "[FAIL]") || !strings.Contains(l, fmt.Sprintf("runs as uid %d, not as uid %d", uid, os.Getuid())) {
+		t.Fatalf("serve as another user: %q", l)
+	}
+	// Our own user, but nothing listens; then another program (this test) holds the port.
+	mine := exec.Command("sleep", "60")
+	if err := mine.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { mine.Process.Kill(); mine.Wait() }()
+	write(mine.Process.Pid, os.Getuid())
+	if l := check(); !strings.Contains(l, "[FAIL]") || !strings.Contains(l, "nothing listens on "+addr) {
+		t.Fatalf("serve without the port: %q", l)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if l := check(); !strings.Contains(l, "[FAIL]") || !strings.Contains(l, fmt.Sprintf("held by pid %d, not by serve (pid %d)", os.Getpid(), mine.Process.Pid)) {
+		t.Fatalf("port held by another program: %q", l)
+	}
 }
