@@ -54,6 +54,9 @@ type Waker struct {
 	listen    string
 	since     time.Time
 	refreshCh chan struct{}
+	saveCh    chan struct{}
+	pending   *wakestate.State // the latest state for writeLoop
+	user      string
 }
 
 type operation struct {
@@ -66,9 +69,13 @@ type operation struct {
 func (w *Waker) Serve(ctx context.Context, ln net.Listener) error {
 	w.mu.Lock()
 	w.state, w.listen, w.since = wakestate.Stopped, ln.Addr().String(), time.Now()
-	w.refreshCh = make(chan struct{}, 1)
+	w.refreshCh, w.saveCh = make(chan struct{}, 1), make(chan struct{}, 1)
+	if u, err := user.Current(); err == nil {
+		w.user = u.Username
+	}
 	w.save()
 	w.mu.Unlock()
+	go w.writeLoop(ctx)
 	defer func() {
 		w.mu.Lock()
 		if w.idle != nil {
@@ -369,23 +376,50 @@ func (w *Waker) refreshLoop(ctx context.Context) {
 	}
 }
 
-// save writes waker.json; called with mu held.
+// save hands the state to the writer; called with mu held. It never waits
+// for the disk: a connection must not wait on a status file.
 func (w *Waker) save() {
+	s := w.snapshot()
+	w.pending = &s
+	select {
+	case w.saveCh <- struct{}{}:
+	default: // the writer will pick up the latest snapshot
+	}
+}
+
+// writeLoop writes the latest snapshot whenever there is a new one.
+func (w *Waker) writeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.saveCh:
+		}
+		w.mu.Lock()
+		s := w.pending
+		w.pending = nil
+		w.mu.Unlock()
+		if s == nil {
+			continue
+		}
+		if err := wakestate.Write(w.DataDir, *s); err != nil {
+			w.Log.Printf("cannot write %s: %v", wakestate.Path(w.DataDir), err)
+		}
+	}
+}
+
+func (w *Waker) snapshot() wakestate.State {
 	s := wakestate.State{
 		PID: os.Getpid(), UID: os.Getuid(), Listen: w.listen, Target: w.Target,
 		IdleStopSec: int64(w.IdleStop / time.Second), Builder: w.state, Connections: w.conns,
 		LastFailure: w.failure, Since: w.since, IdleStopAt: w.idleStop,
 	}
-	if u, err := user.Current(); err == nil {
-		s.User = u.Username
-	}
+	s.User = w.user
 	if !w.stopsAt.IsZero() {
 		t := w.stopsAt
 		s.StopsAt = &t
 	}
-	if err := wakestate.Write(w.DataDir, s); err != nil {
-		w.Log.Printf("cannot write %s: %v", wakestate.Path(w.DataDir), err)
-	}
+	return s
 }
 
 // splice copies both ways until both directions are done, passing each

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-
-	"github.com/wrapix/wrapix-builder/builder/atomicfile"
 )
 
 // FileName is the state file in the data directory.
@@ -60,7 +58,26 @@ func Write(dataDir string, s State) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return err
 	}
-	return atomicfile.Write(Path(dataDir), append(data, '\n'), 0o644)
+	// Atomic (readers never see half a file) but not synced: it describes a
+	// live process and is rewritten on every change, so a crash losing the
+	// last write loses nothing, and a connection never waits on the disk.
+	tmp, err := os.CreateTemp(dataDir, "."+FileName+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), Path(dataDir))
 }
 
 // Read returns the state and whether its writer is still alive; a missing
