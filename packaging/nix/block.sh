@@ -13,9 +13,19 @@ wrapix_block_end='# END wrapix-builder'
 # then prints the file's name. A damaged block (a BEGIN without its END, an
 # END without its BEGIN, two BEGINs) is an error that leaves FILE as it is:
 # guessing where our lines end could delete the administrator's.
+# A FILE that is a link (nix-darwin's environment.etc, into /etc/static) is
+# left alone: replacing it with a regular file would make nix-darwin's next
+# switch abort ("Unexpected files in /etc"). Then it prints the lines to add
+# to the configuration and returns 2.
 wrapix_set_block() {
 	local file=$1 body=$2 tmp
-	if [ ! -e "$file" ] && [ -z "$body" ]; then return 0; fi
+	if [ ! -e "$file" ] && [ ! -L "$file" ] && [ -z "$body" ]; then return 0; fi
+	if [ -L "$file" ]; then
+		[ -z "$body" ] && return 0
+		printf >&2 'wrapix-builder: %s is a link (declared with environment.etc."nix/%s" in your configuration, or made by another tool), so it is left as it is. Add these lines to environment.etc."nix/%s".text:\n%s' \
+			"$file" "${file##*/}" "${file##*/}" "$body"
+		return 2
+	fi
 	tmp=$(mktemp "$file.wrapix-XXXXXX") || return 1
 	local src=/dev/null
 	if [ -e "$file" ]; then

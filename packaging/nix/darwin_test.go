@@ -802,3 +802,44 @@ func TestModuleKeepsTheUsersConfigLink(t *testing.T) {
 		}
 	}
 }
+
+// With Determinate, many configurations declare
+// environment.etc."nix/nix.custom.conf" (or "nix/machines") themselves:
+// nix-darwin makes those links into /etc/static. Activation must not replace
+// such a link with a regular file (nix-darwin's next switch aborts over it:
+// "Unexpected files in /etc"); it leaves the link alone and says which line
+// to add to the configuration instead. The machines entry is the builder
+// itself, so a linked machines file fails the activation with that fix.
+func TestModuleDeterminateLeavesNixDarwinLinksAlone(t *testing.T) {
+	var post string
+	mustEval(t, withModule(`system.primaryUser = "alice"; nix.enable = false;
+		services.wrapix-builder = { enable = true; determinate = true; hostKey = "`+testHostKey+`"; };`),
+		`d.config.system.activationScripts.postActivation.text`, &post)
+	for _, linked := range []string{"nix.custom.conf", "machines"} {
+		w := newActivationWorld(t)
+		os.WriteFile(w.path("etc/nix/nix.conf"), []byte(determinateNixConf), 0o644)
+		os.MkdirAll(w.path("etc/static/nix"), 0o755)
+		declared := "trusted-users = root @admin\n"
+		os.WriteFile(w.path("etc/static/nix/"+linked), []byte(declared), 0o644)
+		os.Symlink(w.path("etc/static/nix/"+linked), w.path("etc/nix/"+linked))
+		out, err := w.run(post)
+		if fi, lerr := os.Lstat(w.path("etc/nix/" + linked)); lerr != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("%s: nix-darwin's link was replaced by a regular file (the next switch aborts)\n%s", linked, out)
+		}
+		if got := string(mustReadFile(t, w.path("etc/static/nix/"+linked))); got != declared {
+			t.Errorf("%s: the declared file was changed:\n%s", linked, got)
+		}
+		want := "builders-use-substitutes = true"
+		if linked == "machines" {
+			want = "ssh-ng://builder@wrapix-builder aarch64-linux"
+			if err == nil {
+				t.Errorf("machines is nix-darwin's link: activation succeeded without registering the builder\n%s", out)
+			}
+		} else if err != nil {
+			t.Errorf("nix.custom.conf linked: activation failed: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, `environment.etc."nix/`+linked+`"`) || !strings.Contains(out, want) {
+			t.Errorf("%s linked: the message does not say what to add:\n%s", linked, out)
+		}
+	}
+}

@@ -131,11 +131,15 @@ let
     else
       wrapixDamaged=1
     fi
-    if wrapixOut=$(wrapix_set_block /etc/nix/nix.custom.conf ${escapeShellArg "builders-use-substitutes = true\n"}); then
-      wrapixChanged+=$wrapixOut
-    else
-      wrapixDamaged=1
-    fi
+    # builders-use-substitutes only speeds builds up: a nix.custom.conf that
+    # the configuration declares itself (a link, status 2) is a warning.
+    wrapixRc=0
+    wrapixOut=$(wrapix_set_block /etc/nix/nix.custom.conf ${escapeShellArg "builders-use-substitutes = true\n"}) || wrapixRc=$?
+    case $wrapixRc in
+      0) wrapixChanged+=$wrapixOut ;;
+      2) ;;
+      *) wrapixDamaged=1 ;;
+    esac
     wrapixForeign=$(wrapix_foreign_builders /etc/nix/nix.conf; wrapix_foreign_builders /etc/nix/nix.custom.conf)
     if [[ -n $wrapixForeign ]]; then
       printf >&2 'wrapix-builder: warning: a `builders` setting makes Nix ignore /etc/nix/machines:\n%s\n' "$wrapixForeign"
