@@ -52,11 +52,15 @@ type Env struct {
 	Root        string // "/" normally; a temporary tree in tests
 	GOOS        string
 	NixDarwin   bool // /etc/nix/nix.conf is managed by nix-darwin (a link into /etc/static)
-	Determinate bool // Determinate Nix: settings go to nix.custom.conf
-	ManagedLink []string
-	SSHInclude  bool // /etc/ssh/ssh_config includes ssh_config.d
-	Route       *RouteFix
-	Current     map[string][]byte // logical path → content of the files setup may write (absent, or root's key copy: no entry)
+	Determinate bool // nix.conf includes nix.custom.conf (Determinate's installer): settings go there
+	// DeterminateDaemon: Determinate Nix's daemon is installed. Determinate's
+	// installer also installs upstream Nix, with nix.custom.conf but the
+	// daemon org.nixos.nix-daemon.
+	DeterminateDaemon bool
+	ManagedLink       []string
+	SSHInclude        bool // /etc/ssh/ssh_config includes ssh_config.d
+	Route             *RouteFix
+	Current           map[string][]byte // logical path → content of the files setup may write (absent, or root's key copy: no entry)
 }
 
 // RouteFix is the VPN route repair: the container subnet is routed through a
@@ -101,6 +105,9 @@ func Observe(root, goos string, probe RouteProber) (Env, error) {
 	}
 	if data, err := os.ReadFile(e.abs("/etc/nix/nix.conf")); err == nil && bytes.Contains(data, []byte("nix.custom.conf")) {
 		e.Determinate = true // Determinate's nix.conf includes nix.custom.conf
+	}
+	if _, err := os.Stat(e.abs(determinateDaemonPlist)); err == nil {
+		e.DeterminateDaemon = true
 	}
 	if data, err := os.ReadFile(e.abs("/etc/ssh/ssh_config")); err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(data))
@@ -196,11 +203,15 @@ func Compute(e Env, p nixconf.Params, clientKey []byte) (Plan, error) {
 	return plan, nil
 }
 
+// determinateDaemonPlist is Determinate Nix's daemon (nix-installer
+// src/action/common/configure_determinate_nixd_init_service/mod.rs).
+const determinateDaemonPlist = "/Library/LaunchDaemons/systems.determinate.nix-daemon.plist"
+
 func reloadCmd(e Env) []string {
 	switch e.GOOS {
 	case "darwin":
 		label := "system/org.nixos.nix-daemon"
-		if e.Determinate {
+		if e.DeterminateDaemon {
 			label = "system/systems.determinate.nix-daemon"
 		}
 		return []string{"/bin/launchctl", "kickstart", "-k", label}
