@@ -491,6 +491,7 @@ exec setpriv --reuid=builder --regid=builder --init-groups "$@"
 func (w *activationWorld) run(script string) (string, error) {
 	script = strings.ReplaceAll(script, "/etc/", w.root+"/etc/")
 	script = strings.ReplaceAll(script, "/Users/", w.root+"/Users/")
+	script = strings.ReplaceAll(script, "/Library/LaunchDaemons/", w.root+"/Library/LaunchDaemons/")
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(w.root, "bin")+":/usr/bin:/bin:/usr/sbin:/sbin")
 	out, err := cmd.CombinedOutput()
@@ -526,6 +527,8 @@ func TestModuleDeterminateActivation(t *testing.T) {
 	w := newActivationWorld(t)
 	os.WriteFile(w.path("etc/nix/nix.conf"), []byte(determinateNixConf), 0o644)
 	os.WriteFile(w.path("etc/nix/nix.custom.conf"), []byte(userCustomConf), 0o644)
+	os.MkdirAll(w.path("Library/LaunchDaemons"), 0o755)
+	os.WriteFile(w.path("Library/LaunchDaemons/systems.determinate.nix-daemon.plist"), []byte("<plist/>\n"), 0o644)
 	if out, err := w.run(res.Post); err != nil {
 		t.Fatalf("activation: %v\n%s", err, out)
 	}
@@ -841,5 +844,26 @@ func TestModuleDeterminateLeavesNixDarwinLinksAlone(t *testing.T) {
 		if !strings.Contains(out, `environment.etc."nix/`+linked+`"`) || !strings.Contains(out, want) {
 			t.Errorf("%s linked: the message does not say what to add:\n%s", linked, out)
 		}
+	}
+}
+
+// nix.enable = false with upstream Nix from Determinate's installer (it
+// writes nix.custom.conf too, but its daemon is org.nixos.nix-daemon):
+// activation restarts the daemon that is installed.
+func TestModuleRestartsTheInstalledDaemon(t *testing.T) {
+	var post string
+	mustEval(t, withModule(`system.primaryUser = "alice"; nix.enable = false;
+		services.wrapix-builder = { enable = true; determinate = true; hostKey = "`+testHostKey+`"; };`),
+		`d.config.system.activationScripts.postActivation.text`, &post)
+	w := newActivationWorld(t)
+	os.WriteFile(w.path("etc/nix/nix.conf"), []byte(determinateNixConf), 0o644)
+	os.WriteFile(w.path("etc/nix/nix.custom.conf"), []byte(userCustomConf), 0o644)
+	os.MkdirAll(w.path("Library/LaunchDaemons"), 0o755)
+	os.WriteFile(w.path("Library/LaunchDaemons/org.nixos.nix-daemon.plist"), []byte("<plist/>\n"), 0o644)
+	if out, err := w.run(post); err != nil {
+		t.Fatalf("activation: %v\n%s", err, out)
+	}
+	if calls := string(mustReadFile(t, w.calls)); !strings.Contains(calls, "launchctl kickstart -k system/org.nixos.nix-daemon\n") || strings.Contains(calls, "systems.determinate") {
+		t.Errorf("calls:\n%s", calls)
 	}
 }

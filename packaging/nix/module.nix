@@ -145,8 +145,14 @@ let
       printf >&2 'wrapix-builder: warning: a `builders` setting makes Nix ignore /etc/nix/machines:\n%s\n' "$wrapixForeign"
     fi
     if [[ -n $wrapixChanged ]]; then
-      echo "wrapix-builder: restarting Determinate's nix-daemon for the new builders entry" >&2
-      launchctl kickstart -k system/systems.determinate.nix-daemon || true
+      echo "wrapix-builder: restarting the nix-daemon for the new builders entry" >&2
+      # Determinate's installer also installs upstream Nix (nix.custom.conf
+      # too, but the daemon is org.nixos.nix-daemon): restart the installed one.
+      wrapixDaemon=org.nixos.nix-daemon
+      if [[ -e /Library/LaunchDaemons/systems.determinate.nix-daemon.plist ]]; then
+        wrapixDaemon=systems.determinate.nix-daemon
+      fi
+      launchctl kickstart -k "system/$wrapixDaemon" || true
     fi
     if [[ -n $wrapixDamaged ]]; then
       exit 1
@@ -227,7 +233,8 @@ in
       description = ''
         Determinate Nix manages Nix (set `nix.enable = false`, as nix-darwin requires with
         Determinate): the builders entry goes into marked blocks in /etc/nix/machines and the
-        installer's /etc/nix/nix.custom.conf, which otherwise stay as they are.
+        installer's /etc/nix/nix.custom.conf, which otherwise stay as they are. Also for upstream Nix
+        installed by Determinate's installer (its nix.conf includes nix.custom.conf too).
       '';
     };
   };
