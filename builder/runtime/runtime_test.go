@@ -130,7 +130,7 @@ func TestClassifyPerVersionTexts(t *testing.T) {
 		{"0.9–0.12 image inspect", "wrapix-builder:latest: Image not found\nError: InspectError(succeeded: [], failed: [(\"wrapix-builder:latest\", notFound: \"Image not found\")])\n", ErrNotFound},
 		{"1.x image inspect", "Error: image not found: wrapix-builder:latest\n", ErrNotFound},
 		{"0.6–0.9 delete missing", "Error: notFound: \"failed to delete one or more containers: [\"wrapix-builder\"]\"\n", ErrNotFound},
-		{"0.6–0.9 volume create existing", "Error: invalidArgument: \"Volume 'v' already exists\"\n", ErrAlreadyExists},
+		{"0.6–0.7 volume create existing", "Error: invalidArgument: \"Volume 'v' already exists\"\n", ErrAlreadyExists},
 		{"0.10 delete running", "Error: invalidState: \"container is running\"\n", ErrRunningCannotDelete},
 		{"0.9 exists", "Error: exists: \"container with id wrapix-builder already exists\"\n", ErrAlreadyExists},
 		{"0.6–0.9 apiserver down", "Error: interrupted: \"internalError: \"failed to list containers\" (cause: \"interrupted: \"XPC connection error: Connection invalid\"\")\nEnsure container system service has been started with `container system start`.\"\n", ErrAPIServerDown},

@@ -578,10 +578,10 @@ func (c *cli) imageNotFound(missing []string) *exitError {
 
 // volumeError is how the apiserver reports a VolumeError over XPC: as
 // ContainerizationError(.invalidArgument, localizedDescription)
-// (XPCServer.swift), "Volume '…'" capitalised before 0.9.
+// (XPCServer.swift), "Volume '…'" capitalised before 0.8 (Volume.swift).
 func (c *cli) volumeError(format, name string) *exitError {
 	word := "volume"
-	if !c.atLeast(0, 9, 0) {
+	if !c.atLeast(0, 8, 0) {
 		word = "Volume"
 	}
 	return c.errorf("invalidArgument", "%s '%s' %s", word, name, format)
