@@ -155,6 +155,13 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 			add(Check{Name: "builder container", Result: OK, Detail: "running, ip " + c.IP})
 			add(checkContainerSettings(c))
 		}
+		if err == nil && !c.Running() {
+			// start would refuse: the runtime itself lets two VMs attach one store.
+			if id, store, herr := b.StoreHeldBy(ctx); herr == nil && id != "" {
+				add(Check{Name: "store", Result: Fail, Detail: "the " + store + " is attached to the running container " + id,
+					Fix: "stop it first: `container stop " + id + "`", Kind: problem.Conflict})
+			}
+		}
 	} else {
 		skip("builder container", "container system not available")
 	}

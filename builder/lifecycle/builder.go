@@ -290,14 +290,41 @@ func (b *Builder) checkPublished(c *runtime.Container) error {
 }
 
 // checkStoreFree refuses to start while another running container has the
-// store attached: `container run` does not check (Apple's CLI throws
-// volumeInUse only from `volume rm`, VolumesService.swift, 0.6.0 … 1.2.2),
-// and two VMs writing one ext4 image, or two daemons on one store
-// directory, corrupt the store.
+// store attached (see StoreHeldBy).
 func (b *Builder) checkStoreFree(ctx context.Context, storeSource string) error {
+	id, err := b.storeHeldBy(ctx, storeSource)
+	if err != nil || id == "" {
+		return err
+	}
+	return problem.Newf(problem.Conflict, "stop it first: `container stop "+id+"`",
+		"the %s is attached to the running container %s", b.storeName(storeSource), id)
+}
+
+// StoreHeldBy names a running container other than the builder that has the
+// store attached, or "". `container run` does not check this (Apple's CLI
+// throws volumeInUse only from `volume rm`, VolumesService.swift, 0.6.0 …
+// 1.2.2), and two VMs writing one ext4 image, or two daemons on one store
+// directory, corrupt the store.
+func (b *Builder) StoreHeldBy(ctx context.Context) (id, store string, err error) {
+	source := b.Config.Volume
+	if b.Config.Store != config.StoreVolume {
+		source = b.Layout.StoreDir()
+	}
+	id, err = b.storeHeldBy(ctx, source)
+	return id, b.storeName(source), err
+}
+
+func (b *Builder) storeName(source string) string {
+	if b.Config.Store == config.StoreVolume {
+		return "store volume " + source
+	}
+	return "store directory " + source
+}
+
+func (b *Builder) storeHeldBy(ctx context.Context, storeSource string) (string, error) {
 	cs, err := b.CLI.List(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, c := range cs {
 		if c.ID == ContainerName || (!c.Running() && c.State != runtime.StateStopping) {
@@ -305,16 +332,11 @@ func (b *Builder) checkStoreFree(ctx context.Context, storeSource string) error 
 		}
 		for _, m := range c.Mounts {
 			if (m.Type == "volume" && m.VolumeName == storeSource) || (m.Type != "volume" && m.Source == storeSource) {
-				what := "store directory " + storeSource
-				if b.Config.Store == config.StoreVolume {
-					what = "store volume " + storeSource
-				}
-				return problem.Newf(problem.Conflict, "stop it first: `container stop "+c.ID+"`",
-					"the %s is attached to the running container %s", what, c.ID)
+				return c.ID, nil
 			}
 		}
 	}
-	return nil
+	return "", nil
 }
 
 func (b *Builder) checkPortFree() error {

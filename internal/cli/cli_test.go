@@ -550,3 +550,24 @@ func TestDoctorWakerChecks(t *testing.T) {
 		t.Fatalf("port held by another program: %q", l)
 	}
 }
+
+// Apple's `run` attaches a volume that another running container holds
+// (only `volume rm` checks, VolumesService.swift): doctor names the holder
+// and its fix, as start's refusal does.
+func TestDoctorNamesContainerHoldingTheStore(t *testing.T) {
+	testenv.New(t)
+	if out, err := exec.Command("container", "run", "--detach", "--name", "other", "--volume", "wrapix-builder-nix:/data", "wrapix-builder:latest").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	r := wb(t, "doctor")
+	if !strings.Contains(r.stdout, "[FAIL] store") || !strings.Contains(r.stdout, "store volume wrapix-builder-nix is attached to the running container other") ||
+		!strings.Contains(r.stdout, "container stop other") {
+		t.Fatalf("doctor: %d\n%s", r.code, r.stdout)
+	}
+	if out, err := exec.Command("container", "stop", "other").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if r := wb(t, "doctor"); strings.Contains(r.stdout, "[FAIL] store") {
+		t.Fatalf("doctor after the other container stopped: %d\n%s", r.code, r.stdout)
+	}
+}
