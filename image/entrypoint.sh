@@ -223,10 +223,12 @@ done
 rm -rf "$WB/running" "$WB/done" "$WB/dirs" && mkdir -p "$WB/running" "$WB/done" "$WB/dirs"
 builds_rotate || true
 echo > /run/wrapix/builds-stamp
+cp /run/wrapix/builds-stamp /run/wrapix/builds-stamp.prev
 builds_ended=0
 # One tick: called with `|| true`, so a failure here never stops the builder.
 # While nothing builds it runs builtins only.
 builds_tick() {
+	ended=""
 	for r in "$WB"/running/*; do         # ends: the build directory is gone
 		[ -f "$r" ] || continue
 		read -r dir < "$r" || dir=""
@@ -234,12 +236,14 @@ builds_tick() {
 		b=${r##*/}
 		if [ -e "$WB/done/$b" ]; then rm -f "$WB/done/$b"; else build_event failure "/nix/store/$b"; fi
 		rm -f "$r" "$WB/dirs/${dir##*/}"
+		ended="$ended $b"
 		builds_ended=$((builds_ended + 1))
 	done
 	if [ "$builds_ended" -ge 200 ]; then builds_ended=0; builds_rotate; fi
 	changed=""
 	for d in $BUILD_DIRS; do [ -d "$d" ] && ! [ "$d" -ot /run/wrapix/builds-stamp ] && changed=1; done
 	[ -n "$changed" ] || return 0
+	mv -f /run/wrapix/builds-stamp /run/wrapix/builds-stamp.prev
 	echo > /run/wrapix/builds-stamp
 	for d in $BUILD_DIRS; do             # starts: a new build directory
 		for dir in "$d"/nix-build-*.drv-*; do
@@ -260,6 +264,25 @@ builds_tick() {
 				[ -e "$WB/done/$b" ] || build_event start "/nix/store/$b"
 				break
 			done
+		done
+	done
+	# Builds that started and ended between two ticks: a new build log (its
+	# directory in the log tree changed) with no build directory, no running
+	# marker and no success from the hook failed.
+	for sub in "$LOGS"/*/; do
+		[ "$sub" -nt /run/wrapix/builds-stamp.prev ] || continue
+		for f in "$sub"*; do
+			[ -f "$f" ] && [ "$f" -nt /run/wrapix/builds-stamp.prev ] || continue
+			rel=${f#"$LOGS"/}; rel=${rel%.bz2}
+			b=${rel%%/*}${rel#*/}
+			[ -e "$WB/running/$b" ] || [ -e "$WB/done/$b" ] && continue
+			case "$ended " in *" $b "*) continue ;; esac   # closed by this tick
+			name=${b#*-}
+			found=""
+			for d in $BUILD_DIRS; do for dir in "$d/nix-build-$name"-*; do [ -d "$dir" ] && found=1; done; done
+			[ -z "$found" ] || continue
+			build_event start "/nix/store/$b"
+			build_event failure "/nix/store/$b"
 		done
 	done
 	for m in "$WB"/done/*; do            # successes whose directory was gone before a tick saw it

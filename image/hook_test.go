@@ -124,8 +124,9 @@ func watcher(t *testing.T, dir string) string {
 // The loop's tick sees builds start and end by their build directories
 // (both namings: Nix < 2.30 under $TMPDIR, ≥ 2.30 under build-dir with the
 // daemon's pid), maps them to their derivation through Nix's new build log,
-// and closes them as failed unless the hook recorded a success; builds
-// still open at the next start are closed as interrupted.
+// and closes them as failed unless the hook recorded a success; a build
+// that starts and fails between two ticks is found by its new build log;
+// builds still open at the next start are closed as interrupted.
 func TestBuildWatcher(t *testing.T) {
 	dir := t.TempDir()
 	for _, d := range []string{"tmp", "builds", "logs/ab", "logs/cd"} {
@@ -134,18 +135,25 @@ func TestBuildWatcher(t *testing.T) {
 	hook := postBuildHook(t, dir)
 	script := "set -eu\n" + watcher(t, dir) + `
 sleep 1.1   # the stamp is in the past
-mkdir "$D/tmp/nix-build-hello-2.12.drv-0" "$D/builds/nix-build-broken.drv-4242-17"
+mkdir "$D/tmp/nix-build-hello-2.12.drv-0" "$D/builds/nix-build-broken.drv-4242-17" "$D/tmp/nix-build-not-hello-2.12.drv-3"
 echo > "$D/logs/ab/cccccccccccccccccccccccccccccc-hello-2.12.drv.bz2"
 echo > "$D/logs/cd/dddddddddddddddddddddddddddddd-broken.drv.bz2"
 echo > "$D/logs/cd/eeeeeeeeeeeeeeeeeeeeeeeeeeeeee-not-hello-2.12.drv.bz2"
 builds_tick || true
 builds_tick || true
 DRV_PATH=/nix/store/abcccccccccccccccccccccccccccccc-hello-2.12.drv OUT_PATHS= ` + hookShell() + ` sh "$HOOK"
-rmdir "$D/tmp/nix-build-hello-2.12.drv-0" "$D/builds/nix-build-broken.drv-4242-17"
+rmdir "$D/tmp/nix-build-hello-2.12.drv-0" "$D/builds/nix-build-broken.drv-4242-17" "$D/tmp/nix-build-not-hello-2.12.drv-3"
 builds_tick || true
 mkdir "$D/tmp/nix-build-slow.drv-1"
 echo > "$D/logs/ab/ffffffffffffffffffffffffffffff-slow.drv"
 sleep 1.1
+builds_tick || true
+sleep 1.1   # a build that starts and fails between two ticks
+mkdir "$D/tmp/nix-build-quick.drv-2"
+mkdir -p "$D/logs/gg"
+echo > "$D/logs/gg/gggggggggggggggggggggggggggggg-quick.drv.bz2"
+rmdir "$D/tmp/nix-build-quick.drv-2"
+builds_tick || true
 builds_tick || true
 `
 	cmd := exec.Command(hookShell(), "sh", "-c", script)
@@ -170,10 +178,14 @@ builds_tick || true
 	}
 	want := []string{
 		"start /nix/store/abcccccccccccccccccccccccccccccc-hello-2.12.drv",
+		"start /nix/store/cdeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-not-hello-2.12.drv", // a look-alike name, its own build
 		"start /nix/store/cddddddddddddddddddddddddddddddd-broken.drv",
 		"success /nix/store/abcccccccccccccccccccccccccccccc-hello-2.12.drv",
 		"failure /nix/store/cddddddddddddddddddddddddddddddd-broken.drv",
+		"failure /nix/store/cdeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-not-hello-2.12.drv",
 		"start /nix/store/abffffffffffffffffffffffffffffff-slow.drv",
+		"start /nix/store/gggggggggggggggggggggggggggggggg-quick.drv",
+		"failure /nix/store/gggggggggggggggggggggggggggggggg-quick.drv",
 		"interrupted /nix/store/abffffffffffffffffffffffffffffff-slow.drv",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
