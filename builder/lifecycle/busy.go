@@ -56,14 +56,16 @@ func (b *Builder) Busy(ctx context.Context) (bool, string, error) {
 
 // parseBusy decides from busyScript's lines. At work means: a nix-daemon
 // worker (every build, copy and query runs in one — ssh-ng's
-// `nix-daemon --stdio` or a fork of the daemon for its socket; the daemon
-// itself is a child of PID 1), a Nix tool (the entrypoint's hourly GC), or
-// an SSH connection other than the check's own (someone's
-// `wrapix-builder ssh`, a connection still authenticating): a child of the
-// sshd listener, which is a child of PID 1.
+// `nix-daemon --stdio` or a fork of the daemon for its socket), a Nix tool
+// (the entrypoint's hourly GC), or an SSH connection other than the check's
+// own (someone's `wrapix-builder ssh`, a connection still authenticating).
+// The daemons themselves are the entrypoint's children: the sshd listener is
+// the sshd whose parent is no sshd, and the entrypoint is its parent
+// (PID 1 in the stand-in; maybe not under Apple's init, so no PID is assumed).
 func parseBusy(out string) (bool, string) {
 	type proc struct{ pid, ppid, name string }
 	var procs []proc
+	byPID := map[string]proc{}
 	mine := ""
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
@@ -71,13 +73,16 @@ func parseBusy(out string) (bool, string) {
 		case len(f) == 2 && f[0] == "mine":
 			mine = f[1]
 		case len(f) == 4 && f[0] == "proc":
-			procs = append(procs, proc{f[1], f[2], f[3]})
+			p := proc{f[1], f[2], f[3]}
+			procs = append(procs, p)
+			byPID[p.pid] = p
 		}
 	}
-	listener := map[string]bool{}
+	isSSHD := func(pid string) bool { p, ok := byPID[pid]; return ok && strings.HasPrefix(p.name, "sshd") }
+	listener, entry := map[string]bool{}, map[string]bool{}
 	for _, p := range procs {
-		if strings.HasPrefix(p.name, "sshd") && p.ppid == "1" {
-			listener[p.pid] = true
+		if strings.HasPrefix(p.name, "sshd") && !isSSHD(p.ppid) {
+			listener[p.pid], entry[p.ppid] = true, true
 		}
 	}
 	var found []string
@@ -88,7 +93,7 @@ func parseBusy(out string) (bool, string) {
 				found = append(found, "an SSH connection (pid "+p.pid+")")
 			}
 		case p.name == "nix-daemon":
-			if p.ppid != "1" {
+			if !entry[p.ppid] {
 				found = append(found, "a nix-daemon worker (pid "+p.pid+")")
 			}
 		default:
