@@ -42,9 +42,29 @@ type Spec struct {
 	ConfigDir string
 }
 
+// ProgramFix is what to do about a program path CheckProgram refuses.
+const ProgramFix = "move Wrapix Builder to Applications first, open it from there and run setup again"
+
+// CheckProgram refuses a program path that is gone after a restart: a
+// quarantined download runs from an App Translocation mount, and an app
+// opened on its disk image lives at the top of /Volumes/<image> until the
+// image is ejected (an app in a folder on an external disk is fine). The
+// agent runs that path at every login.
+func CheckProgram(path string) error {
+	parts := strings.Split(path, "/")
+	onImage := len(parts) > 3 && parts[0] == "" && parts[1] == "Volumes" && strings.HasSuffix(parts[3], ".app")
+	if strings.Contains(path, "/AppTranslocation/") || onImage {
+		return fmt.Errorf("%s runs from a place macOS removes later (a translocated download or the disk image), and the login agent runs it at every login", path)
+	}
+	return nil
+}
+
 // Plist renders the agent. Every value is XML-escaped; control characters
 // are refused (a plist string cannot carry them, and no real path has them).
 func Plist(s Spec) (string, error) {
+	if err := CheckProgram(s.Program); err != nil {
+		return "", fmt.Errorf("%w: %s", err, ProgramFix)
+	}
 	args := []string{s.Program, "serve", "--data-dir", s.DataDir, "--config-dir", s.ConfigDir}
 	for _, a := range append(args, s.DataDir) {
 		if a == "" || strings.IndexFunc(a, unicode.IsControl) >= 0 {

@@ -3,6 +3,7 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -81,5 +82,31 @@ func TestInstallAsRootDoesNotFollowTheUsersLinks(t *testing.T) {
 	}
 	if err := Uninstall(User{Home: home2, UID: uid, GID: gid}, run); err != nil || Installed(home2) {
 		t.Fatalf("uninstall: %v", err)
+	}
+}
+
+// The agent records the program's path for every later login. Run from a
+// quarantined download, macOS runs the app from an App Translocation mount,
+// and run from the disk image it lives under /Volumes: both are gone later,
+// and the agent would fail at every login. Such a path is refused with the fix.
+func TestInstallRefusesAPathThatGoesAway(t *testing.T) {
+	run := func([]string) error { return nil }
+	u := User{Home: t.TempDir(), UID: os.Getuid(), GID: os.Getgid()}
+	for _, p := range []string{
+		"/private/var/folders/xy/T/AppTranslocation/3F2A/d/Wrapix Builder.app/Contents/MacOS/wrapix-builder",
+		"/Volumes/Wrapix Builder/Wrapix Builder.app/Contents/MacOS/wrapix-builder",
+	} {
+		err := Install(u, Spec{Program: p, DataDir: "/d", ConfigDir: "/c"}, run)
+		if err == nil || !strings.Contains(err.Error(), "Applications") {
+			t.Errorf("%s: %v", p, err)
+		}
+		if Installed(u.Home) {
+			t.Fatalf("%s: installed", p)
+		}
+	}
+	for _, p := range []string{"/Applications/Wrapix Builder.app/Contents/MacOS/wrapix-builder", "/Volumes/External/Applications/Wrapix Builder.app/Contents/MacOS/wrapix-builder"} {
+		if err := Install(u, Spec{Program: p, DataDir: "/d", ConfigDir: "/c"}, run); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -72,6 +72,13 @@ exactly what setup did.`,
 				fmt.Fprintln(e.stdout, "setup undone: every file setup wrote or changed is as it was before")
 				return nil
 			}
+			// The login agent runs this program at every login (macOS): a path
+			// macOS removes later is refused before anything is written.
+			if self, err := os.Executable(); err == nil && goruntime.GOOS == "darwin" {
+				if err := agent.CheckProgram(self); err != nil {
+					return problem.Newf(problem.Setup, agent.ProgramFix, "%v", err)
+				}
+			}
 			form, err := uriForm(cmd.Context(), uri)
 			if err != nil {
 				return err
