@@ -63,6 +63,7 @@ type Model struct {
 type State struct {
 	Report        *status.Report // nil before the first observation
 	Busy          string         // an action in progress: "Starting", "Stopping", "Restarting", "Running setup"; "" when idle
+	Progress      string         // the action's latest step (a first start's image build), while Busy
 	Running       []builds.Build // running builds, oldest first (docs/builds.md)
 	Finished      []builds.Build // the last few finished builds, newest first
 	Now           time.Time      // for elapsed times (zero: time.Now())
@@ -136,6 +137,8 @@ func Render(s State) Model {
 		if m.Icon != IconBusy {
 			m.Icon = IconProblem
 		}
+	case !idle && s.Progress != "": // e.g. a first start building its image
+		detail = s.Progress
 	case r != nil && state == status.Stopped && r.Waker.LastFailure != nil:
 		detail = "A build asked for the builder, but it could not start: " + r.Waker.LastFailure.Reason
 		m.Icon = IconProblem

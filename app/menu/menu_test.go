@@ -123,3 +123,15 @@ func TestRenderOnDemand(t *testing.T) {
 		}
 	}
 }
+
+// While an action runs, its latest step (a first start building the image)
+// is the detail line.
+func TestRenderProgress(t *testing.T) {
+	m := Render(State{Report: report(status.Stopped), Busy: "Starting", Progress: "nix: building '/nix/store/…-builder-image.tar.drv'…"})
+	if d := m.Items[DetailLine]; !d.Visible || !strings.HasPrefix(d.Title, "nix: building") {
+		t.Fatalf("detail line %+v", d)
+	}
+	if d := Render(State{Report: report(status.Stopped), Progress: "stale"}).Items[DetailLine]; strings.Contains(d.Title, "stale") {
+		t.Fatalf("progress shown when idle: %+v", d)
+	}
+}

@@ -161,6 +161,17 @@ func (a *App) useBuilder() {
 		if strings.Contains(msg, "store initialised") { // the entrypoint's first-start line
 			a.notify("Wrapix Builder store initialised", strings.TrimPrefix(msg, "builder: "))
 		}
+		// The menu's progress line (a first start building its image with Nix):
+		// best effort, dropped rather than blocking the start when the loop is busy.
+		select {
+		case a.posts <- func() {
+			if a.state.Busy != "" {
+				a.state.Progress = msg
+				a.render()
+			}
+		}:
+		default:
+		}
 	}
 }
 
@@ -629,7 +640,7 @@ func (a *App) background(ctx context.Context, busy string, run func(context.Cont
 	a.goWork(func() {
 		err := run(ctx)
 		a.post(ctx, func() {
-			a.state.Busy = ""
+			a.state.Busy, a.state.Progress = "", ""
 			a.gen++
 			switch {
 			case err == nil:
