@@ -427,7 +427,7 @@ func (w *Waker) snapshot() wakestate.State {
 func splice(a, b net.Conn) {
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, err := io.Copy(dst, src)
+		_, err := io.CopyBuffer(writerOnly{dst}, ackingReader{src, promptAcks(src)}, make([]byte, 256<<10))
 		tc, ok := dst.(*net.TCPConn)
 		switch {
 		case err != nil: // a reset or a dead peer: nothing more will flow either way
@@ -445,6 +445,23 @@ func splice(a, b net.Conn) {
 	<-done
 	<-done
 }
+
+// ackingReader acknowledges at once what it reads (see promptAcks); the
+// wrappers also keep io.Copy from splice(2), which cannot re-arm it.
+type ackingReader struct {
+	r   net.Conn
+	ack func()
+}
+
+func (a ackingReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	a.ack()
+	return n, err
+}
+
+type writerOnly struct{ w net.Conn }
+
+func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
 
 func noDelay(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
