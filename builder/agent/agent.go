@@ -162,6 +162,7 @@ func asUser(u User, stdin, script string, args ...string) error {
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "sh"}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = []string{"PATH=/usr/bin:/bin:/usr/sbin:/sbin"}
+	cmd.Dir = "/" // root's working directory (e.g. /var/root under `sudo -i`) may be closed to the user
 	if os.Geteuid() == 0 && u.UID != 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID)}}
 	}
