@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -59,7 +60,11 @@ exactly what setup did.`,
 			}
 			envr, err := setup.Observe(root, goruntime.GOOS, probe)
 			if err != nil {
-				return problem.Wrap(problem.Setup, err, "cannot inspect the system", "")
+				fix := ""
+				if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
+					fix = "run it as root: sudo wrapix-builder setup --dry-run" // only a dry run gets here without sudo
+				}
+				return problem.Wrap(problem.Setup, err, "cannot inspect the system", fix)
 			}
 			run := runner(e, root)
 			if undo {

@@ -318,7 +318,8 @@ func TestDryRunAsTheUserAfterSetup(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(self, "setup", "--dry-run", "--root", root)
-	cmd.Env = []string{"HOME=" + w.Home, "XDG_DATA_HOME=" + filepath.Dir(w.DataDir), "XDG_CONFIG_HOME=" + filepath.Dir(w.ConfigDir), "PATH=" + os.Getenv("PATH")}
+	env := []string{"HOME=" + w.Home, "XDG_DATA_HOME=" + filepath.Dir(w.DataDir), "XDG_CONFIG_HOME=" + filepath.Dir(w.ConfigDir), "PATH=" + os.Getenv("PATH")}
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -328,6 +329,17 @@ func TestDryRunAsTheUserAfterSetup(t *testing.T) {
 	priv, _ := os.ReadFile(filepath.Join(w.DataDir, "builder-keys", "client_ed25519"))
 	if !strings.Contains(stdout.String(), "(the client private key") || bytes.Contains(stdout.Bytes(), priv[40:80]) {
 		t.Fatalf("dry run output:\n%s", stdout.String())
+	}
+
+	// An administrator keeps nix.conf root-only (it holds access tokens):
+	// the user's dry run cannot show it, and says to run it through sudo.
+	os.Chmod(filepath.Join(root, "etc/nix/nix.conf"), 0o600)
+	stdout.Reset()
+	stderr.Reset()
+	cmd = exec.Command(self, "setup", "--dry-run", "--root", root)
+	cmd.Env, cmd.SysProcAttr, cmd.Stdout, cmd.Stderr = env, &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}, &stdout, &stderr
+	if err := cmd.Run(); err == nil || !strings.Contains(stderr.String(), "sudo wrapix-builder setup --dry-run") || strings.Count(stderr.String(), "\n") != 1 {
+		t.Fatalf("dry run over a root-only nix.conf: %v\n%s", err, stderr.String())
 	}
 }
 
