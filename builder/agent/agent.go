@@ -137,11 +137,25 @@ func Install(u User, s Spec, run Runner) error {
 	}
 	domain := "gui/" + strconv.Itoa(u.UID)
 	_ = run([]string{"/bin/launchctl", "bootout", domain + "/" + Label}) // not loaded yet: fine
-	if err := run([]string{"/bin/launchctl", "bootstrap", domain, p}); err != nil {
-		return fmt.Errorf("load %s: %w", p, err)
+	// launchd releases the label only after the old serve has exited and it
+	// has cleaned up (seconds; up to the job's 20 s exit timeout): until then
+	// bootstrap fails with "5: Input/output error". Retry until it loads.
+	deadline := time.Now().Add(bootstrapWait)
+	for {
+		err := run([]string{"/bin/launchctl", "bootstrap", domain, p})
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("load %s: %w", p, err)
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	return nil
 }
+
+// bootstrapWait bounds Install's wait for launchd to release the label:
+// the job's exit timeout (20 s) plus launchd's cleanup.
+const bootstrapWait = 30 * time.Second
 
 // Uninstall unloads the agent and removes its file; a missing agent is fine.
 func Uninstall(u User, run Runner) error {

@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Setup installs the agent as root into a home the user controls. The user
@@ -108,5 +110,33 @@ func TestInstallRefusesAPathThatGoesAway(t *testing.T) {
 		if err := Install(u, Spec{Program: p, DataDir: "/d", ConfigDir: "/c"}, run); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// launchd frees a label a few seconds after `bootout` (it waits for the job
+// to exit, then cleans up); `bootstrap` in between fails with "Bootstrap
+// failed: 5: Input/output error". Re-running setup while serve runs must
+// still load the new agent. The fake launchd here drains for 1.5 s.
+func TestReinstallWaitsForLaunchdToReleaseTheLabel(t *testing.T) {
+	var drainedAt time.Time
+	var calls []string
+	run := func(argv []string) error {
+		calls = append(calls, argv[1])
+		switch argv[1] {
+		case "bootout":
+			drainedAt = time.Now().Add(1500 * time.Millisecond)
+		case "bootstrap":
+			if time.Now().Before(drainedAt) {
+				return errors.New("exit status 5: Bootstrap failed: 5: Input/output error")
+			}
+		}
+		return nil
+	}
+	u := User{Home: t.TempDir(), UID: os.Getuid(), GID: os.Getgid()}
+	if err := Install(u, Spec{Program: "/usr/local/bin/wrapix-builder", DataDir: "/d", ConfigDir: "/c"}, run); err != nil {
+		t.Fatalf("install over a running agent: %v (launchctl calls %v)", err, calls)
+	}
+	if calls[len(calls)-1] != "bootstrap" {
+		t.Fatalf("calls %v", calls)
 	}
 }
