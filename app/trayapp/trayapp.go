@@ -576,6 +576,9 @@ func (a *App) click(ctx context.Context, id string) {
 			err := a.Platform.LoginItem.Set(on)
 			if err == nil && waker != nil {
 				err = agent.InstallForCurrentUser(*waker)
+				if errors.Is(err, agent.ErrNixDarwinAgent) {
+					err = nil // nix-darwin's module already runs serve at login
+				}
 			}
 			st := a.Platform.LoginItem.State()
 			a.post(ctx, func() {

@@ -7,6 +7,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -122,12 +123,24 @@ type User struct {
 	UID, GID int
 }
 
+// NixDarwinLabel is the agent nix-darwin's services.wrapix-builder installs
+// (launchd.user.agents.wrapix-builder, packaging/nix/module.nix).
+const NixDarwinLabel = "org.nixos.wrapix-builder"
+
+// ErrNixDarwinAgent: nix-darwin's module already runs serve for this user.
+var ErrNixDarwinAgent = errors.New("nix-darwin's services.wrapix-builder already runs `wrapix-builder serve` at login (" + NixDarwinLabel + ")")
+
 // Install writes the agent (owned by the user) and (re)loads it into the
-// user's gui domain, so the new program path takes effect now.
+// user's gui domain, so the new program path takes effect now. When
+// nix-darwin's agent is there, it installs nothing (ErrNixDarwinAgent): two
+// serves would fight for the port at every login.
 func Install(u User, s Spec, run Runner) error {
 	text, err := Plist(s)
 	if err != nil {
 		return err
+	}
+	if _, err := os.Lstat(filepath.Join(u.Home, "Library", "LaunchAgents", NixDarwinLabel+".plist")); err == nil {
+		return ErrNixDarwinAgent
 	}
 	p := Path(u.Home)
 	if err := asUser(u, text, "umask 022 && mkdir -p -- \"$1\" && tmp=$(mktemp \"$1/.agent.XXXXXX\") && "+

@@ -140,3 +140,20 @@ func TestReinstallWaitsForLaunchdToReleaseTheLabel(t *testing.T) {
 		t.Fatalf("calls %v", calls)
 	}
 }
+
+// nix-darwin's services.wrapix-builder runs serve from its own agent
+// (launchd.user.agents.wrapix-builder: org.nixos.wrapix-builder). A second
+// one from setup would fight it for the port at every login: setup leaves
+// serve to nix-darwin.
+func TestInstallLeavesServeToNixDarwin(t *testing.T) {
+	home := t.TempDir()
+	nixDarwin := filepath.Join(home, "Library", "LaunchAgents", "org.nixos.wrapix-builder.plist")
+	os.MkdirAll(filepath.Dir(nixDarwin), 0o755)
+	os.Symlink("/nix/store/0123456789abcdfghijklmnpqrsvwxyz-org.nixos.wrapix-builder.plist", nixDarwin)
+	var calls [][]string
+	run := func(argv []string) error { calls = append(calls, argv); return nil }
+	err := Install(User{Home: home, UID: os.Getuid(), GID: os.Getgid()}, Spec{Program: "/usr/local/bin/wrapix-builder", DataDir: "/d", ConfigDir: "/c"}, run)
+	if !errors.Is(err, ErrNixDarwinAgent) || Installed(home) || len(calls) != 0 {
+		t.Fatalf("Install: %v, installed %v, launchctl %v", err, Installed(home), calls)
+	}
+}

@@ -178,7 +178,10 @@ func (e *env) loginAgent(b *lifecycle.Builder, root string, forUID int, undo, dr
 		return problem.Wrap(problem.Setup, err, "cannot find this program for the login agent", "")
 	}
 	spec := agent.Spec{Program: self, DataDir: b.Layout.DataDir, ConfigDir: b.Layout.ConfigDir}
-	if err := agent.Install(u, spec, agent.Runner(run)); err != nil {
+	if err := agent.Install(u, spec, agent.Runner(run)); errors.Is(err, agent.ErrNixDarwinAgent) {
+		fmt.Fprintf(e.stderr, "note: no login agent installed: %v\n", err)
+		return nil
+	} else if err != nil {
 		return problem.Wrap(problem.Setup, err, "cannot install the login agent "+path, "run `wrapix-builder serve` yourself, and report this")
 	}
 	fmt.Fprintf(e.stdout, "login agent %s runs `wrapix-builder serve` (starts the builder when Nix connects)\n", path)
