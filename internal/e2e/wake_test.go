@@ -106,13 +106,15 @@ func TestIdleStopWaitsForWork(t *testing.T) {
 func TestKillWakerMidBuild(t *testing.T) {
 	w, h := wakeWorld(t, `idle-stop = "0"`+"\n")
 	k := w.Serve()
-	slow := h.derivation("slow", `sleep 30; echo late > $out`)
+	// 37 s: a sleep no other test runs, so the wait below sees this build
+	// and not another one's (tests of other packages run at the same time).
+	slow := h.derivation("slow", `sleep 37; echo late > $out`)
 	done := make(chan error, 1)
 	go func() {
 		_, err := h.build(filepath.Join(h.work, "c1"), slow, 90*time.Second)
 		done <- err
 	}()
-	waitFor(t, 30*time.Second, func() bool { return processRunning("sleep\x0030") })
+	waitFor(t, 30*time.Second, func() bool { return processRunning("sleep\x0037\x00") })
 	if err := k.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
