@@ -191,19 +191,9 @@ var keys = map[string]key{
 		return nil
 	}},
 	"image-archive": {"an absolute path (or ~/…) to an OCI-layout .tar", func(c *Config, v any) error {
-		s, ok := v.(string)
-		if !ok {
-			return errors.New("not a string")
-		}
-		p, err := expandHome(s)
-		if err != nil {
-			return err
-		}
-		if p != "" && !filepath.IsAbs(p) {
-			return errors.New("not an absolute path")
-		}
+		p, err := absolutePath(v, true)
 		c.ImageArchive = p
-		return nil
+		return err
 	}},
 	"store-size-cap": {`a size with a unit of at least "1GiB", e.g. "100GiB"`, func(c *Config, v any) error {
 		n, err := sizeIn(v, 1<<30, 1<<50)
@@ -227,16 +217,9 @@ var keys = map[string]key{
 		return nil
 	}},
 	"container-cli": {"the absolute path of Apple's `container` binary, e.g. \"/usr/local/bin/container\"", func(c *Config, v any) error {
-		s, ok := v.(string)
-		if !ok {
-			return errors.New("not a string")
-		}
-		p, err := expandHome(s)
+		p, err := absolutePath(v, false)
 		if err != nil {
 			return err
-		}
-		if !filepath.IsAbs(p) {
-			return errors.New("not an absolute path")
 		}
 		if err := toolpath.Executable(p); err != nil {
 			return err
@@ -421,6 +404,23 @@ func HumanSize(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// absolutePath reads a path value: a string, ~/… expanded, absolute (or
+// empty when allowEmpty).
+func absolutePath(v any, allowEmpty bool) (string, error) {
+	s, ok := v.(string)
+	if !ok {
+		return "", errors.New("not a string")
+	}
+	p, err := expandHome(s)
+	if err != nil {
+		return "", err
+	}
+	if !filepath.IsAbs(p) && !(allowEmpty && p == "") {
+		return "", errors.New("not an absolute path")
+	}
+	return p, nil
 }
 
 func expandHome(p string) (string, error) {
