@@ -86,14 +86,14 @@ func BenchmarkRemoteBuild(b *testing.B) {
 	w := benchWorld(b)
 	h := newHost(b)
 	keys := filepath.Join(w.DataDir, "builder-keys")
-	kh := filepath.Join(h.work, "minimal_known_hosts")
+	kh := filepath.Join(h.Work, "minimal_known_hosts")
 	pub, _ := os.ReadFile(filepath.Join(keys, "host_ed25519.pub"))
 	os.WriteFile(kh, []byte("minimal "+strings.Join(strings.Fields(string(pub))[:2], " ")+"\n"), 0o644)
 	// The baseline: a hand-written minimal /etc (ssh_config, machines line) read the same way as setup's.
-	minimalRoot := filepath.Join(h.work, "minimal-root")
-	testenv.HostEtc(b, minimalRoot, hostNixConf)
+	minimalRoot := filepath.Join(h.Work, "minimal-root")
+	testenv.HostEtc(b, minimalRoot, testenv.HostNixConf)
 	os.WriteFile(filepath.Join(minimalRoot, "etc/ssh/ssh_config"), []byte(fmt.Sprintf("Host minimal\n  HostName 127.0.0.1\n  Port %d\n  User builder\n  HostKeyAlias minimal\n  IdentityFile %s\n  UserKnownHostsFile %s\n", w.Port, filepath.Join(keys, "client_ed25519"), kh)), 0o644)
-	machines, _ := os.ReadFile(filepath.Join(h.root, "etc/nix/machines"))
+	machines, _ := os.ReadFile(filepath.Join(h.Root, "etc/nix/machines"))
 	var line string
 	for _, l := range strings.Split(string(machines), "\n") {
 		if strings.HasPrefix(l, "ssh-ng://") {
@@ -102,18 +102,18 @@ func BenchmarkRemoteBuild(b *testing.B) {
 	}
 	minimalLine := strings.Replace(strings.Replace(line, "builder@wrapix-builder", "builder@minimal", 1), "/etc/nix/wrapix_builder_ed25519", filepath.Join(keys, "client_ed25519"), 1)
 	os.WriteFile(filepath.Join(minimalRoot, "etc/nix/machines"), []byte(minimalLine+"\n"), 0o644)
-	ctl := filepath.Join(h.work, "ctl")
+	ctl := filepath.Join(h.Work, "ctl")
 	os.MkdirAll(ctl, 0o700)
 
 	variants := []struct {
 		name, root, sshOpts string
 	}{
-		{"generated", h.root, ""},
+		{"generated", h.Root, ""},
 		{"minimal", minimalRoot, ""},
-		{"generated+reuse", h.root, "-o ControlMaster=auto -o ControlPath=" + ctl + "/%C -o ControlPersist=60"},
+		{"generated+reuse", h.Root, "-o ControlMaster=auto -o ControlPath=" + ctl + "/%C -o ControlPersist=60"},
 	}
 	totals := make([]time.Duration, len(variants))
-	clientNix := filepath.Join(h.work, "bench-client")
+	clientNix := filepath.Join(h.Work, "bench-client")
 	for i := 0; i < b.N; i++ {
 		for v, variant := range variants {
 			drv := h.derivation(fmt.Sprintf("bench-%d-%d-%d", time.Now().UnixNano(), i, v), `echo $RANDOM > $out`)

@@ -92,7 +92,7 @@ func TestBuildActivity(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			outs[i], errs[i] = h.build(filepath.Join(h.work, "ca"+string(rune('0'+i))), drv, 90*time.Second)
+			outs[i], errs[i] = h.build(filepath.Join(h.Work, "ca"+string(rune('0'+i))), drv, 90*time.Second)
 		}()
 	}
 	// While both run: `builds` and `status --json` show them.
@@ -115,7 +115,7 @@ func TestBuildActivity(t *testing.T) {
 			t.Fatalf("build %d: %v\n%s", i, errs[i], outs[i])
 		}
 	}
-	out, err := h.build(filepath.Join(h.work, "cbroken"), broken, 60*time.Second)
+	out, err := h.build(filepath.Join(h.Work, "cbroken"), broken, 60*time.Second)
 	if err == nil {
 		t.Fatalf("the broken build succeeded:\n%s", out)
 	}
@@ -212,7 +212,7 @@ func TestBrokenBuildHookNeverFailsABuild(t *testing.T) {
 	os.RemoveAll(filepath.Join(wdir, "done"))
 	os.WriteFile(filepath.Join(wdir, "done"), nil, 0o644)
 	h := newHost(t)
-	out, err := h.build(filepath.Join(h.work, "c"), h.derivation("hooked", `echo $RANDOM > $out`), 60*time.Second)
+	out, err := h.build(filepath.Join(h.Work, "c"), h.derivation("hooked", `echo $RANDOM > $out`), 60*time.Second)
 	if err != nil {
 		t.Fatalf("a broken hook failed the build: %v\n%s", err, out)
 	}
@@ -234,7 +234,7 @@ func TestBuildInterruptedByBuilderDeath(t *testing.T) {
 	drv := h.derivation("cut-short", `sleep 60; echo late > $out`)
 	done := make(chan error, 1)
 	go func() {
-		_, err := h.build(filepath.Join(h.work, "c"), drv, 90*time.Second)
+		_, err := h.build(filepath.Join(h.Work, "c"), drv, 90*time.Second)
 		done <- err
 	}()
 	waitFor(t, 30*time.Second, func() bool { _, ok := byName(buildsDoc(t).Running, "cut-short"); return ok })

@@ -44,50 +44,26 @@ func mustWB(t testing.TB, args ...string) string {
 
 // host is the Mac's side: the setup root and a client Nix of its own.
 type host struct {
-	t    testing.TB
-	root string // the Mac's /etc as setup left it (bind-mounted over /etc/nix and /etc/ssh for each build)
-	work string
+	*testenv.NixHost // Root: the Mac's /etc as setup left it (bind-mounted over /etc/nix and /etc/ssh for each build)
 	// extraOptions go last on the client's command line (they override).
 	extraOptions []string
 }
 
-// hostNixConf is the administrator's nix.conf before setup: no substituters
-// (no internet here), builds only remotely, no build users.
-const hostNixConf = "build-users-group =\nsubstituters =\nmax-jobs = 0\n"
-
 func newHost(t testing.TB) *host {
 	t.Helper()
-	h := &host{t: t, root: t.TempDir(), work: t.TempDir()}
-	os.Chmod(h.work, 0o755)
-	os.Chmod(filepath.Dir(h.work), 0o711) // the test's temp root: others (the multi-user client) may traverse
-	testenv.HostEtc(t, h.root, hostNixConf)
-	mustWB(t, "setup", "--root", h.root)
-	if machines, _ := os.ReadFile(filepath.Join(h.root, "etc/nix/machines")); !strings.Contains(string(machines), "\nssh-ng://builder@wrapix-builder ") {
-		t.Fatalf("setup wrote no builders entry: %q", machines)
-	}
-	// The busybox every test derivation runs with (imported into the client store, uploaded to the builder).
-	testenv.BusyboxDir(t, filepath.Join(h.work, "bb"))
+	h := &host{NixHost: testenv.NewNixHost(t)}
+	os.Chmod(filepath.Dir(h.Work), 0o711) // the test's temp root: others (the multi-user client) may traverse
 	return h
 }
 
 // derivation writes a hermetic derivation file; script runs under busybox sh.
-func (h *host) derivation(name, script string) string {
-	f := filepath.Join(h.work, name+".nix")
-	expr := `let bb = builtins.path { path = ` + filepath.Join(h.work, "bb") + `; name = "busybox"; }; in
-derivation { name = "` + name + `"; system = "x86_64-linux"; builder = "${bb}/bin/sh";
-  PATH = "${bb}/bin"; args = [ "-c" ''` + script + `'' ]; }
-`
-	if err := os.WriteFile(f, []byte(expr), 0o644); err != nil {
-		h.t.Fatal(err)
-	}
-	return f
-}
+func (h *host) derivation(name, script string) string { return h.Derivation(name, script) }
 
 // build runs nix-build single-user with its own /nix (clientNix) and the
 // Mac's /etc as setup left it: Nix reads /etc/nix/nix.conf and the machines
 // file itself, ssh reads the drop-in through /etc/ssh/ssh_config's Include.
 func (h *host) build(clientNix, drv string, timeout time.Duration) (string, error) {
-	return h.run(clientNix, drv, timeout, h.root, "")
+	return h.run(clientNix, drv, timeout, h.Root, "")
 }
 
 // buildOpts is build against another /etc and with NIX_SSHOPTS (benchmarks).
@@ -96,7 +72,7 @@ func (h *host) buildOpts(clientNix, drv, root, sshOpts string) (string, error) {
 }
 
 func (h *host) run(clientNix, drv string, timeout time.Duration, root, sshOpts string) (string, error) {
-	cmd := testenv.HostCommand(h.t, root, clientNix, `exec "$@"`, []string{"NIX_SSHOPTS=" + sshOpts},
+	cmd := testenv.HostCommand(h.T, root, clientNix, `exec "$@"`, []string{"NIX_SSHOPTS=" + sshOpts},
 		"timeout", strconv.Itoa(int(timeout.Seconds())), "nix-build", drv, "--no-out-link")
 	cmd.Args = append(cmd.Args, h.extraOptions...)
 	out, err := cmd.CombinedOutput()
@@ -150,7 +126,7 @@ func TestRemoteBuildAndPersistence(t *testing.T) {
 	}
 	h := newHost(t)
 	drv := h.derivation("hello", `echo "hello $RANDOM$RANDOM from $(hostname)" > $out`)
-	out, err := h.build(filepath.Join(h.work, "client1"), drv, 60*time.Second)
+	out, err := h.build(filepath.Join(h.Work, "client1"), drv, 60*time.Second)
 	if err != nil {
 		t.Fatalf("remote build: %v\n%s\n--- builder log\n%s", err, out, logs(w))
 	}
@@ -158,7 +134,7 @@ func TestRemoteBuildAndPersistence(t *testing.T) {
 		t.Fatalf("not built on the builder:\n%s", out)
 	}
 	p := outPath(out)
-	client, err := os.ReadFile(filepath.Join(h.work, "client1", strings.TrimPrefix(p, "/nix")))
+	client, err := os.ReadFile(filepath.Join(h.Work, "client1", strings.TrimPrefix(p, "/nix")))
 	if err != nil {
 		t.Fatalf("output not in the client's store: %v", err)
 	}
@@ -175,7 +151,7 @@ func TestRemoteBuildAndPersistence(t *testing.T) {
 	if n := strings.Count(logs(w), "initialising the store"); n != 1 {
 		t.Fatalf("the second start initialised the store again (%d)", n)
 	}
-	out, err = h.build(filepath.Join(h.work, "client2"), drv, 60*time.Second)
+	out, err = h.build(filepath.Join(h.Work, "client2"), drv, 60*time.Second)
 	if err != nil {
 		t.Fatalf("build after restart: %v\n%s", err, out)
 	}
@@ -185,7 +161,7 @@ func TestRemoteBuildAndPersistence(t *testing.T) {
 			t.Fatalf("rebuilt instead of copied back:\n%s", out)
 		}
 	}
-	again, _ := os.ReadFile(filepath.Join(h.work, "client2", strings.TrimPrefix(outPath(out), "/nix")))
+	again, _ := os.ReadFile(filepath.Join(h.Work, "client2", strings.TrimPrefix(outPath(out), "/nix")))
 	if !bytes.Equal(again, client) {
 		t.Fatalf("different output after restart: %q vs %q", again, client)
 	}
@@ -217,7 +193,7 @@ func TestKillMidBuild(t *testing.T) {
 	mustWB(t, "start")
 	h := newHost(t)
 	done := h.derivation("done-before", `echo kept $RANDOM > $out`)
-	out, err := h.build(filepath.Join(h.work, "c0"), done, 60*time.Second)
+	out, err := h.build(filepath.Join(h.Work, "c0"), done, 60*time.Second)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -231,7 +207,7 @@ func TestKillMidBuild(t *testing.T) {
 	ch := make(chan res, 1)
 	go func() {
 		t0 := time.Now()
-		out, err := h.build(filepath.Join(h.work, "c1"), slow, 90*time.Second)
+		out, err := h.build(filepath.Join(h.Work, "c1"), slow, 90*time.Second)
 		ch <- res{out, err, time.Since(t0)}
 	}()
 	waitFor(t, 30*time.Second, func() bool { return processRunning("sleep\x0030") })
@@ -305,7 +281,7 @@ func TestImageUpgradeKeepsStore(t *testing.T) {
 	w, _ := setup(t, nil)
 	mustWB(t, "start")
 	h := newHost(t)
-	out, err := h.build(filepath.Join(h.work, "c"), h.derivation("before-upgrade", `echo $RANDOM > $out`), 60*time.Second)
+	out, err := h.build(filepath.Join(h.Work, "c"), h.derivation("before-upgrade", `echo $RANDOM > $out`), 60*time.Second)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -401,7 +377,7 @@ func TestGCBringsStoreUnderCap(t *testing.T) {
 	h := newHost(t)
 	for i := 0; i < 3; i++ {
 		drv := h.derivation("garbage-"+strconv.Itoa(i), `head -c 8000000 /dev/urandom > $out`)
-		if out, err := h.build(filepath.Join(h.work, "c"+strconv.Itoa(i)), drv, 60*time.Second); err != nil {
+		if out, err := h.build(filepath.Join(h.Work, "c"+strconv.Itoa(i)), drv, 60*time.Second); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
 	}
@@ -436,8 +412,8 @@ func TestMultiUserDaemonUsesMachinesFile(t *testing.T) {
 	mustWB(t, "start")
 	h := newHost(t)
 	drv := h.derivation("multi-user", `echo "built for $RANDOM" > $out`)
-	clientNix := filepath.Join(h.work, "daemon-nix")
-	userHome := filepath.Join(h.work, "nobody-home")
+	clientNix := filepath.Join(h.Work, "daemon-nix")
+	userHome := filepath.Join(h.Work, "nobody-home")
 	os.MkdirAll(userHome, 0o777)
 	// The daemon reads /etc/nix/nix.conf and /etc/nix/machines (defaults, no NIX_CONF_DIR) and
 	// connects with root's ssh, which reads /etc/ssh/ssh_config and through it the drop-in.
@@ -449,9 +425,9 @@ rc=0
 setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$USER_HOME" NIX_REMOTE=daemon timeout 90 nix-build "$DRV" --no-out-link || rc=$?
 kill $daemon
 exit $rc`
-	cmd := testenv.HostCommand(t, h.root, clientNix, script, []string{"WORK=" + h.work, "USER_HOME=" + userHome, "DRV=" + drv, "NIX_SSHOPTS="})
+	cmd := testenv.HostCommand(t, h.Root, clientNix, script, []string{"WORK=" + h.Work, "USER_HOME=" + userHome, "DRV=" + drv, "NIX_SSHOPTS="})
 	out, err := cmd.CombinedOutput()
-	daemonLog, _ := os.ReadFile(filepath.Join(h.work, "daemon.log"))
+	daemonLog, _ := os.ReadFile(filepath.Join(h.Work, "daemon.log"))
 	if err != nil {
 		t.Fatalf("multi-user build: %v\n%s\n--- host daemon\n%s", err, out, daemonLog)
 	}
@@ -470,13 +446,13 @@ func TestKillMidUpload(t *testing.T) {
 	w, _ := setup(t, nil)
 	mustWB(t, "start")
 	h := newHost(t)
-	big := filepath.Join(h.work, "bigin")
+	big := filepath.Join(h.Work, "bigin")
 	os.MkdirAll(big, 0o755)
 	blob := make([]byte, 256<<20)
 	rand.Read(blob)
 	os.WriteFile(filepath.Join(big, "blob"), blob, 0o644)
-	drv := filepath.Join(h.work, "upload.nix")
-	os.WriteFile(drv, []byte(`let bb = builtins.path { path = `+filepath.Join(h.work, "bb")+`; name = "busybox"; };
+	drv := filepath.Join(h.Work, "upload.nix")
+	os.WriteFile(drv, []byte(`let bb = builtins.path { path = `+filepath.Join(h.Work, "bb")+`; name = "busybox"; };
   input = builtins.path { path = `+big+`; name = "bigin"; }; in
 derivation { name = "uses-big-input"; system = "x86_64-linux"; builder = "${bb}/bin/sh";
   args = [ "-c" "${bb}/bin/busybox wc -c ${input}/blob > $out" ]; }
@@ -485,7 +461,7 @@ derivation { name = "uses-big-input"; system = "x86_64-linux"; builder = "${bb}/
 	var out string
 	go func() {
 		var err error
-		out, err = h.build(filepath.Join(h.work, "c"), drv, 120*time.Second)
+		out, err = h.build(filepath.Join(h.Work, "c"), drv, 120*time.Second)
 		ch <- err
 	}()
 	// Kill once the upload has started: the input's path shows up, unregistered, in the builder's store.
@@ -511,11 +487,11 @@ derivation { name = "uses-big-input"; system = "x86_64-linux"; builder = "${bb}/
 	}
 	mustWB(t, "start")
 	verify(t)
-	out2, err := h.build(filepath.Join(h.work, "c"), drv, 120*time.Second)
+	out2, err := h.build(filepath.Join(h.Work, "c"), drv, 120*time.Second)
 	if err != nil {
 		t.Fatalf("retry after a killed upload: %v\n%s", err, out2)
 	}
-	got, _ := os.ReadFile(filepath.Join(h.work, "c", strings.TrimPrefix(outPath(out2), "/nix")))
+	got, _ := os.ReadFile(filepath.Join(h.Work, "c", strings.TrimPrefix(outPath(out2), "/nix")))
 	if !strings.HasPrefix(strings.TrimSpace(string(got)), strconv.Itoa(256<<20)) {
 		t.Fatalf("the retried build saw a different input: %q", got)
 	}
@@ -529,7 +505,7 @@ func TestAutomaticGC(t *testing.T) {
 	h := newHost(t)
 	for i := 0; i < 3; i++ {
 		drv := h.derivation("auto-garbage-"+strconv.Itoa(i), `head -c 9000000 /dev/urandom > $out`)
-		if out, err := h.build(filepath.Join(h.work, "g"+strconv.Itoa(i)), drv, 60*time.Second); err != nil {
+		if out, err := h.build(filepath.Join(h.Work, "g"+strconv.Itoa(i)), drv, 60*time.Second); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
 	}

@@ -67,11 +67,11 @@ func TestSandboxedBuildPerVersion(t *testing.T) {
 			}
 			h := newHost(t)
 			drv := h.derivation("where-am-i", `echo "uid=$(id -u) pid=$$ host=$(hostname)" > $out`)
-			out, err := h.build(filepath.Join(h.work, "c"), drv, 90*time.Second)
+			out, err := h.build(filepath.Join(h.Work, "c"), drv, 90*time.Second)
 			if err != nil {
 				t.Fatalf("sandboxed build on %s: %v\n%s", tc.version, err, out)
 			}
-			got, _ := os.ReadFile(filepath.Join(h.work, "c", strings.TrimPrefix(outPath(out), "/nix")))
+			got, _ := os.ReadFile(filepath.Join(h.Work, "c", strings.TrimPrefix(outPath(out), "/nix")))
 			// The Nix sandbox runs the builder as PID 1 of its own namespaces, as uid 1000, on host "localhost".
 			inSandbox := strings.TrimSpace(string(got)) == "uid=1000 pid=1 host=localhost"
 			if inSandbox != tc.sandboxed {
@@ -196,13 +196,13 @@ func TestBuilderSubstitutesOverTLS(t *testing.T) {
 	}
 	h := newHost(t)
 	h.extraOptions = []string{"--option", "builders-use-substitutes", "true"}
-	drv := filepath.Join(h.work, "uses-input.nix")
-	os.WriteFile(drv, []byte(`let bb = builtins.path { path = `+filepath.Join(h.work, "bb")+`; name = "busybox"; };
+	drv := filepath.Join(h.Work, "uses-input.nix")
+	os.WriteFile(drv, []byte(`let bb = builtins.path { path = `+filepath.Join(h.Work, "bb")+`; name = "busybox"; };
   input = builtins.path { path = `+input+`; name = "subst-input"; }; in
 derivation { name = "uses-substituted-input"; system = "x86_64-linux"; builder = "${bb}/bin/sh";
   args = [ "-c" "${bb}/bin/busybox wc -c ${input}/blob > $out" ]; }
 `), 0o644)
-	out, err := h.build(filepath.Join(h.work, "c"), drv, 90*time.Second)
+	out, err := h.build(filepath.Join(h.Work, "c"), drv, 90*time.Second)
 	if err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out, logs(w))
 	}

@@ -14,12 +14,12 @@ import (
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
-// directRoot copies setup's /etc (h.root) with one change: the drop-in's
+// directRoot copies setup's /etc (h.Root) with one change: the drop-in's
 // Port is the container's own port, so Nix bypasses serve. Everything else
 // (alias, pinned key, options) is the same, for a like-for-like baseline.
 func directRoot(b *testing.B, w *testenv.World, h *host) string {
-	root := filepath.Join(h.work, "direct-root")
-	if out, err := exec.Command("cp", "-a", h.root, root).CombinedOutput(); err != nil {
+	root := filepath.Join(h.Work, "direct-root")
+	if out, err := exec.Command("cp", "-a", h.Root, root).CombinedOutput(); err != nil {
 		b.Fatalf("%v %s", err, out)
 	}
 	p := filepath.Join(root, "etc/ssh/ssh_config.d/100-wrapix-builder.conf")
@@ -42,10 +42,10 @@ func BenchmarkWakerWarmBuild(b *testing.B) {
 	w, h := benchWakeWorld(b, `idle-stop = "0"`+"\n")
 	mustWB(b, "start")
 	direct := directRoot(b, w, h)
-	clientNix := filepath.Join(h.work, "bench-client")
+	clientNix := filepath.Join(h.Work, "bench-client")
 	var via, straight time.Duration
 	for i := 0; i < b.N; i++ {
-		for v, root := range []string{h.root, direct} {
+		for v, root := range []string{h.Root, direct} {
 			drv := h.derivation(fmt.Sprintf("warm-%d-%d-%d", time.Now().UnixNano(), i, v), `echo $RANDOM > $out`)
 			t0 := time.Now()
 			out, err := h.buildOpts(clientNix, drv, root, "")
@@ -75,19 +75,19 @@ func BenchmarkWakerUpload(b *testing.B) {
 	w, h := benchWakeWorld(b, `idle-stop = "0"`+"\n")
 	mustWB(b, "start")
 	direct := directRoot(b, w, h)
-	clientNix := filepath.Join(h.work, "upload-client")
+	clientNix := filepath.Join(h.Work, "upload-client")
 	blob := make([]byte, 256<<20)
 	var via, straight time.Duration
 	runs := min(b.N, 3) // 2 × 256 MB a run: make bench's 10x would take minutes
 	for i := 0; i < runs; i++ {
-		for v, root := range []string{h.root, direct} {
+		for v, root := range []string{h.Root, direct} {
 			rand.Read(blob)
-			in := filepath.Join(h.work, fmt.Sprintf("blob-%d-%d", i, v))
+			in := filepath.Join(h.Work, fmt.Sprintf("blob-%d-%d", i, v))
 			if err := os.WriteFile(in, blob, 0o644); err != nil {
 				b.Fatal(err)
 			}
-			expr := filepath.Join(h.work, fmt.Sprintf("upload-%d-%d.nix", i, v))
-			os.WriteFile(expr, []byte(`let bb = builtins.path { path = `+filepath.Join(h.work, "bb")+`; name = "busybox"; }; in
+			expr := filepath.Join(h.Work, fmt.Sprintf("upload-%d-%d.nix", i, v))
+			os.WriteFile(expr, []byte(`let bb = builtins.path { path = `+filepath.Join(h.Work, "bb")+`; name = "busybox"; }; in
 derivation { name = "upload"; system = "x86_64-linux"; builder = "${bb}/bin/sh"; PATH = "${bb}/bin";
   blob = builtins.path { path = `+in+`; name = "blob"; };
   args = [ "-c" "wc -c < $blob > $out" ]; }
@@ -125,13 +125,13 @@ derivation { name = "upload"; system = "x86_64-linux"; builder = "${bb}/bin/sh";
 func BenchmarkColdOnDemandBuild(b *testing.B) {
 	w, h := benchWakeWorld(b, `idle-stop = "0"`+"\n")
 	direct := directRoot(b, w, h)
-	clientNix := filepath.Join(h.work, "cold-client")
+	clientNix := filepath.Join(h.Work, "cold-client")
 	var cold, manual time.Duration
 	for i := 0; i < b.N; i++ {
 		mustWB(b, "stop")
 		drv := h.derivation(fmt.Sprintf("cold-%d-%d", time.Now().UnixNano(), i), `echo $RANDOM > $out`)
 		t0 := time.Now()
-		if out, err := h.buildOpts(clientNix, drv, h.root, ""); err != nil {
+		if out, err := h.buildOpts(clientNix, drv, h.Root, ""); err != nil {
 			b.Fatalf("cold build: %v\n%s", err, out)
 		}
 		cold += time.Since(t0)

@@ -59,7 +59,7 @@ func TestOnDemandStartAndIdleStop(t *testing.T) {
 	}
 	before := runs(w)
 	drv := h.derivation("woken", `echo "woken $RANDOM$RANDOM" > $out`)
-	out, err := h.build(filepath.Join(h.work, "c1"), drv, 60*time.Second)
+	out, err := h.build(filepath.Join(h.Work, "c1"), drv, 60*time.Second)
 	if err != nil || !strings.Contains(out, "on 'ssh-ng://builder@wrapix-builder'") {
 		t.Fatalf("build through a stopped builder: %v\n%s\n--- serve\n%s", err, out, k.Output())
 	}
@@ -71,7 +71,7 @@ func TestOnDemandStartAndIdleStop(t *testing.T) {
 		t.Fatalf("serve did not log the idle stop:\n%s", k.Output())
 	}
 	drv2 := h.derivation("woken-again", `echo "again $RANDOM$RANDOM" > $out`)
-	if out, err := h.build(filepath.Join(h.work, "c2"), drv2, 60*time.Second); err != nil {
+	if out, err := h.build(filepath.Join(h.Work, "c2"), drv2, 60*time.Second); err != nil {
 		t.Fatalf("build after the idle stop: %v\n%s\n--- serve\n%s", err, out, k.Output())
 	}
 	if n := runs(w) - before; n != 2 {
@@ -85,7 +85,7 @@ func TestIdleStopWaitsForWork(t *testing.T) {
 	w, h := wakeWorld(t, `idle-stop = "1s"`+"\n")
 	k := w.Serve()
 	slow := h.derivation("slow-build", `sleep 4; echo slow $RANDOM > $out`)
-	if out, err := h.build(filepath.Join(h.work, "c1"), slow, 60*time.Second); err != nil {
+	if out, err := h.build(filepath.Join(h.Work, "c1"), slow, 60*time.Second); err != nil {
 		t.Fatalf("a build longer than idle-stop: %v\n%s\n--- serve\n%s", err, out, k.Output())
 	}
 	if strings.Contains(k.Output(), "stopping the builder") {
@@ -111,7 +111,7 @@ func TestKillWakerMidBuild(t *testing.T) {
 	slow := h.derivation("slow", `sleep 37; echo late > $out`)
 	done := make(chan error, 1)
 	go func() {
-		_, err := h.build(filepath.Join(h.work, "c1"), slow, 90*time.Second)
+		_, err := h.build(filepath.Join(h.Work, "c1"), slow, 90*time.Second)
 		done <- err
 	}()
 	waitFor(t, 30*time.Second, func() bool { return processRunning("sleep\x0037\x00") })
@@ -132,7 +132,7 @@ func TestKillWakerMidBuild(t *testing.T) {
 	}
 	k2 := w.Serve()
 	drv := h.derivation("after-kill", `echo after $RANDOM$RANDOM > $out`)
-	if out, err := h.build(filepath.Join(h.work, "c2"), drv, 60*time.Second); err != nil {
+	if out, err := h.build(filepath.Join(h.Work, "c2"), drv, 60*time.Second); err != nil {
 		t.Fatalf("build after serve was killed: %v\n%s\n--- serve\n%s", err, out, k2.Output())
 	}
 	mustWB(t, "stop") // the lock is free
@@ -156,7 +156,7 @@ func TestFailingWakeIsPromptAndExplained(t *testing.T) {
 			k := w.Serve("--runtime-timeout", "3s")
 			drv := h.derivation("never", `echo never > $out`)
 			t0 := time.Now()
-			out, err := h.build(filepath.Join(h.work, "c1"), drv, 120*time.Second)
+			out, err := h.build(filepath.Join(h.Work, "c1"), drv, 120*time.Second)
 			if err == nil {
 				t.Fatalf("the build succeeded?\n%s", out)
 			}
@@ -311,7 +311,7 @@ func TestSlowWakeStillBuilds(t *testing.T) {
 	t.Setenv("PATH", slow+string(os.PathListSeparator)+os.Getenv("PATH"))
 	k := w.Serve()
 	drv := h.derivation("slow-wake", `echo "slow wake $RANDOM" > $out`)
-	if out, err := h.build(filepath.Join(h.work, "c1"), drv, 120*time.Second); err != nil {
+	if out, err := h.build(filepath.Join(h.Work, "c1"), drv, 120*time.Second); err != nil {
 		t.Fatalf("a build that waited 12 s for the builder to start: %v\n%s\n--- serve\n%s", err, out, k.Output())
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// NixHost is the Mac's side for tests outside internal/e2e (the app's):
+// NixHost is the Mac's side of the end-to-end and app tests:
 // a scratch /etc that `wrapix-builder setup --root` writes into, read by its
 // real consumers (HostCommand), and client Nix stores of their own.
 type NixHost struct {
@@ -19,13 +19,17 @@ type NixHost struct {
 	Work string
 }
 
+// HostNixConf is the administrator's nix.conf before setup: no substituters
+// (no internet here), builds only remotely, no build users.
+const HostNixConf = "build-users-group =\nsubstituters =\nmax-jobs = 0\n"
+
 // NewNixHost prepares the scratch /etc and runs setup into it.
 func NewNixHost(t testing.TB) *NixHost {
 	t.Helper()
 	Require(t, "nix-build")
 	h := &NixHost{T: t, Root: t.TempDir(), Work: t.TempDir()}
 	os.Chmod(h.Work, 0o755)
-	HostEtc(t, h.Root, "build-users-group =\nsubstituters =\nmax-jobs = 0\n")
+	HostEtc(t, h.Root, HostNixConf)
 	if out, err := exec.Command(filepath.Join(Binaries(t), "wrapix-builder"), "setup", "--root", h.Root).CombinedOutput(); err != nil {
 		t.Fatalf("setup --root: %v\n%s", err, out)
 	}
