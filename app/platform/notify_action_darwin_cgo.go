@@ -7,9 +7,17 @@ package platform
 // userNotificationCenter:didReceiveNotificationResponse:withCompletionHandler:
 // (UserNotifications/UNUserNotificationCenter.h), implemented by an NSObject
 // subclass made with darwinkit's objc package (v0.5.0 objc/class.go
-// AllocateClass/RegisterClass, objc/call.go AddMethod: the Go function takes
-// self and the selector first; objc/block.go CallBlock for the completion
-// handler). The center holds its delegate weakly, so we keep it.
+// AllocateClass/RegisterClass; objc/call.go AddMethod: the Go function takes
+// self and then the method's arguments — NO selector, whatever AddMethod's
+// doc comment says: wrapGoFuncAsMethodIMP maps Go parameter i to ObjC
+// argument i+1 and objc/class_test.go Test_AddMethod declares
+// func(o Object, v1, v2 int) for "plus:and:"; a selector parameter would
+// shift every argument by one and send -notification to the completion
+// block, an uncaught ObjC exception. Blocks arrive as objc.Block and are
+// called with objc/block.go CallBlock). The delegate also answers
+// willPresentNotification: without it the center silences a notification
+// that arrives while the app is active (its menu open). The center holds
+// its delegate weakly; the instance is never released.
 
 import (
 	"errors"
@@ -22,6 +30,10 @@ import (
 
 // errNoActions: this notifier cannot run actions here; notify plainly.
 var errNoActions = errors.New("notification actions are not available")
+
+// unPresentBannerListSound: UNNotificationPresentationOptionBanner (1<<4) |
+// List (1<<3) | Sound (1<<1), macOS 11+ (UNUserNotificationCenter.h).
+const unPresentBannerListSound = uint64(1<<4 | 1<<3 | 1<<1)
 
 var notifyClicks struct {
 	once     sync.Once
@@ -41,7 +53,7 @@ func installClickDelegate() (ok bool) {
 	}()
 	cls := objc.AllocateClass(objc.GetClass("NSObject"), "WrapixBuilderNotificationDelegate", 0)
 	objc.AddMethod(cls, objc.Sel("userNotificationCenter:didReceiveNotificationResponse:withCompletionHandler:"),
-		func(_ objc.Object, _ objc.Selector, _ objc.Object, response objc.Object, done objc.Block) {
+		func(_ objc.Object, _ objc.Object, response objc.Object, done objc.Block) {
 			request := objc.Call[objc.Object](objc.Call[objc.Object](response, objc.Sel("notification")), objc.Sel("request"))
 			id := objc.Call[string](request, objc.Sel("identifier"))
 			notifyClicks.mu.Lock()
@@ -52,6 +64,10 @@ func installClickDelegate() (ok bool) {
 				go f()
 			}
 			objc.CallBlock[objc.Void](done)
+		})
+	objc.AddMethod(cls, objc.Sel("userNotificationCenter:willPresentNotification:withCompletionHandler:"),
+		func(_ objc.Object, _ objc.Object, _ objc.Object, done objc.Block) {
+			objc.CallBlock[objc.Void](done, unPresentBannerListSound)
 		})
 	objc.RegisterClass(cls)
 	d := objc.Call[objc.Object](cls.CreateInstance(0), objc.Sel("init"))

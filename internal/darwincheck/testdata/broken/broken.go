@@ -17,3 +17,10 @@ func Broken() {
 	objc.Call[objc.Void](objc.GetClass("X"), "sel") // a string is not a Selector
 	_ = C.whatever                                  // unchecked: C is fake
 }
+
+// Methods made from Go funcs: self, then one parameter per colon.
+func Methods(cls objc.Class) {
+	objc.AddMethod(cls, objc.Sel("plus:and:"), func(_ objc.Object, a, b int) int { return a + b }) // right
+	objc.AddMethod(cls, objc.Sel("tell:"), func(_ objc.Object, _ objc.Selector, _ objc.Object) {}) // a selector parameter
+	objc.AddMethod(cls, objc.Sel("run:"), func(_ objc.Object, done func()) {})                     // a Go func for a block
+}
