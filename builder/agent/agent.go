@@ -139,7 +139,7 @@ func Install(u User, s Spec, run Runner) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Lstat(filepath.Join(u.Home, "Library", "LaunchAgents", NixDarwinLabel+".plist")); err == nil {
+	if nixDarwinAgent(u.Home) {
 		return ErrNixDarwinAgent
 	}
 	p := Path(u.Home)
@@ -212,7 +212,30 @@ func InstallForCurrentUser(s Spec) error {
 	if err != nil {
 		return err
 	}
-	return Install(User{Home: home, UID: os.Getuid(), GID: os.Getgid()}, s, launchctl)
+	return Ensure(User{Home: home, UID: os.Getuid(), GID: os.Getgid()}, s, launchctl)
+}
+
+// Ensure is Install, except that an agent already written with this very
+// plist and loaded (`launchctl print` finds it) is left running: Install's
+// bootout ends serve, and every build in flight through it with it — the
+// app's Start at login must not cut a running build. Setup still reloads
+// (Install), so that a setup after an update runs the new serve.
+func Ensure(u User, s Spec, run Runner) error {
+	text, err := Plist(s)
+	if err != nil {
+		return err
+	}
+	if cur, err := os.ReadFile(Path(u.Home)); err == nil && string(cur) == text && !nixDarwinAgent(u.Home) &&
+		run([]string{"/bin/launchctl", "print", "gui/" + strconv.Itoa(u.UID) + "/" + Label}) == nil {
+		return nil
+	}
+	return Install(u, s, run)
+}
+
+// nixDarwinAgent reports whether nix-darwin's agent for serve is installed.
+func nixDarwinAgent(home string) bool {
+	_, err := os.Lstat(filepath.Join(home, "Library", "LaunchAgents", NixDarwinLabel+".plist"))
+	return err == nil
 }
 
 // launchctl runs /bin/launchctl with a deadline.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"reflect"
@@ -75,6 +76,52 @@ func TestInstallUninstall(t *testing.T) {
 	}
 	if err := Uninstall(u, run); err != nil {
 		t.Fatalf("second uninstall: %v", err)
+	}
+}
+
+// Ensure (the app's Start at login) leaves an agent that is written with
+// the same plist and loaded alone — reloading it would end serve and every
+// build in flight — and installs and loads it otherwise.
+func TestEnsureLeavesARunningAgent(t *testing.T) {
+	home := t.TempDir()
+	u := User{Home: home, UID: os.Getuid(), GID: os.Getgid()}
+	spec := Spec{Program: "/Applications/Wrapix Builder.app/Contents/MacOS/wrapix-builder", DataDir: "/d", ConfigDir: "/c"}
+	uid := "gui/" + itoa(u.UID)
+	bootout, bootstrap, print := "/bin/launchctl bootout "+uid+"/"+Label, "/bin/launchctl bootstrap "+uid+" "+Path(home), "/bin/launchctl print "+uid+"/"+Label
+	loaded := false
+	var calls []string
+	run := func(argv []string) error {
+		c := strings.Join(argv, " ")
+		calls = append(calls, c)
+		switch {
+		case c == bootout:
+			loaded = false
+		case c == bootstrap:
+			loaded = true
+		case c == print && !loaded:
+			return errors.New("exit status 113: Could not find service")
+		}
+		return nil
+	}
+	for _, step := range []struct {
+		name  string
+		setup func()
+		spec  Spec
+		want  []string
+	}{
+		{"not installed", func() {}, spec, []string{bootout, bootstrap}},
+		{"installed and loaded", func() {}, spec, []string{print}},
+		{"installed, not loaded", func() { loaded = false }, spec, []string{print, bootout, bootstrap}},
+		{"another program", func() {}, Spec{Program: "/usr/local/bin/wrapix-builder", DataDir: "/d", ConfigDir: "/c"}, []string{bootout, bootstrap}},
+	} {
+		step.setup()
+		calls = nil
+		if err := Ensure(u, step.spec, run); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		if !reflect.DeepEqual(calls, step.want) {
+			t.Errorf("%s: launchctl calls %q, want %q", step.name, calls, step.want)
+		}
 	}
 }
 
