@@ -21,7 +21,6 @@ package platform
 
 import (
 	"errors"
-	"strconv"
 	"sync"
 
 	"github.com/progrium/darwinkit/dispatch"
@@ -92,7 +91,7 @@ func (n *nativeNotifier) NotifyWithAction(title, body, _ string, onClick func())
 	if !notifyClicks.ok {
 		return errNoActions
 	}
-	id := "wrapix-builder-" + strconv.FormatInt(n.seq.Add(1), 10)
+	id := n.nextID()
 	notifyClicks.mu.Lock()
 	notifyClicks.pending[id] = onClick
 	notifyClicks.mu.Unlock()

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/progrium/darwinkit/dispatch"
 	"github.com/progrium/darwinkit/objc"
@@ -31,13 +32,21 @@ type nativeNotifier struct {
 	fallback Notifier
 	denied   atomic.Bool
 	seq      atomic.Int64
+	run      string // this run of the app, in notification identifiers
+}
+
+// nextID names a notification request. A request with the identifier of
+// one still in Notification Center replaces it, so the identifiers of one
+// run of the app never repeat those of an earlier run (its counter restarts).
+func (n *nativeNotifier) nextID() string {
+	return "wrapix-builder-" + n.run + "-" + strconv.FormatInt(n.seq.Add(1), 10)
 }
 
 func nativeOrScriptNotifier() Notifier {
 	if !canUseNotificationCenter() {
 		return scriptNotifier{}
 	}
-	n := &nativeNotifier{fallback: scriptNotifier{}}
+	n := &nativeNotifier{fallback: scriptNotifier{}, run: strconv.FormatInt(time.Now().UnixNano(), 36)}
 	dispatch.MainQueue().DispatchAsync(func() {
 		objc.WithAutoreleasePool(func() {
 			objc.Call[objc.Void](notificationCenter(), objc.Sel("requestAuthorizationWithOptions:completionHandler:"), unAuthorizationAlertSound,
@@ -70,7 +79,7 @@ func (n *nativeNotifier) Notify(title, body string) error {
 	if n.denied.Load() {
 		return n.fallback.Notify(title, body)
 	}
-	id := "wrapix-builder-" + strconv.FormatInt(n.seq.Add(1), 10)
+	id := n.nextID()
 	dispatch.MainQueue().DispatchAsync(func() {
 		objc.WithAutoreleasePool(func() {
 			content := objc.Call[objc.Object](objc.GetClass("UNMutableNotificationContent"), objc.Sel("new"))
