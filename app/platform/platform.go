@@ -138,11 +138,12 @@ func CommandFile(argv []string) string {
 }
 
 // DesktopExec renders argv for the Exec key of an XDG .desktop file: every
-// argument double-quoted with ", `, $ and \ escaped (Desktop Entry spec).
+// argument double-quoted with ", `, $ and \ escaped, and % doubled (a
+// literal %; "%f" in a path would be a field code) (Desktop Entry spec).
 func DesktopExec(argv []string) string {
 	q := make([]string, len(argv))
 	for i, a := range argv {
-		q[i] = `"` + strings.NewReplacer(`\`, `\\\\`, `"`, `\\"`, "`", "\\\\`", "$", `\\$`).Replace(a) + `"`
+		q[i] = `"` + strings.NewReplacer(`\`, `\\\\`, `"`, `\\"`, "`", "\\\\`", "$", `\\$`, "%", "%%").Replace(a) + `"`
 	}
 	return strings.Join(q, " ")
 }

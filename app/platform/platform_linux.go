@@ -189,8 +189,13 @@ func (a Autostart) Set(on bool) error {
 
 // desktopExecProgram is the program of an Exec value: its first word,
 // undoing the Desktop Entry spec's two levels of escaping that DesktopExec
-// applies (the string's `\\` → `\`, then the quoting's `\x` → x).
+// applies (the string's `\\` → `\`, then the quoting's `\x` → x), and its
+// doubled %.
 func desktopExecProgram(value string) string {
+	return strings.ReplaceAll(desktopExecWord(value), "%%", "%")
+}
+
+func desktopExecWord(value string) string {
 	value = strings.ReplaceAll(strings.TrimSpace(value), `\\`, `\`)
 	if !strings.HasPrefix(value, `"`) {
 		prog, _, _ := strings.Cut(value, " ")

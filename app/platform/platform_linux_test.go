@@ -137,7 +137,7 @@ func TestAutostartStableCommand(t *testing.T) {
 	if err := (Autostart{Self: filepath.Join(store2, "wrapix-builder-app")}).Set(true); err != nil {
 		t.Fatalf("a non-store path is stable enough: %v", err)
 	}
-	if got := desktopExecProgram(DesktopExec([]string{`/opt/my "app"/bin/a\b $x`})); got != `/opt/my "app"/bin/a\b $x` {
+	if got := desktopExecProgram(DesktopExec([]string{`/opt/my "app"/bin/a\b $x 100%f`})); got != `/opt/my "app"/bin/a\b $x 100%f` {
 		t.Errorf("desktopExecProgram round trip: %q", got)
 	}
 }

@@ -80,8 +80,8 @@ func TestCommandFileAndDesktopExec(t *testing.T) {
 	if err != nil || string(out) != rec+"\x00--data-dir\x00"+path+"\x00ssh\x00" {
 		t.Fatalf("command file: %v %q", err, out)
 	}
-	line := DesktopExec([]string{`/opt/my "app"/bin/wrapix $x`})
-	if line != `"/opt/my \\"app\\"/bin/wrapix \\$x"` {
+	line := DesktopExec([]string{`/opt/my "app"/bin/wrapix $x 100%f`})
+	if line != `"/opt/my \\"app\\"/bin/wrapix \\$x 100%%f"` {
 		t.Fatalf("desktop exec %s", line)
 	}
 }
