@@ -154,7 +154,11 @@ fi
 # from the host to the container's vmnet address (apple/container
 # RuntimeService.swift startSocketForwarders). So it listens on that address
 # alone and takes logins only from the host's side of the subnet (the
-# default gateway): other containers on the subnet are refused. No TCP
+# default gateway): other containers on the subnet are refused. The host's
+# address on a container network is its gateway, the subnet's first address
+# (NetworkVmnet AllocationOnlyVmnetNetwork.swift / ReservedVmnetNetwork.swift
+# hand it to vmnet as the host's), and Apple's docs/how-to.md (0.6.0 … 1.2.2)
+# shows a request from the host logged inside as from 192.168.64.1. No TCP
 # forwarding of any kind; the one forward allowed is a local stream-local one,
 # which the status probe uses to reach nix-daemon's socket (builder/sshclient).
 # WRAPIX_SSHD_LISTEN / WRAPIX_SSHD_FROM override both (the Linux stand-in,
