@@ -330,7 +330,26 @@ store_bytes() {
 		echo $(( $(df -kP /nix | awk 'NR==2 {print $3}') * 1024 ))
 	fi
 }
+# Apple's volumes have no dir_index (containerization EXT4+Formatter.swift):
+# the kernel refuses /nix/store's 64999th subdirectory ("Too many links"),
+# whatever the bytes. Without dir_nlink the link count is exact, so one stat
+# tells: near the limit, all garbage goes.
+store_dirs_max=${WRAPIX_STORE_DIRS_MAX:-60000}
+store_dirs() { echo $(( $(stat -c %h /nix/store) - 2 )); }
+gc_dirs_check() {
+	dirs=$(store_dirs) || return 0
+	[ "$dirs" -gt "$store_dirs_max" ] || return 0
+	log "/nix/store holds $dirs directories, near the volume's limit of 64998: collecting all garbage"
+	nix-store --gc >/dev/null 2>&1 || true
+	dirs=$(store_dirs) || return 0
+	if [ "$dirs" -gt "$store_dirs_max" ]; then
+		log "warning: /nix/store still holds $dirs directories after garbage collection; at 64998 builds fail with 'Too many links'"
+	else
+		log "garbage collected: /nix/store holds $dirs directories"
+	fi
+}
 gc_check() {
+	[ "${WRAPIX_STORE_BACKEND:-volume}" = volume ] && { gc_dirs_check || true; }
 	[ "$store_cap" -gt 0 ] 2>/dev/null || return 0
 	used=$(store_bytes) || return 0
 	if [ "$used" -gt "$store_cap" ]; then

@@ -534,3 +534,42 @@ func TestAutomaticGC(t *testing.T) {
 	}
 	verify(t)
 }
+
+// Apple's volumes have no dir_index (containerization EXT4+Formatter.swift):
+// the kernel refuses /nix/store's 64999th subdirectory, however few bytes
+// the store holds. Near that count (WRAPIX_STORE_DIRS_MAX, here just above
+// the seed's) the builder collects all garbage though the size cap is far.
+func TestStoreDirectoryLimitGC(t *testing.T) {
+	w, _ := setup(t, nil)
+	storeDirs := func() int {
+		r := wb(t, "ssh", "stat -c %h /nix/store")
+		n, err := strconv.Atoi(strings.TrimSpace(r.stdout))
+		if err != nil {
+			t.Fatalf("link count of /nix/store: %q %q", r.stdout, r.stderr)
+		}
+		return n - 2 // its own two links: the rest are its subdirectories
+	}
+	mustWB(t, "start")
+	limit := storeDirs() + 2
+	mustWB(t, "stop")
+	t.Setenv("CONTAINER_STANDIN_GUEST_ENV", `["WRAPIX_SUBSTITUTERS=", "WRAPIX_GC_EVERY=2", "WRAPIX_STORE_DIRS_MAX=`+strconv.Itoa(limit)+`"]`)
+	mustWB(t, "start")
+	h := newHost(t)
+	for i := 0; i < 4; i++ {
+		drv := h.derivation("store-dirs-"+strconv.Itoa(i), `mkdir $out`)
+		if out, err := h.build(filepath.Join(h.Work, "d"+strconv.Itoa(i)), drv, 60*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		collected := strings.Contains(logs(w), "wrapix-builder: garbage collected: /nix/store holds")
+		if n := storeDirs(); collected && n <= limit {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("/nix/store holds %d directories, still over %d after 2 minutes of automatic gc\n%s", n, limit, logs(w))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	verify(t)
+}
