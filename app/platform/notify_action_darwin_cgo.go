@@ -40,7 +40,12 @@ var notifyClicks struct {
 	delegate objc.Object
 	mu       sync.Mutex
 	pending  map[string]func()
+	order    []string // pending's ids, oldest first
 }
+
+// maxPendingClicks bounds the actions kept for notifications nobody clicks
+// (Notification Center keeps only recent ones anyway).
+const maxPendingClicks = 64
 
 // installClickDelegate runs on the main queue. A failure (a panic in the
 // reflection that builds the method) leaves clicks unhandled, never the app down.
@@ -94,6 +99,11 @@ func (n *nativeNotifier) NotifyWithAction(title, body, _ string, onClick func())
 	id := n.nextID()
 	notifyClicks.mu.Lock()
 	notifyClicks.pending[id] = onClick
+	notifyClicks.order = append(notifyClicks.order, id)
+	if len(notifyClicks.order) > maxPendingClicks {
+		delete(notifyClicks.pending, notifyClicks.order[0])
+		notifyClicks.order = notifyClicks.order[1:]
+	}
 	notifyClicks.mu.Unlock()
 	dispatch.MainQueue().DispatchAsync(func() {
 		objc.WithAutoreleasePool(func() {
