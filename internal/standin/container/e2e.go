@@ -201,7 +201,13 @@ func mountVolume(v *volume) error {
 		// Without dir_index and dir_nlink, as containerization's EXT4.Formatter
 		// makes it (EXT4+Formatter.swift: featureCompat sparse_super2|ext_attr):
 		// a directory then holds at most 64998 subdirectories.
-		if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^dir_index,^dir_nlink",
+		// A journal only when asked for (journal=…, kept from 0.12 only):
+		// the formatter writes none otherwise.
+		features := "^dir_index,^dir_nlink"
+		if v.Options["journal"] == "" {
+			features += ",^has_journal"
+		}
+		if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", "-O", features,
 			"-E", "lazy_itable_init=1,lazy_journal_init=1", v.Image).CombinedOutput(); err != nil {
 			return fmt.Errorf("mkfs.ext4 (e2fsprogs): %v %s", err, out)
 		}

@@ -18,12 +18,31 @@ import (
 // directory's 64999th subdirectory (EMLINK): /nix/store on the builder's
 // volume holds at most 64998 directory store paths. The stand-in's volume
 // must refuse it too.
-func TestVolumeHasApplesDirectoryLimit(t *testing.T) {
+//
+// A journal is there only when the volume was created with one (journal=…,
+// which the server reads from 0.12: VolumesService.swift).
+func TestVolumeHasApplesFeatures(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the volume is loop-mounted")
 	}
+	for _, journal := range []string{"", "ordered"} {
+		features := volumeFeatures(t, map[string]string{"journal": journal})
+		for _, kind := range []string{"dir_index", "dir_nlink"} {
+			if slices.Contains(features, kind) {
+				t.Errorf("the volume has %s, which Apple's volumes lack: %v", kind, features)
+			}
+		}
+		if got := slices.Contains(features, "has_journal"); got != (journal != "") {
+			t.Errorf("journal option %q: has_journal is %v: %v", journal, got, features)
+		}
+	}
+}
+
+// volumeFeatures formats and mounts a stand-in volume with these options and
+// returns its ext4 features.
+func volumeFeatures(t *testing.T, options map[string]string) []string {
 	dir := t.TempDir()
-	v := &volume{Name: "t", Options: map[string]string{}, Path: filepath.Join(dir, "data"), Image: filepath.Join(dir, "volume.img")}
+	v := &volume{Name: "t", Options: options, Path: filepath.Join(dir, "data"), Image: filepath.Join(dir, "volume.img")}
 	if err := os.Mkdir(v.Path, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -45,15 +64,10 @@ func TestVolumeHasApplesDirectoryLimit(t *testing.T) {
 		t.Fatalf("dumpe2fs: %v %s", err, out)
 	}
 	for _, line := range strings.Split(string(out), "\n") {
-		if !strings.HasPrefix(line, "Filesystem features:") {
-			continue
+		if f, ok := strings.CutPrefix(line, "Filesystem features:"); ok {
+			return strings.Fields(f)
 		}
-		for _, kind := range []string{"dir_index", "dir_nlink"} {
-			if slices.Contains(strings.Fields(line), kind) {
-				t.Errorf("the volume has %s, which Apple's volumes lack: %s", kind, line)
-			}
-		}
-		return
 	}
 	t.Fatalf("no features in dumpe2fs's output: %s", out)
+	return nil
 }
