@@ -105,21 +105,6 @@ func (n *nativeNotifier) NotifyWithAction(title, body, _ string, onClick func())
 		notifyClicks.order = notifyClicks.order[1:]
 	}
 	notifyClicks.mu.Unlock()
-	dispatch.MainQueue().DispatchAsync(func() {
-		objc.WithAutoreleasePool(func() {
-			content := objc.Call[objc.Object](objc.GetClass("UNMutableNotificationContent"), objc.Sel("new"))
-			defer content.Release()
-			objc.Call[objc.Void](content, objc.Sel("setTitle:"), title)
-			objc.Call[objc.Void](content, objc.Sel("setBody:"), body)
-			request := objc.Call[objc.Object](objc.GetClass("UNNotificationRequest"),
-				objc.Sel("requestWithIdentifier:content:trigger:"), id, content, nil)
-			objc.Call[objc.Void](notificationCenter(), objc.Sel("addNotificationRequest:withCompletionHandler:"), request,
-				func(err objc.Object) {
-					if !err.IsNil() {
-						go n.fallback.Notify(title, body)
-					}
-				})
-		})
-	})
+	n.post(id, title, body)
 	return nil
 }

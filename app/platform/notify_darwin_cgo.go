@@ -80,6 +80,13 @@ func (n *nativeNotifier) Notify(title, body string) error {
 		return n.fallback.Notify(title, body)
 	}
 	id := n.nextID()
+	n.post(id, title, body)
+	return nil
+}
+
+// post adds the request with identifier id on the main queue (nil trigger:
+// now); if the center refuses it, the osascript fallback shows it.
+func (n *nativeNotifier) post(id, title, body string) {
 	dispatch.MainQueue().DispatchAsync(func() {
 		objc.WithAutoreleasePool(func() {
 			content := objc.Call[objc.Object](objc.GetClass("UNMutableNotificationContent"), objc.Sel("new"))
@@ -96,5 +103,4 @@ func (n *nativeNotifier) Notify(title, body string) error {
 				})
 		})
 	})
-	return nil
 }
