@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/godbus/dbus/v5"
-
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -91,7 +89,7 @@ func TestAppShowsBuildActivity(t *testing.T) {
 	// Once the short one is done nothing happens until the long one ends: its
 	// elapsed time still ticks while the menu is open.
 	b.waitMenu(t, 30*time.Second, "short build done", nil, func(items []menuItem) bool { _, ok := find(items, "✓ app-short — "); return ok })
-	b.open(t)
+	b.openMenu(t)
 	labels := map[string]bool{}
 	for deadline := time.Now().Add(3500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if it, ok := find(b.layout(t), "    app-long — "); ok {
@@ -201,21 +199,4 @@ func buildDrv(t *testing.T, cli, name string) string {
 	}
 	t.Fatalf("no %s in\n%s", name, out)
 	return ""
-}
-
-// open tells the app its menu opened, as a desktop shell does (dbusmenu
-// Event "opened" on the root item).
-func (b *bus) open(t *testing.T) {
-	t.Helper()
-	b.mu.Lock()
-	item := b.item
-	b.mu.Unlock()
-	v, err := b.conn.Object(item, "/StatusNotifierItem").GetProperty("org.kde.StatusNotifierItem.Menu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	call := b.conn.Object(item, v.Value().(dbus.ObjectPath)).Call("com.canonical.dbusmenu.Event", 0, int32(0), "opened", dbus.MakeVariant(""), uint32(time.Now().Unix()))
-	if call.Err != nil {
-		t.Fatal(call.Err)
-	}
 }
