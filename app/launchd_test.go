@@ -3,9 +3,7 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +17,7 @@ import (
 // app runs, and the app must notice without a restart.
 func TestAppUnderLaunchdFindsContainerInstalledLater(t *testing.T) {
 	w := testenv.New(t)
-	home := filepath.Join(w.Home, "launchd-home") // no XDG variables: ~/.config and ~/.local/share
-	cfgDir := filepath.Join(home, ".config", "wrapix")
-	os.MkdirAll(cfgDir, 0o755)
-	os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte("port = "+strconv.Itoa(w.Port)+"\n"), 0o644)
+	home := w.LaunchdHome() // no XDG variables: ~/.config and ~/.local/share
 
 	addr, b := startBus(t)
 	cli := filepath.Join(testenv.Binaries(t), "wrapix-builder")

@@ -87,6 +87,17 @@ func startApp(t testing.TB, bin, addr string, extraEnv []string, args ...string)
 	return a
 }
 
+// quit clicks Quit and waits for the process to end.
+func (a *runningApp) quit(t testing.TB, b *bus) {
+	t.Helper()
+	b.click(t, "Quit")
+	select {
+	case <-a.exited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the app did not quit")
+	}
+}
+
 func (a *runningApp) running() bool {
 	select {
 	case <-a.exited:
@@ -250,12 +261,7 @@ func TestClickDuringHangingProbe(t *testing.T) {
 	if n := len(w.CallsStarting("run")); n != 1 {
 		t.Fatalf("container run %d times, want 1", n)
 	}
-	b.click(t, "Quit")
-	select {
-	case <-app.exited:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the app did not quit")
-	}
+	app.quit(t, b)
 }
 
 // Finder's first launch after Gatekeeper passes -psn_0_…; a bad config.toml
@@ -289,12 +295,7 @@ func TestStartupErrorsAreShown(t *testing.T) {
 	if _, ok := find(items, "Fix:"); ok {
 		t.Errorf("the fix line stayed: %+v", items)
 	}
-	b.click(t, "Quit")
-	select {
-	case <-app.exited:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the app did not quit")
-	}
+	app.quit(t, b)
 }
 
 func waitFor2(t testing.TB, d time.Duration, what string, cond func() bool) {

@@ -6,8 +6,8 @@ import (
 	"testing"
 )
 
-// sink accepts one connection and discards what it reads, then closes.
-func sink(t testing.TB) net.Listener {
+// listen serves every connection on 127.0.0.1 with handle, each in its own goroutine.
+func listen(t testing.TB, handle func(net.Conn)) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -18,39 +18,31 @@ func sink(t testing.TB) net.Listener {
 			if err != nil {
 				return
 			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
+			go handle(c)
 		}
 	}()
 	return ln
 }
 
+// sink discards what each connection sends, then closes it.
+func sink(t testing.TB) net.Listener {
+	return listen(t, func(c net.Conn) { io.Copy(io.Discard, c); c.Close() })
+}
+
 // relay is splice behind a listener, as serve runs it.
 func relay(t testing.TB, target string) net.Listener {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					c.Close()
-					return
-				}
-				noDelay(c)
-				noDelay(up)
-				splice(c, up)
-				up.Close()
-				c.Close()
-			}()
+	return listen(t, func(c net.Conn) {
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			c.Close()
+			return
 		}
-	}()
-	return ln
+		noDelay(c)
+		noDelay(up)
+		splice(c, up)
+		up.Close()
+		c.Close()
+	})
 }
 
 func push(b *testing.B, addr string, buf []byte, total int) {

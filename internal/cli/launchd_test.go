@@ -3,9 +3,7 @@
 package cli
 
 import (
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -16,10 +14,7 @@ import (
 // PATH, which lacks /usr/local/bin, and Apple's container CLI installed there.
 func TestCLIFindsContainerOutsideLaunchdPATH(t *testing.T) {
 	w := testenv.New(t)
-	home := filepath.Join(w.Home, "launchd-home") // no XDG variables: ~/.config and ~/.local/share
-	cfgDir := filepath.Join(home, ".config", "wrapix")
-	os.MkdirAll(cfgDir, 0o755)
-	os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte("port = "+strconv.Itoa(w.Port)+"\n"), 0o644)
+	home := w.LaunchdHome() // no XDG variables: ~/.config and ~/.local/share
 	wb := filepath.Join(testenv.Binaries(t), "wrapix-builder")
 	wellKnown := t.TempDir()
 

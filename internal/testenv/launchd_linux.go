@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,6 +41,21 @@ func LaunchdCommand(t testing.TB, dir, home string, extra []string, argv ...stri
 	// before exec, so the bind mount never propagates to the host.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	return cmd
+}
+
+// LaunchdHome is a home directory for LaunchdCommand: no XDG variables, so
+// the config is ~/.config/wrapix/config.toml, naming the world's port.
+func (w *World) LaunchdHome() string {
+	w.T.Helper()
+	home := filepath.Join(w.Home, "launchd-home")
+	cfgDir := filepath.Join(home, ".config", "wrapix")
+	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
+		w.T.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.toml"), []byte("port = "+strconv.Itoa(w.Port)+"\n"), 0o644); err != nil {
+		w.T.Fatal(err)
+	}
+	return home
 }
 
 // InstallStandin puts the container stand-in into dir as `container`: a
