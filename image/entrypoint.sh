@@ -161,6 +161,10 @@ fi
 # shows a request from the host logged inside as from 192.168.64.1. No TCP
 # forwarding of any kind; the one forward allowed is a local stream-local one,
 # which the status probe uses to reach nix-daemon's socket (builder/sshclient).
+# No PermitOpen: its "none" also denies every stream-local forward
+# (openssh channels.c channel_connect_to_path checks the admin list for
+# paths too), which sent each status poll to `nix-daemon --stdio` instead;
+# AllowTcpForwarding no already refuses TCP.
 # WRAPIX_SSHD_LISTEN / WRAPIX_SSHD_FROM override both (the Linux stand-in,
 # which shares the host's network).
 # sshd-address: begin (image_test.go runs this block in a network namespace)
@@ -191,7 +195,6 @@ UsePAM no
 AllowTcpForwarding no
 AllowStreamLocalForwarding local
 PermitListen none
-PermitOpen none
 AllowAgentForwarding no
 PermitTunnel no
 GatewayPorts no

@@ -18,22 +18,45 @@ func (b *Builder) Running(ctx context.Context) (bool, error) {
 	return c.Running(), err
 }
 
-// busyScript lists the processes that tell whether the builder is at work,
-// as "proc <pid> <ppid> <name>", and the SSH session running the script
-// ("mine": the parent of its shell's parent, sshd's per-connection monitor).
-// Only shell builtins: the image's busybox has no standalone applets.
+// busyScript prints the builder's process table for parseBusy, as
+// "proc <pid> <ppid> <uid> <name>" (names outside a plain alphabet become
+// "?"), the SSH session running the script ("mine": the parent of its
+// shell's parent, sshd's per-connection monitor) and the observers
+// ("obs <pid>": sessions that only watch, such as the app's build-log
+// follower, which mark themselves with ObserverMark; stale marks go).
+// Only shell builtins: the image's busybox has no standalone applets. The
+// parent is read after the last ')' of stat: a name may hold spaces.
 const busyScript = `read -r _ _ _ mine _ < /proc/$PPID/stat
 echo "mine $mine"
+while read -r k v _; do [ "$k" = Uid: ] && { echo "me $v"; break; }; done < /proc/$$/status
+for f in /tmp/wrapix-observer.*; do
+  p=${f##*.}
+  case $p in ''|*[!0-9]*) continue ;; esac
+  if [ -d "/proc/$p" ]; then echo "obs $p"; else rm -f "$f" 2>/dev/null; fi
+done
 for d in /proc/[0-9]*; do
   read -r c < "$d/comm" 2>/dev/null || continue
-  case $c in sshd|sshd-session|sshd-auth|nix-daemon|nix-store|nix-collect-gar*|nix) ;; *) continue ;; esac
-  read -r p _ _ pp _ < "$d/stat" 2>/dev/null && echo "proc $p $pp $c"
+  read -r s < "$d/stat" 2>/dev/null || continue
+  u=?
+  while read -r k v _; do [ "$k" = Uid: ] && { u=$v; break; }; done < "$d/status" 2>/dev/null
+  s=${s##*) }
+  set -- $s
+  case $c in *[!A-Za-z0-9._+-]*|'') c='?' ;; esac
+  echo "proc ${d#/proc/} $2 $u $c"
 done
 `
 
+// ObserverMark is a shell prefix that marks the session running the rest of
+// the command as one that only watches (the build-log follower): the idle
+// check does not count it as work. The mark is the shell's own PID.
+const ObserverMark = `echo > /tmp/wrapix-observer.$$; trap 'rm -f /tmp/wrapix-observer.$$' EXIT; `
+
 // Busy asks the builder whether anything is at work, connecting to the
 // container's port directly (not through the waker). The answer says what
-// was found, for the log.
+// was found, for the log. A connection still authenticating may be someone's
+// `wrapix-builder ssh` about to run a command, or a status poll: it is
+// looked at again until it has authenticated or gone (at most 5 s; one
+// that authenticates no sooner is a stranger's, and no work).
 func (b *Builder) Busy(ctx context.Context) (bool, string, error) {
 	ks, err := keys.Load(b.Layout)
 	if err != nil {
@@ -46,59 +69,136 @@ func (b *Builder) Busy(ctx context.Context) (bool, string, error) {
 		return false, "", err
 	}
 	defer c.Close()
-	out, err := c.Output(ctx, busyScript)
-	if err != nil {
-		return false, "", err
+	var waitFor map[string]bool // the connections authenticating at the first look
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := c.Output(ctx, busyScript)
+		if err != nil {
+			return false, "", err
+		}
+		s := parseBusy(string(out))
+		if s.busy() {
+			return true, strings.Join(s.work, ", "), nil
+		}
+		if waitFor == nil {
+			waitFor = map[string]bool{}
+			for _, p := range s.authenticating {
+				waitFor[p] = true
+			}
+		}
+		still := false
+		for _, p := range s.authenticating {
+			still = still || waitFor[p]
+		}
+		if !still || time.Now().After(deadline) {
+			return false, "", nil
+		}
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return false, "", ctx.Err()
+		}
 	}
-	busy, what := parseBusy(string(out))
-	return busy, what, nil
 }
 
-// parseBusy decides from busyScript's lines. At work means: a nix-daemon
-// worker (every build, copy and query runs in one — ssh-ng's
-// `nix-daemon --stdio` or a fork of the daemon for its socket), a Nix tool
-// (the entrypoint's hourly GC), or an SSH connection other than the check's
-// own (someone's `wrapix-builder ssh`, a connection still authenticating).
+// busyState is what parseBusy found: work, and the SSH connections not yet
+// authenticated (their monitor's PID).
+type busyState struct {
+	work           []string
+	authenticating []string
+}
+
+func (s busyState) busy() bool { return len(s.work) > 0 }
+
+// parseBusy decides from busyScript's lines. At work means:
+//   - a Nix tool anywhere (nix, nix-store, nix-build, the entrypoint's GC…):
+//     every build, copy or query started on the builder runs one;
+//   - a process in an SSH session other than the check's own and other than
+//     an observer's: ssh-ng's `nix-daemon --stdio`, someone's
+//     `wrapix-builder ssh` command or shell.
+//
+// Not work: an SSH connection with nothing running in it (`status` talking
+// to nix-daemon's socket through it; one still authenticating is listed for
+// another look), the daemon's workers for its socket (their clients are Nix
+// tools or sessions, counted above; `status` opens one at every poll), and
+// observers. So the app following the build log and `status` polling never
+// keep the builder up. A connection has authenticated once a process in it
+// runs as the builder user (sshd's post-auth child; before it, sshd's
+// pre-auth child runs as its privilege-separation user).
 // The daemons themselves are the entrypoint's children: the sshd listener is
-// the sshd whose parent is no sshd, and the entrypoint is its parent
-// (PID 1 in the stand-in; maybe not under Apple's init, so no PID is assumed).
-func parseBusy(out string) (bool, string) {
-	type proc struct{ pid, ppid, name string }
+// the sshd whose parent is no sshd (PID 1 is the entrypoint in the stand-in;
+// maybe not under Apple's init, so no PID is assumed).
+func parseBusy(out string) busyState {
+	type proc struct{ pid, ppid, uid, name string }
 	var procs []proc
 	byPID := map[string]proc{}
-	mine := ""
+	mine, me := "", ""
+	observer := map[string]bool{}
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
 		switch {
 		case len(f) == 2 && f[0] == "mine":
 			mine = f[1]
-		case len(f) == 4 && f[0] == "proc":
-			p := proc{f[1], f[2], f[3]}
+		case len(f) == 2 && f[0] == "me":
+			me = f[1]
+		case len(f) == 2 && f[0] == "obs":
+			observer[f[1]] = true
+		case len(f) == 5 && f[0] == "proc":
+			p := proc{f[1], f[2], f[3], f[4]}
+			if _, dup := byPID[p.pid]; dup {
+				continue
+			}
 			procs = append(procs, p)
 			byPID[p.pid] = p
 		}
 	}
 	isSSHD := func(pid string) bool { p, ok := byPID[pid]; return ok && strings.HasPrefix(p.name, "sshd") }
-	listener, entry := map[string]bool{}, map[string]bool{}
+	listener := map[string]bool{}
 	for _, p := range procs {
 		if strings.HasPrefix(p.name, "sshd") && !isSSHD(p.ppid) {
-			listener[p.pid], entry[p.ppid] = true, true
+			listener[p.pid] = true
 		}
 	}
-	var found []string
+	// session returns the SSH connection (its monitor, a child of the
+	// listener) that p runs in, or "" — and whether an observer is on the way.
+	// The walk is bounded: a table from the builder may hold a cycle.
+	session := func(p proc) (string, bool) {
+		watched := false
+		for i := 0; i <= len(procs); i++ {
+			watched = watched || observer[p.pid]
+			if listener[p.ppid] && strings.HasPrefix(p.name, "sshd") {
+				return p.pid, watched
+			}
+			q, ok := byPID[p.ppid]
+			if !ok {
+				return "", watched
+			}
+			p = q
+		}
+		return "", watched
+	}
+	var s busyState
+	authenticated := map[string]bool{}
 	for _, p := range procs {
+		conn, watched := session(p)
+		if conn != "" && p.uid == me {
+			authenticated[conn] = true
+		}
 		switch {
 		case strings.HasPrefix(p.name, "sshd"):
-			if listener[p.ppid] && p.pid != mine {
-				found = append(found, "an SSH connection (pid "+p.pid+")")
+			// the listener and the connections' own processes
+		case conn != "":
+			if conn != mine && !watched {
+				s.work = append(s.work, p.name+" in SSH session "+conn+" (pid "+p.pid+")")
 			}
-		case p.name == "nix-daemon":
-			if !entry[p.ppid] {
-				found = append(found, "a nix-daemon worker (pid "+p.pid+")")
-			}
-		default:
-			found = append(found, p.name+" (pid "+p.pid+")")
+		case strings.HasPrefix(p.name, "nix") && p.name != "nix-daemon":
+			s.work = append(s.work, p.name+" (pid "+p.pid+")")
 		}
 	}
-	return len(found) > 0, strings.Join(found, ", ")
+	for _, p := range procs {
+		if listener[p.ppid] && strings.HasPrefix(p.name, "sshd") && p.pid != mine && !authenticated[p.pid] {
+			s.authenticating = append(s.authenticating, p.pid)
+		}
+	}
+	return s
 }

@@ -1,27 +1,63 @@
 package lifecycle
 
-import "testing"
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
 
 // parseBusy on process tables as the busy script prints them, with the
 // entrypoint as PID 1 (the stand-in) and as another PID (an init above it).
+// uid 1000 is the builder user, 74 sshd's privilege-separation user.
 func TestParseBusy(t *testing.T) {
 	for _, entry := range []string{"1", "57"} {
-		base := "proc 10 " + entry + " sshd\nproc 11 " + entry + " nix-daemon\n" +
-			"proc 20 10 sshd-session\nproc 21 20 sshd-session\nmine 20\n" // the check's own session
+		base := "proc 10 " + entry + " 0 sshd\nproc 11 " + entry + " 0 nix-daemon\n" +
+			"proc 20 10 0 sshd-session\nproc 21 20 1000 sshd-session\nproc 22 21 1000 sh\nmine 20\nme 1000\n" // the check's own session
+		authed := "proc 30 10 0 sshd-session\nproc 31 30 1000 sshd-session\n"
 		for _, tc := range []struct {
 			name, extra string
 			busy        bool
+			authing     string
 		}{
-			{"idle", "", false},
-			{"a build over ssh-ng", "proc 30 10 sshd-session\nproc 31 30 sshd-session\nproc 32 31 nix-daemon\n", true},
-			{"a worker for the socket", "proc 40 11 nix-daemon\n", true},
-			{"someone's shell", "proc 50 10 sshd\nproc 51 50 sshd\n", true},
-			{"the hourly gc", "proc 60 " + entry + " nix-store\n", true},
+			{"idle", "", false, ""},
+			{"a build over ssh-ng", authed + "proc 32 31 1000 nix-daemon\n", true, ""},
+			{"someone's shell", authed + "proc 32 31 1000 sh\n", true, ""},
+			{"someone's command in a shell", authed + "proc 32 31 1000 sh\nproc 33 32 1000 sleep\n", true, ""},
+			{"the hourly gc", "proc 60 " + entry + " 0 nix-store\n", true, ""},
+			{"a nix-build left running after its session", "proc 61 " + entry + " 1000 nix-build\n", true, ""},
+			// Observation never counts (it kept the builder up forever):
+			{"a status poll's socket worker", "proc 40 11 0 nix-daemon\n", false, ""},
+			{"a status poll forwarding to the socket", authed, false, ""},
+			{"the app's build-log follower", authed + "proc 32 31 1000 sh\nproc 33 32 1000 tail\nproc 34 32 1000 cat\nobs 32\n", false, ""},
+			{"an observer mark elsewhere hides nothing", authed + "proc 32 31 1000 sh\nobs 99\n", true, ""},
+			{"a cycle in a forged table", "proc 80 81 0 sh\nproc 81 80 0 sh\n", false, ""},
+			// Authenticating: looked at again (OpenSSH 9.2 names every process sshd; 10 has sshd-auth).
+			{"a connection authenticating (9.2)", "proc 50 10 0 sshd\nproc 51 50 74 sshd\n", false, "50"},
+			{"a connection authenticating (10)", "proc 50 10 0 sshd-session\nproc 51 50 74 sshd-auth\n", false, "50"},
+			{"a connection accepted, nothing forked yet", "proc 50 10 0 sshd-session\n", false, "50"},
 		} {
-			busy, what := parseBusy(base + tc.extra)
-			if busy != tc.busy {
-				t.Errorf("entry %s, %s: busy %v (%s)", entry, tc.name, busy, what)
+			s := parseBusy(base + tc.extra)
+			if s.busy() != tc.busy || strings.Join(s.authenticating, " ") != tc.authing {
+				t.Errorf("entry %s, %s: busy %v (%s), authenticating %q", entry, tc.name, s.busy(), strings.Join(s.work, ", "), s.authenticating)
 			}
 		}
+	}
+}
+
+// The busy script runs in sh with builtins only and prints the process table
+// parseBusy reads: here, on this machine's /proc, it must list PID 1, the
+// marked observer and the user running it.
+func TestBusyScriptRuns(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	out, err := exec.Command(sh, "-c", ObserverMark+busyScript).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	if !strings.Contains(s, "\nobs ") || !strings.Contains(s, "\nproc 1 0 0 ") || !strings.Contains(s, "\nme 0\n") || !strings.HasPrefix(s, "mine ") {
+		t.Fatalf("busy script output:\n%s", s)
 	}
 }

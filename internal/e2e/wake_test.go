@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wrapix/wrapix-builder/builder/keys"
+	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
 	"github.com/wrapix/wrapix-builder/builder/wakestate"
@@ -98,7 +99,44 @@ func TestIdleStopWaitsForWork(t *testing.T) {
 	if r := <-session; r.code != 0 || !strings.Contains(r.stdout, "session-done") {
 		t.Fatalf("the ssh session was cut: %d %q %q\n--- serve\n%s", r.code, r.stdout, r.stderr, k.Output())
 	}
-	waitFor(t, 60*time.Second, func() bool { return !running(w) })
+	// Watching is no work: the app following the build log (on its own
+	// kept-alive connection) and `status` polling without pause do not keep
+	// the builder up. Both did: every poll's connection and nix-daemon worker
+	// and the follower's session counted as work, so it never stopped.
+	ks, err := keys.Load(paths.Layout{ConfigDir: w.ConfigDir, DataDir: w.DataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	follower, err := sshclient.Dial(ctx, fmt.Sprintf("127.0.0.1:%d", w.Port), sshclient.User, ks.Client.Signer, ks.Host.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer follower.Close()
+	// status reaches nix-daemon through its socket: sshd no longer refuses the
+	// stream-local forward (PermitOpen none did, so each poll ran `nix-daemon --stdio`).
+	wb(t, "status", "--json")
+	if logs := wb(t, "logs"); strings.Contains(logs.stdout+logs.stderr, "but the request was denied") || !strings.Contains(logs.stdout+logs.stderr, "ready: sshd") {
+		t.Fatalf("the builder's log (sshd refused the status probe's forward to nix-daemon's socket?):\n%s%s", logs.stdout, logs.stderr)
+	}
+	followed := make(chan error, 1)
+	go func() { followed <- lifecycle.FollowBuilds(ctx, follower, 0, func(string) {}) }()
+	var polls sync.WaitGroup
+	polls.Add(1)
+	go func() {
+		defer polls.Done()
+		for ctx.Err() == nil && wakerState(t, w).Builder != wakestate.Stopped {
+			wb(t, "status", "--json")
+		}
+	}()
+	waitFor(t, 120*time.Second, func() bool { return wakerState(t, w).Builder == wakestate.Stopped })
+	cancel()
+	polls.Wait()
+	<-followed
+	if running(w) {
+		t.Fatalf("the waker says stopped but the container runs\n--- serve\n%s", k.Output())
+	}
 }
 
 // kill -9 of serve mid-build: the client fails, the builder and its store
