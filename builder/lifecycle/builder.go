@@ -17,13 +17,11 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/ssh"
 
 	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lock"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
-	"github.com/wrapix/wrapix-builder/builder/nixdaemon"
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/problem"
 	"github.com/wrapix/wrapix-builder/builder/runtime"
@@ -129,7 +127,7 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 		if err := b.checkPublished(c); err != nil {
 			return false, err
 		}
-		if _, err := b.probe(ctx, ks, 5*time.Second, true); err == nil {
+		if _, err := b.probe(ctx, ks, 5*time.Second); err == nil {
 			b.say("already running and ready at %s", b.SSHAddress())
 			return true, nil
 		}
@@ -410,17 +408,15 @@ type ProbeResult struct {
 	Protocol   string
 }
 
-// probe connects and proves nix-daemon answers. thorough runs
-// `nix-daemon --stdio` as Nix's ssh-ng store does; otherwise it talks to the
-// daemon's socket through the SSH connection (no process on the builder),
-// falling back to the thorough check where the socket cannot be opened.
-func (b *Builder) probe(ctx context.Context, ks *keys.Set, timeout time.Duration, thorough bool) (ProbeResult, error) {
-	return b.probeWith(ctx, ks, timeout, thorough, nil)
+// probe connects and proves nix-daemon answers: it runs
+// `nix-daemon --stdio` as Nix's ssh-ng store does.
+func (b *Builder) probe(ctx context.Context, ks *keys.Set, timeout time.Duration) (ProbeResult, error) {
+	return b.probeWith(ctx, ks, timeout, nil)
 }
 
 // probeWith is probe that also runs extra on the connection, beside the
 // nix-daemon check (one connection, no added round trips of its own).
-func (b *Builder) probeWith(ctx context.Context, ks *keys.Set, timeout time.Duration, thorough bool, extra func(context.Context, *sshclient.Client)) (ProbeResult, error) {
+func (b *Builder) probeWith(ctx context.Context, ks *keys.Set, timeout time.Duration, extra func(context.Context, *sshclient.Client)) (ProbeResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t0 := time.Now()
@@ -435,13 +431,7 @@ func (b *Builder) probeWith(ctx context.Context, ks *keys.Set, timeout time.Dura
 		defer func() { <-done }() // before the Close above
 	}
 	r := ProbeResult{SSHLatency: time.Since(t0)}
-	var info nixdaemon.Info
-	if !thorough {
-		info, err = c.NixDaemonSocket(ctx)
-	}
-	if thorough || errors.As(err, new(*ssh.OpenChannelError)) {
-		info, err = c.NixDaemon(ctx)
-	}
+	info, err := c.NixDaemon(ctx)
 	if err != nil {
 		return r, fmt.Errorf("nix-daemon: %w", err)
 	}
@@ -461,7 +451,7 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 	seen := map[string]bool{}
 	for {
 		if sshBanner(ctx, b.SSHAddress()) {
-			r, err := b.probe(ctx, ks, 10*time.Second, true)
+			r, err := b.probe(ctx, ks, 10*time.Second)
 			if err == nil {
 				b.say("ready at %s (nix-daemon %s)", b.SSHAddress(), r.Daemon)
 				return nil

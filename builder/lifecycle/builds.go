@@ -42,7 +42,7 @@ func LoadBuilds(ctx context.Context, c *sshclient.Client, limit int) (*builds.Hi
 // The session's stdin stays open: its end (the session closed, the
 // connection lost) ends the remote tail, so none is left behind.
 func followCmd(offset int64) string {
-	return ObserverMark + "tail -c +" + strconv.FormatInt(offset+1, 10) + " -F " + shellquote.Quote(builds.LogPath) +
+	return sshclient.ObserverMark + "tail -c +" + strconv.FormatInt(offset+1, 10) + " -F " + shellquote.Quote(builds.LogPath) +
 		" 2>/dev/null & t=$!; cat >/dev/null; kill $t 2>/dev/null"
 }
 

@@ -23,7 +23,7 @@ func (b *Builder) Running(ctx context.Context) (bool, error) {
 // "?"), the SSH session running the script ("mine": the parent of its
 // shell's parent, sshd's per-connection monitor) and the observers
 // ("obs <pid>": sessions that only watch, such as the app's build-log
-// follower, which mark themselves with ObserverMark; stale marks go).
+// follower, which mark themselves with sshclient.ObserverMark; stale marks go).
 // Only shell builtins: the image's busybox has no standalone applets. The
 // parent is read after the last ')' of stat: a name may hold spaces.
 const busyScript = `read -r _ _ _ mine _ < /proc/$PPID/stat
@@ -45,11 +45,6 @@ for d in /proc/[0-9]*; do
   echo "proc ${d#/proc/} $2 $u $c"
 done
 `
-
-// ObserverMark is a shell prefix that marks the session running the rest of
-// the command as one that only watches (the build-log follower): the idle
-// check does not count it as work. The mark is the shell's own PID.
-const ObserverMark = `echo > /tmp/wrapix-observer.$$; trap 'rm -f /tmp/wrapix-observer.$$' EXIT; `
 
 // Busy asks the builder whether anything is at work, connecting to the
 // container's port directly (not through the waker). The answer says what

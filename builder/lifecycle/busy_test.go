@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/wrapix/wrapix-builder/builder/sshclient"
 )
 
 // parseBusy on process tables as the busy script prints them, with the
@@ -52,7 +54,7 @@ func TestBusyScriptRuns(t *testing.T) {
 	if err != nil {
 		t.Skip("no sh")
 	}
-	out, err := exec.Command(sh, "-c", ObserverMark+busyScript).Output()
+	out, err := exec.Command(sh, "-c", sshclient.ObserverMark+busyScript).Output()
 	if err != nil {
 		t.Fatal(err)
 	}

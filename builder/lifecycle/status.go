@@ -78,7 +78,7 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 					}
 				}
 			}
-			res, err := b.probeWith(ctx, ks, opt.ProbeTimeout, false, extra)
+			res, err := b.probeWith(ctx, ks, opt.ProbeTimeout, extra)
 			probed <- probeOutcome{res, err}
 		}()
 		p := b.Params(ks, nixconf.FormAlias)

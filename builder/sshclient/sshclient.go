@@ -119,9 +119,20 @@ func signalNumber(name string) int {
 	return n
 }
 
+// ObserverMark is a shell prefix that marks the session running the rest of
+// the command as one that only watches (our probes, the build-log
+// follower): the idle check does not count it as work (lifecycle.Busy).
+// The mark is the shell's own PID, which an `exec` keeps.
+const ObserverMark = `echo > /tmp/wrapix-observer.$$; trap 'rm -f /tmp/wrapix-observer.$$' EXIT; `
+
 // NixDaemon runs `nix-daemon --stdio` — what Nix's ssh-ng store runs — and
 // completes the worker-protocol handshake with it. This proves the daemon
 // binary is on the non-interactive PATH and the builder's store answers.
+// It is marked an observer: status polls never keep the builder up. (No
+// stream-local forward to the daemon's socket: OpenSSH refuses every one
+// when TCP forwarding is off — session.c do_authenticated disables the
+// admin permissions for FORWARD_LOCAL, which channel_connect_to_path checks
+// for paths too.)
 func (c *Client) NixDaemon(ctx context.Context) (nixdaemon.Info, error) {
 	sess, err := c.NewSession()
 	if err != nil {
@@ -138,7 +149,7 @@ func (c *Client) NixDaemon(ctx context.Context) (nixdaemon.Info, error) {
 	}
 	var stderr bytes.Buffer
 	sess.Stderr = &stderr
-	if err := sess.Start("nix-daemon --stdio"); err != nil {
+	if err := sess.Start(ObserverMark + "exec nix-daemon --stdio"); err != nil {
 		return nixdaemon.Info{}, err
 	}
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
@@ -173,31 +184,6 @@ func (c *Client) KeepAlive(ctx context.Context) error {
 		c.Close()
 		return ctx.Err()
 	}
-}
-
-// DaemonSocket is where the builder's root nix-daemon listens.
-const DaemonSocket = "/nix/var/nix/daemon-socket/socket"
-
-// NixDaemonSocket does the handshake with the builder's root nix-daemon over
-// an SSH stream-local channel to its socket: no process is started on the
-// builder, so it is the cheap check for status polling. NixDaemon (the
-// `nix-daemon --stdio` path that ssh-ng uses) is the thorough one.
-func (c *Client) NixDaemonSocket(ctx context.Context) (nixdaemon.Info, error) {
-	conn, err := c.Dial("unix", DaemonSocket)
-	if err != nil {
-		return nixdaemon.Info{}, fmt.Errorf("open %s on the builder: %w", DaemonSocket, err)
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	info, err := nixdaemon.Handshake(struct {
-		io.Reader
-		io.Writer
-	}{c.ackingReader(conn), conn})
-	if err != nil && ctx.Err() != nil {
-		return info, fmt.Errorf("nix-daemon on the builder did not answer in time: %w", ctx.Err())
-	}
-	return info, err
 }
 
 // ackingReader sends a no-reply keepalive after every read. sshd writes

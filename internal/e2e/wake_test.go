@@ -114,8 +114,8 @@ func TestIdleStopWaitsForWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer follower.Close()
-	// status reaches nix-daemon through its socket: sshd no longer refuses the
-	// stream-local forward (PermitOpen none did, so each poll ran `nix-daemon --stdio`).
+	// status no longer asks sshd for a stream-local forward it refuses
+	// (OpenSSH denies them all with TCP forwarding off).
 	wb(t, "status", "--json")
 	if logs := wb(t, "logs"); strings.Contains(logs.stdout+logs.stderr, "but the request was denied") || !strings.Contains(logs.stdout+logs.stderr, "ready: sshd") {
 		t.Fatalf("the builder's log (sshd refused the status probe's forward to nix-daemon's socket?):\n%s%s", logs.stdout, logs.stderr)
