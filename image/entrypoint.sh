@@ -39,6 +39,102 @@ progress() { echo "$*" > "$PROGRESS.tmp" && mv "$PROGRESS.tmp" "$PROGRESS"; log 
 
 # 1. The persistent store is mounted at /nix by the runtime.
 grep -q " /nix " /proc/self/mountinfo 2>/dev/null || log "warning: /nix is not a mount: the store will not outlive this container"
+
+# store-index: begin (image_test.go and the store benchmark run this block)
+# /nix/store as an indexed directory (docs/store-index.md). Apple's volumes
+# are formatted without dir_index and dir_nlink (containerization
+# EXT4+Formatter.swift): every lookup in /nix/store scans the whole
+# directory, and it holds at most 64998 subdirectories. So, once per volume:
+#   1. the two feature bits are set in the live superblock, with aligned
+#      4-byte writes through the volume's block device (the container's /dev
+#      is a devtmpfs, LinuxContainer.swift; no device cgroup), which the
+#      mounted ext4 reads from the same buffer at once. Not tune2fs: on a
+#      zero hash seed (Apple's formatter leaves s_hash_seed zero) it writes a
+#      new one, which the mounted kernel — it copied the zero seed at mount —
+#      would not use until the next mount: directories indexed meanwhile
+#      would hash differently afterwards. s_flags gets "signed hash", what
+#      the kernel used for a filesystem mounted without dir_index.
+#   2. the existing linear /nix/store is rebuilt: its entries are renamed
+#      into a new directory (indexed by ext4 as it grows past a block),
+#      which then takes its place. Every step is a rename; an interrupted
+#      rebuild is finished at the next start. A store of one block needs no
+#      rebuild (it is indexed when it grows).
+# Where the device cannot be written, the store stays linear and the
+# builder says so (status: the log; the directory-count GC stays on).
+# Only busybox (/bin) runs here: the store's own tools move during step 2.
+INDEXED=/nix/.wrapix-store-indexed
+store_indexed=""
+sb_get() {   # DEV OFFSET: the superblock's 32-bit little-endian field
+	dd if="$1" bs=4 skip=$(( (1024 + $2) / 4 )) count=1 2>/dev/null | od -An -tu4 | tr -d ' \n'
+}
+sb_put() {   # DEV OFFSET VALUE: one aligned 4-byte write
+	printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($3 & 255)) $(($3 >> 8 & 255)) $(($3 >> 16 & 255)) $(($3 >> 24 & 255)))" |
+		dd of="$1" bs=4 seek=$(( (1024 + $2) / 4 )) count=1 conv=notrunc 2>/dev/null
+}
+store_device() {   # the block device of the ext4 filesystem mounted at /nix
+	line=$(awk '$5 == "/nix" { l = $0 } END { print l }' /proc/self/mountinfo 2>/dev/null)
+	[ -n "$line" ] || return 1
+	majmin=$(echo "$line" | awk '{ print $3 }')
+	# shellcheck disable=SC2046 # fstype, source, options
+	set -- $(echo "$line" | sed 's/.* - //')
+	[ "${1:-}" = ext4 ] || return 1
+	if [ -b "${2:-}" ]; then echo "$2"; return 0; fi
+	name=$(sed -n 's/^DEVNAME=//p' "/sys/dev/block/$majmin/uevent" 2>/dev/null)
+	[ -n "$name" ] && [ -b "/dev/$name" ] && echo "/dev/$name"
+}
+store_features() {   # dir_index and dir_nlink on the store volume, or why not
+	dev=$(store_device) || { echo "no ext4 block device for /nix in /dev"; return 1; }
+	magic=$(sb_get "$dev" 56) || { echo "cannot read $dev"; return 1; }
+	[ $((magic & 65535)) -eq 61267 ] || { echo "no ext4 superblock on $dev"; return 1; }
+	compat=$(sb_get "$dev" 92) ro=$(sb_get "$dev" 100) flags=$(sb_get "$dev" 352)
+	[ $((compat & 32)) -ne 0 ] && [ $((ro & 32)) -ne 0 ] && return 0
+	# metadata_csum: the superblock has a checksum these writes would break
+	[ $((ro & 1024)) -eq 0 ] || { echo "$dev has metadata checksums"; return 1; }
+	if [ $((compat & 32)) -eq 0 ]; then
+		sb_put "$dev" 352 $(( (flags & ~2) | 1 )) || { echo "cannot write $dev"; return 1; }
+	fi
+	sb_put "$dev" 100 $((ro | 32)) && sb_put "$dev" 92 $((compat | 32)) || { echo "cannot write $dev"; return 1; }
+	sync
+	[ $(($(sb_get "$dev" 92) & 32)) -ne 0 ] && [ $(($(sb_get "$dev" 100) & 32)) -ne 0 ] || { echo "$dev did not keep the features"; return 1; }
+	log "store volume $dev: dir_index and dir_nlink turned on"
+}
+store_rebuild() {   # /nix/store into a new (indexed) directory, resumable
+	s=/nix/store new=/nix/.wrapix-store-new old=/nix/.wrapix-store-old
+	# Cut between the two renames, or before the old directory went: the
+	# new one is in place (and indexed), the old one empty.
+	if [ -d "$old" ]; then
+		if [ ! -d "$s" ] && [ -d "$new" ]; then /bin/mv "$new" "$s" || return 1; fi
+		/bin/find "$old" -mindepth 1 -maxdepth 1 -exec /bin/sh -c 'exec /bin/mv -f -- "$@" /nix/store/' sh {} + &&
+			/bin/rmdir "$old" && sync
+		return
+	fi
+	if [ ! -d "$new" ]; then
+		[ -d "$s" ] && [ "$(/bin/stat -c %s "$s")" -gt 4096 ] || return 0
+		progress "indexing /nix/store (once; $(/bin/stat -c %h "$s") links)…"
+		/bin/mkdir "$new" && /bin/chmod "$(/bin/stat -c %a "$s")" "$new" && /bin/chown "$(/bin/stat -c %u:%g "$s")" "$new" || return 1
+	else
+		progress "indexing /nix/store (resuming)…"
+	fi
+	/bin/find "$s" -mindepth 1 -maxdepth 1 -exec /bin/sh -c 'exec /bin/mv -f -- "$@" /nix/.wrapix-store-new/' sh {} + &&
+		/bin/mv "$s" "$old" && /bin/mv "$new" "$s" && /bin/rmdir "$old" && sync
+}
+store_index() {
+	if [ "${WRAPIX_STORE_BACKEND:-volume}" != volume ]; then return 0; fi
+	if ! why=$(store_features); then
+		log "warning: /nix/store stays unindexed ($why): lookups scan it, and it holds at most 64998 store paths (docs/store-index.md)"
+		return 0
+	fi
+	[ -n "$why" ] && echo "$why"
+	if [ ! -e "$INDEXED" ] || [ -d /nix/.wrapix-store-new ] || [ -d /nix/.wrapix-store-old ]; then
+		store_rebuild || { log "warning: indexing /nix/store failed; the next start resumes it"; return 0; }
+		echo > "$INDEXED"
+		log "/nix/store is indexed"
+	fi
+	store_indexed=1
+}
+# store-index: end
+store_index
+
 mkdir -p /nix/store /nix/var/nix/gcroots /nix/var/nix/profiles /nix/var/nix/daemon-socket
 
 # 2. Users, keys and configuration (written at every start from the settings).
@@ -158,13 +254,9 @@ fi
 # address on a container network is its gateway, the subnet's first address
 # (NetworkVmnet AllocationOnlyVmnetNetwork.swift / ReservedVmnetNetwork.swift
 # hand it to vmnet as the host's), and Apple's docs/how-to.md (0.6.0 … 1.2.2)
-# shows a request from the host logged inside as from 192.168.64.1. No TCP
-# forwarding of any kind; the one forward allowed is a local stream-local one,
-# which the status probe uses to reach nix-daemon's socket (builder/sshclient).
-# No PermitOpen: its "none" also denies every stream-local forward
-# (openssh channels.c channel_connect_to_path checks the admin list for
-# paths too), which sent each status poll to `nix-daemon --stdio` instead;
-# AllowTcpForwarding no already refuses TCP.
+# shows a request from the host logged inside as from 192.168.64.1. No
+# forwarding of any kind (DisableForwarding): our probes run
+# `nix-daemon --stdio`, as Nix does.
 # WRAPIX_SSHD_LISTEN / WRAPIX_SSHD_FROM override both (the Linux stand-in,
 # which shares the host's network).
 # sshd-address: begin (image_test.go runs this block in a network namespace)
@@ -192,9 +284,9 @@ PermitRootLogin no
 AllowUsers builder@$from
 AuthorizedKeysFile .ssh/authorized_keys
 UsePAM no
+DisableForwarding yes
 AllowTcpForwarding no
-AllowStreamLocalForwarding local
-PermitListen none
+AllowStreamLocalForwarding no
 AllowAgentForwarding no
 PermitTunnel no
 GatewayPorts no
@@ -321,9 +413,13 @@ sshd_pid=$!
 progress "ready: sshd on $listen, nix-daemon $(nix-daemon --version 2>/dev/null | sed 's/.* //')"
 
 # Garbage collection by store size: Nix's min-free would measure the wrong
-# disk, so every WRAPIX_GC_EVERY seconds (default an hour) the store is
-# measured (df of the ext4 volume, which holds only the store; du otherwise)
-# and collected down to WRAPIX_STORE_CAP bytes. The tools are GC roots.
+# disk, so the store is measured (df of the ext4 volume, which holds only
+# the store; du otherwise) and collected down to WRAPIX_STORE_CAP bytes: at
+# WRAPIX_GC_FIRST seconds after ready (default 20: not in the way of the
+# build that woke the builder, and within a minute, so a builder woken for
+# a few minutes at a time keeps its cap too), then every WRAPIX_GC_EVERY
+# seconds of uptime (default an hour). The tools are GC roots.
+gc_first=${WRAPIX_GC_FIRST:-20}
 gc_every=${WRAPIX_GC_EVERY:-3600}
 store_cap=${WRAPIX_STORE_CAP:-0}
 store_bytes() {
@@ -333,10 +429,11 @@ store_bytes() {
 		echo $(( $(df -kP /nix | awk 'NR==2 {print $3}') * 1024 ))
 	fi
 }
-# Apple's volumes have no dir_index (containerization EXT4+Formatter.swift):
-# the kernel refuses /nix/store's 64999th subdirectory ("Too many links"),
-# whatever the bytes. Without dir_nlink the link count is exact, so one stat
-# tells: near the limit, all garbage goes.
+# An unindexed store (store-index above could not turn dir_index and
+# dir_nlink on) is a directory of Apple's volume without them: the kernel
+# refuses /nix/store's 64999th subdirectory ("Too many links"), whatever
+# the bytes. Without dir_nlink the link count is exact, so one stat tells:
+# near the limit, all garbage goes. An indexed store has no such limit.
 store_dirs_max=${WRAPIX_STORE_DIRS_MAX:-60000}
 store_dirs() { echo $(( $(stat -c %h /nix/store) - 2 )); }
 gc_dirs_check() {
@@ -352,7 +449,7 @@ gc_dirs_check() {
 	fi
 }
 gc_check() {
-	[ "${WRAPIX_STORE_BACKEND:-volume}" = volume ] && { gc_dirs_check || true; }
+	[ "${WRAPIX_STORE_BACKEND:-volume}" = volume ] && [ -z "$store_indexed" ] && { gc_dirs_check || true; }
 	[ "$store_cap" -gt 0 ] 2>/dev/null || return 0
 	used=$(store_bytes) || return 0
 	if [ "$used" -gt "$store_cap" ]; then
@@ -366,14 +463,14 @@ gc_check() {
 # Run until a service dies (then the container stops and status shows it).
 # `wait` on the sleep lets the shell reap every child, adopted orphans included.
 alive() { [ -e "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
-since_gc=0
+next_gc=$gc_first up=0
 while alive "$sshd_pid" && alive "$daemon_pid"; do
 	sleep 2 &
 	wait $! 2>/dev/null || true
 	builds_tick || true
-	since_gc=$((since_gc + 2))
-	if [ "$since_gc" -ge "$gc_every" ]; then
-		since_gc=0
+	up=$((up + 2))
+	if [ "$up" -ge "$next_gc" ]; then
+		next_gc=$((up + gc_every))
 		gc_check
 	fi
 done

@@ -18,6 +18,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/wrapix/wrapix-builder/internal/ext4vol"
 	"maps"
 	"os"
 	"os/exec"
@@ -198,18 +199,12 @@ func mountVolume(v *volume) error {
 		return err
 	}
 	if st.Blocks == 0 { // never written: no filesystem yet
-		// Without dir_index and dir_nlink, as containerization's EXT4.Formatter
-		// makes it (EXT4+Formatter.swift: featureCompat sparse_super2|ext_attr):
-		// a directory then holds at most 64998 subdirectories.
-		// A journal only when asked for (journal=…, kept from 0.12 only):
-		// the formatter writes none otherwise.
-		features := "^dir_index,^dir_nlink"
-		if v.Options["journal"] == "" {
-			features += ",^has_journal"
-		}
-		if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", "-O", features,
-			"-E", "lazy_itable_init=1,lazy_journal_init=1", v.Image).CombinedOutput(); err != nil {
-			return fmt.Errorf("mkfs.ext4 (e2fsprogs): %v %s", err, out)
+		// As containerization's EXT4.Formatter makes it: no dir_index, no
+		// dir_nlink (a directory then holds at most 64998 subdirectories), no
+		// hash seed. A journal only when asked for (journal=…, kept from
+		// 0.12 only): the formatter writes none otherwise.
+		if err := ext4vol.Format(v.Image, v.Options["journal"] != ""); err != nil {
+			return err
 		}
 	}
 	if out, err := exec.Command("mount", "-o", "loop", v.Image, v.Path).CombinedOutput(); err != nil {

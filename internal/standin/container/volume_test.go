@@ -35,12 +35,58 @@ func TestVolumeHasApplesFeatures(t *testing.T) {
 		if got := slices.Contains(features, "has_journal"); got != (journal != "") {
 			t.Errorf("journal option %q: has_journal is %v: %v", journal, got, features)
 		}
+		want := []string{"ext_attr", "sparse_super2", "filetype", "extent", "flex_bg", "large_file", "huge_file", "extra_isize"}
+		if journal != "" {
+			want = append(want, "has_journal")
+		}
+		features = slices.DeleteFunc(features, func(f string) bool { return f == "needs_recovery" }) // mounted with a journal
+		if !slices.Equal(slices.Sorted(slices.Values(features)), slices.Sorted(slices.Values(want))) {
+			t.Errorf("features %v, Apple's formatter sets %v", features, want)
+		}
+	}
+}
+
+// Apple's formatter leaves the directory hash seed, the default hash and the
+// hash flags at zero ("kernel initialises htree hash seed at first mount",
+// EXT4+Formatter.swift): what turning dir_index on later must cope with.
+func TestVolumeHasNoHashSeed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the volume is loop-mounted")
+	}
+	image := volumeImage(t, nil)
+	out, err := exec.Command("dumpe2fs", "-h", image).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dumpe2fs: %v %s", err, out)
+	}
+	for _, field := range []string{"Directory Hash Seed:", "Default directory hash:", "Filesystem flags:"} {
+		if strings.Contains(string(out), field) {
+			t.Errorf("dumpe2fs shows %q: Apple's volumes leave it zero\n%s", field, out)
+		}
 	}
 }
 
 // volumeFeatures formats and mounts a stand-in volume with these options and
 // returns its ext4 features.
 func volumeFeatures(t *testing.T, options map[string]string) []string {
+	image := volumeImage(t, options)
+	// What the kernel then does (64998 subdirectories, each insert a linear
+	// scan) takes long to show; the features it follows from are read here.
+	out, err := exec.Command("dumpe2fs", "-h", image).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dumpe2fs: %v %s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f, ok := strings.CutPrefix(line, "Filesystem features:"); ok {
+			return strings.Fields(f)
+		}
+	}
+	t.Fatalf("no features in dumpe2fs's output: %s", out)
+	return nil
+}
+
+// volumeImage formats and mounts a stand-in volume with these options and
+// returns its image file.
+func volumeImage(t *testing.T, options map[string]string) string {
 	dir := t.TempDir()
 	v := &volume{Name: "t", Options: options, Path: filepath.Join(dir, "data"), Image: filepath.Join(dir, "volume.img")}
 	if err := os.Mkdir(v.Path, 0o755); err != nil {
@@ -56,18 +102,5 @@ func volumeFeatures(t *testing.T, options map[string]string) []string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unmountVolume(v) })
-
-	// What the kernel then does (64998 subdirectories, each insert a linear
-	// scan) takes long to show; the features it follows from are read here.
-	out, err := exec.Command("dumpe2fs", "-h", v.Image).CombinedOutput()
-	if err != nil {
-		t.Fatalf("dumpe2fs: %v %s", err, out)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if f, ok := strings.CutPrefix(line, "Filesystem features:"); ok {
-			return strings.Fields(f)
-		}
-	}
-	t.Fatalf("no features in dumpe2fs's output: %s", out)
-	return nil
+	return v.Image
 }

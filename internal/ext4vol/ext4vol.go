@@ -1,0 +1,36 @@
+// Package ext4vol formats an ext4 image as Apple's runtime formats a named
+// volume (containerization EXT4+Formatter.swift), for the stand-in and the
+// tests: exactly its features — no dir_index, no dir_nlink, no
+// metadata_csum, no 64bit, no resize_inode — and s_hash_seed,
+// s_def_hash_version and s_flags left at zero ("kernel initialises htree
+// hash seed at first mount", which it does not: a zero seed stays zero).
+// Linux-only test infrastructure; it runs e2fsprogs.
+package ext4vol
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+)
+
+// Features are the ext4 features of Apple's volumes (without a journal).
+const Features = "ext_attr,sparse_super2,filetype,extent,flex_bg,large_file,huge_file,extra_isize"
+
+// Format makes image (an existing, empty or sparse file) an ext4 filesystem
+// like Apple's volume; journal adds one (journal=… from container 0.12).
+func Format(image string, journal bool) error {
+	features := "none," + Features
+	if journal {
+		features += ",has_journal"
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", "-O", features,
+		"-E", "lazy_itable_init=1,lazy_journal_init=1", image).CombinedOutput(); err != nil {
+		return fmt.Errorf("mkfs.ext4 (e2fsprogs): %v %s", err, out)
+	}
+	zero := exec.Command("debugfs", "-w", "-f", "-", image)
+	zero.Stdin = strings.NewReader("ssv hash_seed null\nssv def_hash_version legacy\nssv flags 0\n")
+	if out, err := zero.CombinedOutput(); err != nil {
+		return fmt.Errorf("debugfs (e2fsprogs): %v %s", err, out)
+	}
+	return nil
+}
