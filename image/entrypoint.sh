@@ -48,12 +48,13 @@ grep -q " /nix " /proc/self/mountinfo 2>/dev/null || log "warning: /nix is not a
 #   1. the two feature bits are set in the live superblock, with aligned
 #      4-byte writes through the volume's block device (the container's /dev
 #      is a devtmpfs, LinuxContainer.swift; no device cgroup), which the
-#      mounted ext4 reads from the same buffer at once. Not tune2fs: on a
-#      zero hash seed (Apple's formatter leaves s_hash_seed zero) it writes a
-#      new one, which the mounted kernel — it copied the zero seed at mount —
-#      would not use until the next mount: directories indexed meanwhile
-#      would hash differently afterwards. s_flags gets "signed hash", what
-#      the kernel used for a filesystem mounted without dir_index.
+#      mounted ext4 reads from the same buffer at once. s_flags gets
+#      "signed hash": the kernel hashes names with signed chars on a
+#      filesystem mounted without dir_index, and decides from s_flags at the
+#      next mount. Not online tune2fs: it marks the hash unsigned, so after
+#      the next mount names with bytes over 0x7f in directories indexed
+#      meanwhile are not found (178 of 300 in docs/store-index.md); nor
+#      is e2fsprogs in the image then.
 #   2. the existing linear /nix/store is rebuilt: its entries are renamed
 #      into a new directory (indexed by ext4 as it grows past a block),
 #      which then takes its place. Every step is a rename; an interrupted

@@ -64,6 +64,12 @@ func onVolume(t testing.TB, image, mnt, script string) string {
 // container does, the volume mounted at /nix (in a private mount namespace).
 func runStoreIndex(t testing.TB, image string) string {
 	t.Helper()
+	return runStoreIndexThen(t, image, "")
+}
+
+// runStoreIndexThen is runStoreIndex, then script in the same mount.
+func runStoreIndexThen(t testing.TB, image, then string) string {
+	t.Helper()
 	bin := t.TempDir()
 	list, err := exec.Command(testenv.DebianBusybox, "--list").Output()
 	if err != nil {
@@ -72,7 +78,7 @@ func runStoreIndex(t testing.TB, image string) string {
 	for _, a := range strings.Fields(string(list)) {
 		os.Symlink(testenv.DebianBusybox, filepath.Join(bin, a))
 	}
-	script := storeIndexBlock(t) + "store_index\necho \"indexed=$store_indexed\"\n"
+	script := storeIndexBlock(t) + "store_index\necho \"indexed=$store_indexed\"\n" + then
 	cmd := exec.Command("unshare", "-m", "sh", "-ec", `mount -o loop "$IMG" /nix; exec env -i PATH="$BIN" "$BB" sh -c "$SCRIPT"`)
 	cmd.Env = append(os.Environ(), "IMG="+image, "BIN="+bin, "BB="+testenv.DebianBusybox, "SCRIPT="+script)
 	out, err := cmd.CombinedOutput()
@@ -136,7 +142,10 @@ echo x > file.drv; ln -s file.drv link; mkdir ".links" "a name with spaces"; chm
 		t.Fatal("Apple's volume should start without dir_index")
 	}
 
-	out := runStoreIndex(t, image)
+	// In the same mount, a new directory indexed as it grows, with names
+	// whose bytes go over 0x7f (signed and unsigned hashes differ there).
+	out := runStoreIndexThen(t, image, `mkdir /nix/x; cd /nix/x; `+names(0, 600)+` | xargs mkdir
+i=0; while [ $i -lt 300 ]; do mkdir "$(printf '\351t\351-%d' $i)"; i=$((i+1)); done`)
 	if !strings.Contains(out, "indexed=1") || !strings.Contains(out, "indexing /nix/store (once;") {
 		t.Fatalf("store_index did not index the store:\n%s", out)
 	}
@@ -145,6 +154,9 @@ echo x > file.drv; ln -s file.drv link; mkdir ".links" "a name with spaces"; chm
 		t.Fatalf("features after indexing: %v\n%s", fs, out)
 	}
 	fsck(t, image)
+	if lost := onVolume(t, image, mnt, `cd x; n=0; i=0; while [ $i -lt 300 ]; do [ -d "$(printf '\351t\351-%d' $i)" ] || n=$((n+1)); i=$((i+1)); done; lsattr -d .; echo "lost $n"`); !strings.Contains(lost, "lost 0") || !strings.Contains(lost, "-I-") {
+		t.Fatalf("names indexed before the remount, looked up after it: %s", lost)
+	}
 	after := onVolume(t, image, mnt, "ls -A store | sort | md5sum; ls -A store | wc -l; lsattr -d store; ls -A")
 	if !strings.HasPrefix(after, before) {
 		t.Fatalf("the store's entries changed:\nbefore %s\nafter %s", before, after)
