@@ -42,6 +42,13 @@ Runs through sudo when not root. Idempotent. --dry-run prints the plan; --undo r
 exactly what setup did.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Root writes through --root and trusts the journal there: only
+			// a tree nobody but root can change (issue 16).
+			if os.Geteuid() == 0 && root != "/" {
+				if err := setup.CheckTree(root); err != nil {
+					return err
+				}
+			}
 			b, err := e.builder(true)
 			if err != nil {
 				return err

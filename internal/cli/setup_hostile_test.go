@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/paths"
+	"github.com/wrapix/wrapix-builder/builder/setup"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -367,4 +369,61 @@ func TestAdminPromptSetupActsForTheAppsUser(t *testing.T) {
 	if r := wb(t, "setup", "--root", t.TempDir(), "--for-uid", "4242"); r.code != 0 {
 		t.Fatalf("setup --for-uid under sudo: %s", r.stderr)
 	}
+}
+
+// Issue 16 point 1: a user allowed to `sudo wrapix-builder setup` hands root
+// a --root tree of their own: etc/ssh/ssh_config.d links to root's real
+// directory and a planted journal "restores" an ssh drop-in there. Root must
+// refuse a tree the user could change (owned by them, writable by others, or
+// linked) and write nothing; root's own scratch trees keep working.
+func TestRootRefusesATreeTheUserCouldChange(t *testing.T) {
+	w := testenv.New(t)
+	keysAt(t)
+	const user = 4242
+	filepath.Walk(w.DataDir, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, user, user) })
+	outside := t.TempDir() // stands for root's /etc/ssh/ssh_config.d
+	victim := filepath.Join(outside, "100-wrapix-builder.conf")
+	os.WriteFile(victim, []byte("# root's drop-in\n"), 0o644)
+	plant := func(t *testing.T, tree string) {
+		os.MkdirAll(filepath.Join(tree, "etc/nix"), 0o755)
+		os.MkdirAll(filepath.Join(tree, "etc/ssh"), 0o755)
+		os.Symlink(outside, filepath.Join(tree, "etc/ssh/ssh_config.d"))
+		evil := base64.StdEncoding.EncodeToString([]byte("Match exec \"/tmp/x\"\n"))
+		os.WriteFile(filepath.Join(tree, setup.JournalPath), []byte(`{"version":1,"files":{"/etc/ssh/ssh_config.d/100-wrapix-builder.conf":{"existed":true,"mode":420,"content":"`+evil+`"}}}`), 0o600)
+	}
+	unchanged := func(t *testing.T) {
+		t.Helper()
+		if got, _ := os.ReadFile(victim); string(got) != "# root's drop-in\n" {
+			t.Fatalf("root wrote through the user's tree into %s:\n%s", victim, got)
+		}
+	}
+	t.Setenv("SUDO_UID", "4242")
+	// The user's own tree.
+	tree := filepath.Join(t.TempDir(), "r")
+	plant(t, tree)
+	filepath.Walk(tree, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, user, user) })
+	for _, args := range [][]string{{"--undo"}, {}, {"--dry-run"}} {
+		r := wb(t, append([]string{"setup", "--root", tree}, args...)...)
+		unchanged(t)
+		oneErrorLine(t, r, 10, tree, "owned by uid 4242")
+	}
+	// Root owns every directory, but one is a link, or others may write to one.
+	tree = filepath.Join(t.TempDir(), "r")
+	plant(t, tree)
+	oneErrorLine(t, wb(t, "setup", "--undo", "--root", tree), 10, filepath.Join(tree, "etc/ssh/ssh_config.d"), "symbolic link")
+	unchanged(t)
+	os.Remove(filepath.Join(tree, "etc/ssh/ssh_config.d"))
+	os.Chmod(filepath.Join(tree, "etc/ssh"), 0o777)
+	oneErrorLine(t, wb(t, "setup", "--root", tree), 10, filepath.Join(tree, "etc/ssh"), "0777")
+	// Root's own scratch tree (root-owned, nobody else may write) works, under sudo or not.
+	os.Chmod(filepath.Join(tree, "etc/ssh"), 0o755)
+	os.Remove(filepath.Join(tree, setup.JournalPath))
+	if r := wb(t, "setup", "--root", tree); r.code != 0 {
+		t.Fatalf("setup into root's own tree: %s", r.stderr)
+	}
+	t.Setenv("SUDO_UID", "")
+	if r := wb(t, "setup", "--undo", "--root", tree); r.code != 0 {
+		t.Fatalf("undo in root's own tree: %s", r.stderr)
+	}
+	unchanged(t)
 }
