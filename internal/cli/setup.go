@@ -24,6 +24,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/safepath"
 	"github.com/wrapix/wrapix-builder/builder/setup"
 )
 
@@ -49,15 +50,31 @@ exactly what setup did.`,
 					return err
 				}
 			}
+			uid, err := invokingUID(forUID)
+			if err != nil {
+				return err
+			}
+			if err := e.resolveLayout(); err != nil {
+				return err
+			}
+			ks, err := keys.LoadOwned(e.layout, uid)
+			if err != nil && !undo {
+				return err
+			}
+			afterKeysLoaded(e.layout)
+			if os.Geteuid() == 0 {
+				if uid == keys.AnyOwner && ks != nil {
+					uid = ks.UID // a root shell without sudo: the keys' owner
+				}
+				if err := userDirs(e.layout, uid); err != nil {
+					return err
+				}
+				e.configOwner = &uid
+			}
 			b, err := e.builder(true)
 			if err != nil {
 				return err
 			}
-			ks, err := keys.LoadOwned(b.Layout, invokingUID(forUID))
-			if err != nil && !undo {
-				return err
-			}
-			afterKeysLoaded(b.Layout)
 			if !dryRun && root == "/" && os.Geteuid() != 0 {
 				return e.reexecWithSudo(cmd.Context(), b.Layout.DataDir, b.Layout.ConfigDir, undo, uri)
 			}
@@ -78,7 +95,7 @@ exactly what setup did.`,
 				if err := setup.Undo(envr, run); err != nil {
 					return err
 				}
-				if err := e.loginAgent(b, root, forUID, true, false, run); err != nil {
+				if err := e.loginAgent(b, root, uid, true, false, run); err != nil {
 					return err
 				}
 				fmt.Fprintln(e.stdout, "setup undone: every file setup wrote or changed is as it was before")
@@ -103,13 +120,13 @@ exactly what setup did.`,
 			}
 			if dryRun {
 				fmt.Fprint(e.stdout, plan.Render(true))
-				return e.loginAgent(b, root, forUID, false, true, run)
+				return e.loginAgent(b, root, uid, false, true, run)
 			}
 			if err := setup.Apply(envr, plan, run); err != nil {
 				return err
 			}
 			fmt.Fprint(e.stdout, plan.Render(false))
-			if err := e.loginAgent(b, root, forUID, false, false, run); err != nil {
+			if err := e.loginAgent(b, root, uid, false, false, run); err != nil {
 				return err
 			}
 			fmt.Fprintln(e.stdout, "setup done; `wrapix-builder setup --undo` reverses it")
@@ -136,32 +153,60 @@ var afterKeysLoaded = func(paths.Layout) {}
 
 // invokingUID is the user setup acts for: our own uid when not root; as
 // root, the one --for-uid names (the app's administrator prompt), sudo's
-// SUDO_UID, pkexec's PKEXEC_UID; for a root shell with none of them whoever
-// owns the key directory.
-func invokingUID(forUID int) int {
+// SUDO_UID, pkexec's PKEXEC_UID; for a root shell with none of them
+// keys.AnyOwner (whoever owns the key directory). Under sudo, --for-uid may
+// only repeat SUDO_UID: sudo's user must not act for someone else (issue 16).
+func invokingUID(forUID int) (int, error) {
 	if os.Geteuid() != 0 {
-		return os.Getuid()
+		return os.Getuid(), nil
 	}
-	if forUID >= 0 {
-		return forUID
-	}
+	sudo := -1
 	for _, v := range []string{"SUDO_UID", "PKEXEC_UID"} {
 		if uid, err := strconv.Atoi(os.Getenv(v)); err == nil && uid >= 0 {
-			return uid
+			sudo = uid
+			if forUID >= 0 && forUID != uid {
+				return 0, problem.Newf(problem.Usage, "leave out --for-uid: setup acts for the user who ran sudo",
+					"--for-uid %d differs from %s %d", forUID, v, uid)
+			}
+			break
 		}
 	}
-	return keys.AnyOwner
+	if forUID >= 0 {
+		return forUID, nil
+	}
+	if sudo >= 0 {
+		return sudo, nil
+	}
+	return keys.AnyOwner, nil
+}
+
+// userDirs checks, as root, that the data and config directories are the
+// user's own: root copies the key from one, and the login agent it installs
+// for the user runs with both (the config names the container CLI the agent
+// runs). So every directory on their paths, and every link followed, must be
+// the user's or root's and writable by nobody else.
+func userDirs(l paths.Layout, uid int) error {
+	if uid == keys.AnyOwner {
+		return nil // nobody named and no keys (--undo): nothing is read from them
+	}
+	for _, d := range []struct{ flag, dir string }{{"--data-dir", l.DataDir}, {"--config-dir", l.ConfigDir}} {
+		if err := safepath.Check(d.dir, true, uid, 0); err != nil {
+			return problem.Newf(problem.Setup, fmt.Sprintf("use directories that belong to uid %d and that nobody else may write to (%s)", uid, d.flag),
+				"%s is not the own directory of uid %d, the user setup acts for: %v", d.dir, uid, err)
+		}
+	}
+	return nil
 }
 
 // loginAgent installs (or with undo removes) the user's LaunchAgent that
 // runs `wrapix-builder serve` (docs/on-demand.md). It is for the invoking
 // user (SUDO_UID under sudo), whose container runtime it drives. macOS only:
 // on Linux nothing installs serve.
-func (e *env) loginAgent(b *lifecycle.Builder, root string, forUID int, undo, dryRun bool, run setup.Runner) error {
+func (e *env) loginAgent(b *lifecycle.Builder, root string, uid int, undo, dryRun bool, run setup.Runner) error {
 	if goruntime.GOOS != "darwin" {
 		return nil
 	}
-	u, err := invokingUser(root, b.Layout.KeysDir(), forUID)
+	u, err := invokingUser(root, b.Layout.KeysDir(), uid)
 	if err != nil {
 		if undo || dryRun {
 			return nil
@@ -199,8 +244,7 @@ func (e *env) loginAgent(b *lifecycle.Builder, root string, forUID int, undo, dr
 // pkexec's, our own), or for root without either (macOS's administrator
 // prompt) the owner of the key directory — never root itself. Under --root,
 // the home is inside that tree.
-func invokingUser(root, keysDir string, forUID int) (agent.User, error) {
-	uid := invokingUID(forUID)
+func invokingUser(root, keysDir string, uid int) (agent.User, error) {
 	if uid == keys.AnyOwner {
 		fi, err := os.Stat(keysDir)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
@@ -361,13 +362,46 @@ func TestAdminPromptSetupActsForTheAppsUser(t *testing.T) {
 		t.Fatalf("a refused setup wrote %v", entries)
 	}
 	filepath.Walk(filepath.Join(w.DataDir, "builder-keys"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 4242, 4242) })
+	os.Chown(filepath.Join(w.ConfigDir, "config.toml"), 4242, 4242) // as root, setup reads only the user's own config.toml
 	if r := wb(t, "setup", "--root", root, "--for-uid", "4242"); r.code != 0 {
 		t.Fatalf("setup for the key owner: %s", r.stderr)
 	}
-	// --for-uid wins over sudo's SUDO_UID: an administrator sets up for another user.
-	t.Setenv("SUDO_UID", "0")
+	// Under sudo, --for-uid may only name sudo's own user (issue 16 point 2).
+	t.Setenv("SUDO_UID", "4242")
 	if r := wb(t, "setup", "--root", t.TempDir(), "--for-uid", "4242"); r.code != 0 {
-		t.Fatalf("setup --for-uid under sudo: %s", r.stderr)
+		t.Fatalf("setup --for-uid SUDO_UID under sudo: %s", r.stderr)
+	}
+}
+
+// Issue 16 point 2: with SUDO_UID=4343 --for-uid 4242, root copied 4242's
+// key and acted for 4242 with the caller's directories. --for-uid must equal
+// SUDO_UID; the data and config directories must be the user's (or root's),
+// with nobody else able to change them.
+func TestSetupActsOnlyForSudosUser(t *testing.T) {
+	w := testenv.New(t)
+	keysAt(t)
+	filepath.Walk(filepath.Join(w.DataDir, "builder-keys"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 4242, 4242) })
+	os.Chown(filepath.Join(w.ConfigDir, "config.toml"), 4242, 4242)
+	root := t.TempDir()
+	t.Setenv("SUDO_UID", "4343")
+	oneErrorLine(t, wb(t, "setup", "--root", root, "--for-uid", "4242"), 2, "--for-uid 4242", "SUDO_UID 4343")
+	// The caller's config directory for 4242's setup: refused.
+	t.Setenv("SUDO_UID", "4242")
+	os.Chown(w.ConfigDir, 4343, 4343)
+	oneErrorLine(t, wb(t, "setup", "--root", root), 10, w.ConfigDir, "uid 4343", "4242")
+	os.Chown(w.ConfigDir, 4242, 4242)
+	os.Chmod(w.ConfigDir, 0o777)
+	oneErrorLine(t, wb(t, "setup", "--root", root), 10, w.ConfigDir, "0777")
+	os.Chmod(w.ConfigDir, 0o755)
+	// The caller's data directory (4242's keys inside it): refused.
+	os.Chown(w.DataDir, 4343, 4343)
+	oneErrorLine(t, wb(t, "setup", "--root", root), 10, w.DataDir, "uid 4343")
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatalf("a refused setup wrote %v", entries)
+	}
+	os.Chown(w.DataDir, 4242, 4242)
+	if r := wb(t, "setup", "--root", root); r.code != 0 {
+		t.Fatalf("setup for sudo's user with their own directories: %s", r.stderr)
 	}
 }
 
@@ -381,6 +415,7 @@ func TestRootRefusesATreeTheUserCouldChange(t *testing.T) {
 	keysAt(t)
 	const user = 4242
 	filepath.Walk(w.DataDir, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, user, user) })
+	os.Chown(filepath.Join(w.ConfigDir, "config.toml"), user, user)
 	outside := t.TempDir() // stands for root's /etc/ssh/ssh_config.d
 	victim := filepath.Join(outside, "100-wrapix-builder.conf")
 	os.WriteFile(victim, []byte("# root's drop-in\n"), 0o644)
@@ -426,4 +461,51 @@ func TestRootRefusesATreeTheUserCouldChange(t *testing.T) {
 		t.Fatalf("undo in root's own tree: %s", r.stderr)
 	}
 	unchanged(t)
+}
+
+// Issue 16 point 3: root reads config.toml as the user's file. A FIFO hung
+// root (and its signals were swallowed); a link or hard link to a root-only
+// file had its text quoted in the error. Each is now one error line, at
+// once, that quotes nothing of the file.
+func TestRootReadsConfigAsTheUsersFile(t *testing.T) {
+	w := testenv.New(t)
+	keysAt(t)
+	const user = 4242
+	filepath.Walk(filepath.Join(w.DataDir, "builder-keys"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, user, user) })
+	t.Setenv("SUDO_UID", "4242")
+	secret := filepath.Join(t.TempDir(), "root-only.toml")
+	os.WriteFile(secret, []byte("access-tokens = \"github.com=hunter2\"\n"), 0o600)
+	cfg := filepath.Join(w.ConfigDir, "config.toml")
+	for _, tc := range []struct {
+		name, want string
+		make       func()
+	}{
+		{"fifo", "not a regular file", func() { syscall.Mkfifo(cfg, 0o644); os.Lchown(cfg, user, user) }},
+		{"symlink to a root-only file", "symbolic link", func() { os.Symlink(secret, cfg); os.Lchown(cfg, user, user) }},
+		{"hard link to a root-only file", "not owned by uid 4242", func() { os.Link(secret, cfg) }},
+		{"huge", "larger than", func() {
+			os.WriteFile(cfg, bytes.Repeat([]byte("# comment\n"), 1<<20), 0o644)
+			os.Chown(cfg, user, user)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(cfg)
+			tc.make()
+			root := t.TempDir()
+			done := make(chan result, 1)
+			go func() { done <- wb(t, "setup", "--root", root) }()
+			select {
+			case r := <-done:
+				oneErrorLine(t, r, 3, cfg, tc.want)
+				if strings.Contains(r.stderr, "hunter2") || strings.Contains(r.stderr, "access-tokens") {
+					t.Errorf("the error quotes a root-only file: %s", r.stderr)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("setup as root hangs on the user's config.toml")
+			}
+			if entries, _ := os.ReadDir(root); len(entries) != 0 {
+				t.Fatalf("a refused setup wrote %v", entries)
+			}
+		})
+	}
 }
