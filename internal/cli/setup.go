@@ -112,9 +112,14 @@ exactly what setup did.`,
 			if err != nil {
 				return err
 			}
-			// Root's copy is exactly the bytes keys.LoadOwned checked and parsed:
-			// the file is never opened again, so it cannot be swapped in between.
-			plan, err := setup.Compute(envr, b.Params(ks, form), ks.Client.PrivateBytes)
+			// Root's copy is made from the bytes keys.LoadOwned checked and
+			// parsed (the file is never opened again, so it cannot be swapped in
+			// between), encoded again: no user text reaches root's file.
+			rootKey, err := ks.Client.RootCopy()
+			if err != nil {
+				return problem.Wrap(problem.Keys, err, "cannot re-encode SSH private key "+ks.Client.PrivatePath, "`wrapix-builder keys rotate`")
+			}
+			plan, err := setup.Compute(envr, b.Params(ks, form), rootKey)
 			if err != nil {
 				return err
 			}

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/setup"
@@ -264,9 +266,15 @@ func TestSetupCopiesTheCheckedKeyBytes(t *testing.T) {
 	if r := wb(t, "setup", "--root", root); r.code != 0 {
 		t.Fatalf("setup: %s", r.stderr)
 	}
+	// Root's copy is re-encoded (issue 16 point 4): compare the keys it holds.
+	same := func(a, b []byte) bool {
+		ka, errA := ssh.ParsePrivateKey(a)
+		kb, errB := ssh.ParsePrivateKey(b)
+		return errA == nil && errB == nil && bytes.Equal(ka.PublicKey().Marshal(), kb.PublicKey().Marshal())
+	}
 	got, _ := os.ReadFile(filepath.Join(root, nixconf.RootKeyPath))
-	if bytes.Equal(got, rootOnly) || !bytes.Equal(got, mine) {
-		t.Fatalf("root's copy is not the key that was checked (root-only key copied: %v)", bytes.Equal(got, rootOnly))
+	if same(got, rootOnly) || !same(got, mine) {
+		t.Fatalf("root's copy is not the key that was checked (root-only key copied: %v)", same(got, rootOnly))
 	}
 	afterKeysLoaded = func(paths.Layout) {}
 
@@ -507,5 +515,39 @@ func TestRootReadsConfigAsTheUsersFile(t *testing.T) {
 				t.Fatalf("a refused setup wrote %v", entries)
 			}
 		})
+	}
+}
+
+// Issue 16 point 4: root's copy of the client key held up to 16 KiB of the
+// user's text around the PEM block. Now it is the key parsed and encoded
+// again: only the key, which real OpenSSH reads as the same key, and the
+// same bytes on every run.
+func TestRootKeyCopyHoldsNoUserText(t *testing.T) {
+	testenv.Require(t, "ssh-keygen")
+	w := testenv.New(t)
+	keysAt(t)
+	keyPath := filepath.Join(w.DataDir, "builder-keys", "client_ed25519")
+	key, _ := os.ReadFile(keyPath)
+	junk := "Match exec \"/tmp/x\"\n" + strings.Repeat("user text\n", 1000)
+	os.WriteFile(keyPath, []byte(junk+string(key)+junk[:4000]), 0o600)
+	root := t.TempDir()
+	if r := wb(t, "setup", "--root", root); r.code != 0 {
+		t.Fatalf("setup: %s", r.stderr)
+	}
+	copyPath := filepath.Join(root, nixconf.RootKeyPath)
+	got, _ := os.ReadFile(copyPath)
+	if bytes.Contains(got, []byte("user text")) || bytes.Contains(got, []byte("Match")) || len(got) > len(key)+200 {
+		t.Fatalf("root's copy holds the user's text (%d bytes):\n%.300s", len(got), got)
+	}
+	pub, _ := os.ReadFile(keyPath + ".pub")
+	derived, err := exec.Command("ssh-keygen", "-y", "-f", copyPath).Output()
+	if err != nil || strings.Join(strings.Fields(string(derived))[:2], " ") != strings.Join(strings.Fields(string(pub))[:2], " ") {
+		t.Fatalf("ssh-keygen -y on root's copy: %v %q, want %q", err, derived, pub)
+	}
+	if r := wb(t, "setup", "--root", root); r.code != 0 {
+		t.Fatalf("setup again: %s", r.stderr)
+	}
+	if again, _ := os.ReadFile(copyPath); !bytes.Equal(again, got) {
+		t.Error("a second setup wrote a different root copy")
 	}
 }
