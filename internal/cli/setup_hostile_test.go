@@ -551,3 +551,20 @@ func TestRootKeyCopyHoldsNoUserText(t *testing.T) {
 		t.Error("a second setup wrote a different root copy")
 	}
 }
+
+// Issue 16 point 5: `setup --uri port` as root runs `nix --version`; a
+// `nix` the user put first on $PATH is never run by root.
+func TestRootSetupNeverRunsTheUsersNix(t *testing.T) {
+	testenv.New(t)
+	keysAt(t)
+	bin := filepath.Join(t.TempDir(), "users-bin")
+	os.MkdirAll(bin, 0o755)
+	marker := filepath.Join(t.TempDir(), "ran")
+	os.WriteFile(filepath.Join(bin, "nix"), []byte("#!/bin/sh\ntouch "+marker+"\necho 'nix (Nix) 2.31.0'\n"), 0o755)
+	os.Chown(bin, 4242, 4242)
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	wb(t, "setup", "--dry-run", "--root", t.TempDir(), "--uri", "port")
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("root ran the user's nix")
+	}
+}
