@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wrapix/wrapix-builder/builder/agent"
+	"github.com/wrapix/wrapix-builder/builder/atomicfile"
 	"github.com/wrapix/wrapix-builder/builder/doctor"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
@@ -149,6 +150,49 @@ exactly what setup did.`,
 	cmd.Flags().IntVar(&forUID, "for-uid", keys.AnyOwner, "as root: the user setup acts for (default: sudo's SUDO_UID)")
 	_ = cmd.Flags().MarkHidden("for-uid")
 	cmd.MarkFlagsMutuallyExclusive("dry-run", "undo")
+	return cmd
+}
+
+// rootCopyCmd installs root's copy of the user's client key, for the
+// nix-darwin module's activation (packaging/nix/module.nix), with setup's
+// checks: the data directory is the user's (safepath), the key files are
+// the user's regular files, no links, at most 16 KiB (keys.LoadOwned), and
+// what is written is the parsed key encoded again (issue 16 point 6).
+func rootCopyCmd(e *env) *cobra.Command {
+	var out string
+	uid := -1
+	cmd := &cobra.Command{
+		Use:    "root-copy",
+		Short:  "Install root's copy of the client key (for the nix-darwin module's activation)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if uid < 0 || out == "" {
+				return problem.New(problem.Usage, "--for-uid and --out are required", "pass the user's uid and root's key path")
+			}
+			if err := e.resolveLayout(); err != nil {
+				return err
+			}
+			if err := safepath.Check(e.layout.DataDir, false, uid, 0); err != nil {
+				return problem.Newf(problem.Setup, fmt.Sprintf("the data directory must belong to uid %d, and nobody else may write to it", uid),
+					"%s is not the own directory of uid %d: %v", e.layout.DataDir, uid, err)
+			}
+			ks, err := keys.LoadOwned(e.layout, uid)
+			if err != nil {
+				return err
+			}
+			data, err := ks.Client.RootCopy()
+			if err != nil {
+				return problem.Wrap(problem.Keys, err, "cannot re-encode SSH private key "+ks.Client.PrivatePath, "`wrapix-builder keys rotate`")
+			}
+			if err := atomicfile.Write(out, data, 0o600); err != nil {
+				return problem.Wrap(problem.Setup, err, "cannot write "+out, "run it as root")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&uid, "for-uid", -1, "the user whose key it is")
+	cmd.Flags().StringVar(&out, "out", "", "root's copy to write")
 	return cmd
 }
 
