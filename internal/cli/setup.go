@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -44,6 +45,9 @@ Runs through sudo when not root. Idempotent. --dry-run prints the plan; --undo r
 exactly what setup did.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			done := make(chan struct{})
+			defer close(done)
+			go endOnSignal(cmd.Context(), done, e.stderr)
 			// Root writes through --root and trusts the journal there: only
 			// a tree nobody but root can change (issue 16).
 			if os.Geteuid() == 0 && root != "/" {
@@ -194,6 +198,24 @@ func rootCopyCmd(e *env) *cobra.Command {
 	cmd.Flags().IntVar(&uid, "for-uid", -1, "the user whose key it is")
 	cmd.Flags().StringVar(&out, "out", "", "root's copy to write")
 	return cmd
+}
+
+// endOnSignal ends setup when SIGINT or SIGTERM (which cancel ctx) finds it
+// waiting on something that does not watch ctx: it gets a moment to return
+// by itself, then the process exits. Setup saves its journal before every
+// write, so what was done up to then stays undoable (issue 16).
+func endOnSignal(ctx context.Context, done <-chan struct{}, stderr io.Writer) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		fmt.Fprintln(stderr, "wrapix-builder: setup interrupted by a signal (fix: run it again to finish, or `wrapix-builder setup --undo` to reverse what it did)")
+		os.Exit(problem.ExitCodeOf(problem.Setup))
+	}
 }
 
 // afterKeysLoaded lets a test act between the key check and the rest of

@@ -568,3 +568,51 @@ func TestRootSetupNeverRunsTheUsersNix(t *testing.T) {
 		t.Fatal("root ran the user's nix")
 	}
 }
+
+// Issue 16 point 3: SIGTERM and SIGINT were swallowed while setup waited
+// (the CLI catches them to cancel its context, and a blocked read never
+// looks). Setup is made to wait on a FIFO where it reads /etc/ssh/ssh_config
+// (root's own scratch tree), then sent SIGTERM: it must end, with one error
+// line.
+func TestSignalEndsSetup(t *testing.T) {
+	testenv.New(t)
+	keysAt(t)
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc/ssh"), 0o755)
+	fifo := filepath.Join(root, "etc/ssh/ssh_config")
+	syscall.Mkfifo(fifo, 0o644)
+	var stderr bytes.Buffer
+	cmd := exec.Command(filepath.Join(testenv.Binaries(t), "wrapix-builder"), "setup", "--root", root)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// A non-blocking open for writing succeeds once setup waits to read;
+	// holding it open keeps setup waiting in its read.
+	var w *os.File
+	for deadline := time.Now().Add(60 * time.Second); w == nil; {
+		f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			w = f
+		} else if time.Now().After(deadline) {
+			t.Fatalf("setup never read the FIFO: %v", err)
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	defer w.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		r := result{stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
+		if err == nil {
+			t.Fatal("setup succeeded after SIGTERM")
+		}
+		oneErrorLine(t, r, 10, "interrupted")
+	case <-time.After(30 * time.Second):
+		t.Fatal("setup swallowed SIGTERM and kept waiting")
+	}
+}
