@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -276,6 +278,50 @@ func Load(file string) (Config, error) {
 	}
 	c, err = Parse(data, file)
 	return c, err
+}
+
+// maxOwnedFile caps what root reads of a user's config.toml (a real one is
+// a few hundred bytes).
+const maxOwnedFile = 64 << 10
+
+// LoadOwned is Load for root acting for the user uid (setup under sudo,
+// issue 16): the file is the user's, so root opens it as one would open
+// untrusted input — never through a link, never a FIFO or device (opening
+// does not block: O_NONBLOCK), at most maxOwnedFile bytes, and owned by uid
+// (uid < 0: by anyone). So whatever an error quotes from it is text its
+// owner wrote, never a root-only file linked or hard-linked into place.
+func LoadOwned(file string, uid int) (Config, error) {
+	fix := "make it a regular file of at most 64 KiB that you own (cp -L, chown)"
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Defaults(), nil
+	}
+	if errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.EMLINK) { // EMLINK: FreeBSD's O_NOFOLLOW error
+		return Defaults(), problem.Newf(problem.Config, fix, "%s is a symbolic link; setup, as root, reads only your own regular file", file)
+	}
+	if err != nil {
+		return Defaults(), problem.Wrap(problem.Config, err, "cannot read "+file, "check the file's permissions")
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Defaults(), problem.Wrap(problem.Config, err, "cannot read "+file, "")
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case !fi.Mode().IsRegular():
+		return Defaults(), problem.Newf(problem.Config, fix, "%s is not a regular file", file)
+	case uid >= 0 && (!ok || int(st.Uid) != uid):
+		return Defaults(), problem.Newf(problem.Config, fix, "%s is not owned by uid %d, the user setup acts for", file, uid)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxOwnedFile+1))
+	if err != nil {
+		return Defaults(), problem.Wrap(problem.Config, err, "cannot read "+file, "")
+	}
+	if len(data) > maxOwnedFile {
+		return Defaults(), problem.Newf(problem.Config, fix, "%s is larger than %d bytes", file, maxOwnedFile)
+	}
+	return Parse(data, file)
 }
 
 // Parse validates the TOML text of a config file called name.

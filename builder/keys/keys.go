@@ -60,6 +60,7 @@ func (p Pair) Fingerprint() string { return ssh.FingerprintSHA256(p.Public) }
 
 // Set is both pairs.
 type Set struct {
+	UID      int // LoadOwned: the owner the files were checked against
 	Dir      string
 	GuestDir string
 	Host     Pair
@@ -136,7 +137,12 @@ func LoadOwned(l paths.Layout, uid int) (*Set, error) {
 		return nil, problem.Newf(problem.Keys, fmt.Sprintf("it must belong to you (uid %d) and be writable only by you: chmod 700 %s", uid, shellquote.Quote(dir)),
 			"%s is owned by uid %d with mode %04o", dir, st.Uid, fi.Mode().Perm())
 	}
-	return loadAs(dir, l.GuestDir(), false, uid)
+	s, err := loadAs(dir, l.GuestDir(), false, uid)
+	if err != nil {
+		return nil, err
+	}
+	s.UID = uid
+	return s, nil
 }
 
 type state int

@@ -230,6 +230,9 @@ func (j *journal) apply(e Env, op Op, run Runner) error {
 		if _, err := j.remember(e, op.Path, false); err != nil {
 			return fail(err)
 		}
+		if err := j.save(e); err != nil { // the original is on record before it is replaced
+			return fail(err)
+		}
 		if _, err := atomicfile.WriteIfChanged(e.abs(op.Path), op.Content, op.Mode); err != nil {
 			return fail(err)
 		}
@@ -239,6 +242,9 @@ func (j *journal) apply(e Env, op Op, run Runner) error {
 		}
 		o, err := j.remember(e, op.Path, true)
 		if err != nil {
+			return fail(err)
+		}
+		if err := j.save(e); err != nil {
 			return fail(err)
 		}
 		old, err := os.ReadFile(e.abs(op.Path))

@@ -11,9 +11,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/wrapix/wrapix-builder/builder/safepath"
 )
 
 // Where a program was found.
@@ -54,32 +55,52 @@ type Found struct {
 
 // NotFoundError lists everywhere a program was looked for.
 type NotFoundError struct {
-	Name   string
-	PATH   string
-	Looked []string // the well-known places, expanded
+	Name    string
+	PATH    string
+	Looked  []string // the well-known places, expanded
+	Refused []string // as root: programs passed over, and why
 }
 
 func (e *NotFoundError) Error() string {
-	return fmt.Sprintf("`%s` was not found on $PATH (%s) nor in %s", e.Name, e.PATH, strings.Join(e.Looked, ", "))
+	msg := fmt.Sprintf("`%s` was not found on $PATH (%s) nor in %s", e.Name, e.PATH, strings.Join(e.Looked, ", "))
+	if len(e.Refused) > 0 {
+		msg += "; as root, programs only root can change are run, not " + strings.Join(e.Refused, ", ")
+	}
+	return msg
 }
 
 // Find resolves the tool: on $PATH, then in its well-known places. A
-// directory or a file without an execute bit does not count.
+// directory or a file without an execute bit does not count. As root, a
+// program another user could change or redirect (a directory or link on its
+// path that is not root's, or that others may write to: the user's $PATH or
+// ~/.nix-profile under sudo) does not count either (issue 16).
 func (t Tool) Find() (Found, error) {
-	if p, err := exec.LookPath(t.Name); err == nil {
-		if abs, err := filepath.Abs(p); err == nil {
-			p = abs
+	var refused []string
+	usable := func(p string) bool {
+		if Executable(p) != nil {
+			return false
 		}
-		return Found{Path: p, Source: FromPATH}, nil
+		if os.Geteuid() == 0 {
+			if err := safepath.Check(p, false, 0); err != nil {
+				refused = append(refused, fmt.Sprintf("%s (%v)", p, err))
+				return false
+			}
+		}
+		return true
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		// Relative entries are skipped, as exec.LookPath refuses them (ErrDot).
+		if p := filepath.Join(dir, t.Name); filepath.IsAbs(dir) && usable(p) {
+			return Found{Path: p, Source: FromPATH}, nil
+		}
 	}
 	looked := t.places()
 	for _, dir := range looked {
-		p := filepath.Join(dir, t.Name)
-		if Executable(p) == nil {
+		if p := filepath.Join(dir, t.Name); usable(p) {
 			return Found{Path: p, Source: FromWellKnown}, nil
 		}
 	}
-	return Found{}, &NotFoundError{Name: t.Name, PATH: os.Getenv("PATH"), Looked: looked}
+	return Found{}, &NotFoundError{Name: t.Name, PATH: os.Getenv("PATH"), Looked: looked, Refused: refused}
 }
 
 func (t Tool) places() []string {

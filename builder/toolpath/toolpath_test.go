@@ -75,3 +75,41 @@ func TestWellKnownPlaces(t *testing.T) {
 		}
 	}
 }
+
+// Issue 16 point 5: as root (setup --uri port runs `nix --version`), a
+// program is taken only from a place only root can change: one in a
+// directory another user owns, on $PATH or in ~/.nix-profile/bin, or
+// reached through their link, is passed over, and the error says so.
+func TestRootRunsOnlyRootsPrograms(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	home := t.TempDir()
+	os.Chmod(home, 0o755)
+	t.Setenv("HOME", home)
+	users := filepath.Join(home, "users-bin")
+	writeExe(t, filepath.Join(users, "wrapix-test-tool"))
+	os.Chown(users, 4242, 4242)
+	linked := filepath.Join(home, "linked")
+	os.Symlink(users, linked)
+	os.Lchown(linked, 4242, 4242)
+	profile := filepath.Join(home, ".nix-profile/bin")
+	writeExe(t, filepath.Join(profile, "wrapix-test-tool"))
+	os.Chown(filepath.Dir(profile), 4242, 4242)
+	roots := filepath.Join(t.TempDir(), "bin")
+	writeExe(t, filepath.Join(roots, "wrapix-test-tool"))
+	tool := Tool{Name: "wrapix-test-tool", Places: []string{"~/.nix-profile/bin", roots}}
+
+	t.Setenv("PATH", users+":"+linked+":/usr/bin")
+	got, err := tool.Find()
+	if err != nil || got.Path != filepath.Join(roots, "wrapix-test-tool") {
+		t.Fatalf("Find as root = %+v, %v; want root's %s", got, err, roots)
+	}
+	tool.Places = tool.Places[:1]
+	_, err = tool.Find()
+	var nf *NotFoundError
+	if !errors.As(err, &nf) || !strings.Contains(err.Error(), filepath.Join(users, "wrapix-test-tool")) ||
+		!strings.Contains(err.Error(), "owned by uid 4242") || !strings.Contains(err.Error(), filepath.Join(profile, "wrapix-test-tool")) {
+		t.Fatalf("only the user's programs: %v", err)
+	}
+}

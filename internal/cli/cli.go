@@ -34,16 +34,21 @@ type env struct {
 	layout paths.Layout
 	cfg    config.Config
 	cfgErr error
+	// configOwner: root reads config.toml as this user's file
+	// (config.LoadOwned; -1 = any owner); nil: an ordinary read.
+	configOwner *int
 }
 
 // builder loads the layout and config. With strict, a bad config is an error.
 func (e *env) builder(strict bool) (*lifecycle.Builder, error) {
-	l, err := paths.FromEnv()
-	if err != nil && (e.dataDir == "" || e.configDir == "") {
-		return nil, problem.Wrap(problem.Config, err, "cannot locate wrapix's directories", "set $HOME")
+	if err := e.resolveLayout(); err != nil {
+		return nil, err
 	}
-	e.layout = l.Override(e.dataDir, e.configDir)
-	e.cfg, e.cfgErr = config.Load(e.layout.ConfigFile())
+	if e.configOwner != nil {
+		e.cfg, e.cfgErr = config.LoadOwned(e.layout.ConfigFile(), *e.configOwner)
+	} else {
+		e.cfg, e.cfgErr = config.Load(e.layout.ConfigFile())
+	}
 	if e.cfgErr != nil && strict {
 		return nil, e.cfgErr
 	}
@@ -51,6 +56,16 @@ func (e *env) builder(strict bool) (*lifecycle.Builder, error) {
 	b.CLI.Timeout = e.runtimeTimeout
 	b.Progress = func(msg string) { fmt.Fprintln(e.stderr, msg) }
 	return b, nil
+}
+
+// resolveLayout finds the data and config directories (flags, then the environment).
+func (e *env) resolveLayout() error {
+	l, err := paths.FromEnv()
+	if err != nil && (e.dataDir == "" || e.configDir == "") {
+		return problem.Wrap(problem.Config, err, "cannot locate wrapix's directories", "set $HOME")
+	}
+	e.layout = l.Override(e.dataDir, e.configDir)
+	return nil
 }
 
 // Main runs the CLI with args and returns the exit code.

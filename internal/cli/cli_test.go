@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/wrapix/wrapix-builder/builder/status"
 	"github.com/wrapix/wrapix-builder/builder/wakestate"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
@@ -328,8 +330,10 @@ func TestSetupDryRunAndRootOverride(t *testing.T) {
 	}
 	key, _ := os.ReadFile(filepath.Join(root, "etc/nix/wrapix_builder_ed25519"))
 	mine, _ := os.ReadFile(filepath.Join(w.DataDir, "builder-keys", "client_ed25519"))
-	if !bytes.Equal(key, mine) {
-		t.Error("root's key is not the client key")
+	kr, errR := ssh.ParsePrivateKey(key) // re-encoded: the same key, not the same bytes
+	km, errM := ssh.ParsePrivateKey(mine)
+	if errR != nil || errM != nil || !bytes.Equal(kr.PublicKey().Marshal(), km.PublicKey().Marshal()) {
+		t.Errorf("root's key is not the client key: %v %v", errR, errM)
 	}
 	if !strings.Contains(r.stderr, "skipped (--root") {
 		t.Error("commands must not run against a --root tree")

@@ -167,7 +167,7 @@ The old files are moved to builder-keys/old/<time>/, never deleted. Afterwards r
 	}
 	rotate.Flags().BoolVar(&host, "host", false, "rotate the host key")
 	rotate.Flags().BoolVar(&client, "client", false, "rotate the client key")
-	keysRoot.AddCommand(show, rotate)
+	keysRoot.AddCommand(show, rotate, rootCopyCmd(e))
 	return keysRoot
 }
 

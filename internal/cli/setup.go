@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -18,12 +19,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wrapix/wrapix-builder/builder/agent"
+	"github.com/wrapix/wrapix-builder/builder/atomicfile"
 	"github.com/wrapix/wrapix-builder/builder/doctor"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/safepath"
 	"github.com/wrapix/wrapix-builder/builder/setup"
 )
 
@@ -42,15 +45,41 @@ Runs through sudo when not root. Idempotent. --dry-run prints the plan; --undo r
 exactly what setup did.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			done := make(chan struct{})
+			defer close(done)
+			go endOnSignal(cmd.Context(), done, e.stderr)
+			// Root writes through --root and trusts the journal there: only
+			// a tree nobody but root can change (issue 16).
+			if os.Geteuid() == 0 && root != "/" {
+				if err := setup.CheckTree(root); err != nil {
+					return err
+				}
+			}
+			uid, err := invokingUID(forUID)
+			if err != nil {
+				return err
+			}
+			if err := e.resolveLayout(); err != nil {
+				return err
+			}
+			ks, err := keys.LoadOwned(e.layout, uid)
+			if err != nil && !undo {
+				return err
+			}
+			afterKeysLoaded(e.layout)
+			if os.Geteuid() == 0 {
+				if uid == keys.AnyOwner && ks != nil {
+					uid = ks.UID // a root shell without sudo: the keys' owner
+				}
+				if err := userDirs(e.layout, uid); err != nil {
+					return err
+				}
+				e.configOwner = &uid
+			}
 			b, err := e.builder(true)
 			if err != nil {
 				return err
 			}
-			ks, err := keys.LoadOwned(b.Layout, invokingUID(forUID))
-			if err != nil && !undo {
-				return err
-			}
-			afterKeysLoaded(b.Layout)
 			if !dryRun && root == "/" && os.Geteuid() != 0 {
 				return e.reexecWithSudo(cmd.Context(), b.Layout.DataDir, b.Layout.ConfigDir, undo, uri)
 			}
@@ -71,7 +100,7 @@ exactly what setup did.`,
 				if err := setup.Undo(envr, run); err != nil {
 					return err
 				}
-				if err := e.loginAgent(b, root, forUID, true, false, run); err != nil {
+				if err := e.loginAgent(b, root, uid, true, false, run); err != nil {
 					return err
 				}
 				fmt.Fprintln(e.stdout, "setup undone: every file setup wrote or changed is as it was before")
@@ -88,21 +117,26 @@ exactly what setup did.`,
 			if err != nil {
 				return err
 			}
-			// Root's copy is exactly the bytes keys.LoadOwned checked and parsed:
-			// the file is never opened again, so it cannot be swapped in between.
-			plan, err := setup.Compute(envr, b.Params(ks, form), ks.Client.PrivateBytes)
+			// Root's copy is made from the bytes keys.LoadOwned checked and
+			// parsed (the file is never opened again, so it cannot be swapped in
+			// between), encoded again: no user text reaches root's file.
+			rootKey, err := ks.Client.RootCopy()
+			if err != nil {
+				return problem.Wrap(problem.Keys, err, "cannot re-encode SSH private key "+ks.Client.PrivatePath, "`wrapix-builder keys rotate`")
+			}
+			plan, err := setup.Compute(envr, b.Params(ks, form), rootKey)
 			if err != nil {
 				return err
 			}
 			if dryRun {
 				fmt.Fprint(e.stdout, plan.Render(true))
-				return e.loginAgent(b, root, forUID, false, true, run)
+				return e.loginAgent(b, root, uid, false, true, run)
 			}
 			if err := setup.Apply(envr, plan, run); err != nil {
 				return err
 			}
 			fmt.Fprint(e.stdout, plan.Render(false))
-			if err := e.loginAgent(b, root, forUID, false, false, run); err != nil {
+			if err := e.loginAgent(b, root, uid, false, false, run); err != nil {
 				return err
 			}
 			fmt.Fprintln(e.stdout, "setup done; `wrapix-builder setup --undo` reverses it")
@@ -123,38 +157,127 @@ exactly what setup did.`,
 	return cmd
 }
 
+// rootCopyCmd installs root's copy of the user's client key, for the
+// nix-darwin module's activation (packaging/nix/module.nix), with setup's
+// checks: the data directory is the user's (safepath), the key files are
+// the user's regular files, no links, at most 16 KiB (keys.LoadOwned), and
+// what is written is the parsed key encoded again (issue 16 point 6).
+func rootCopyCmd(e *env) *cobra.Command {
+	var out string
+	uid := -1
+	cmd := &cobra.Command{
+		Use:    "root-copy",
+		Short:  "Install root's copy of the client key (for the nix-darwin module's activation)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if uid < 0 || out == "" {
+				return problem.New(problem.Usage, "--for-uid and --out are required", "pass the user's uid and root's key path")
+			}
+			if err := e.resolveLayout(); err != nil {
+				return err
+			}
+			if err := safepath.Check(e.layout.DataDir, false, uid, 0); err != nil {
+				return problem.Newf(problem.Setup, fmt.Sprintf("the data directory must belong to uid %d, and nobody else may write to it", uid),
+					"%s is not the own directory of uid %d: %v", e.layout.DataDir, uid, err)
+			}
+			ks, err := keys.LoadOwned(e.layout, uid)
+			if err != nil {
+				return err
+			}
+			data, err := ks.Client.RootCopy()
+			if err != nil {
+				return problem.Wrap(problem.Keys, err, "cannot re-encode SSH private key "+ks.Client.PrivatePath, "`wrapix-builder keys rotate`")
+			}
+			if err := atomicfile.Write(out, data, 0o600); err != nil {
+				return problem.Wrap(problem.Setup, err, "cannot write "+out, "run it as root")
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&uid, "for-uid", -1, "the user whose key it is")
+	cmd.Flags().StringVar(&out, "out", "", "root's copy to write")
+	return cmd
+}
+
+// endOnSignal ends setup when SIGINT or SIGTERM (which cancel ctx) finds it
+// waiting on something that does not watch ctx: it gets a moment to return
+// by itself, then the process exits. Setup saves its journal before every
+// write, so what was done up to then stays undoable (issue 16).
+func endOnSignal(ctx context.Context, done <-chan struct{}, stderr io.Writer) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		fmt.Fprintln(stderr, "wrapix-builder: setup interrupted by a signal (fix: run it again to finish, or `wrapix-builder setup --undo` to reverse what it did)")
+		os.Exit(problem.ExitCodeOf(problem.Setup))
+	}
+}
+
 // afterKeysLoaded lets a test act between the key check and the rest of
 // setup (to swap the key file for a link, as an attacker would).
 var afterKeysLoaded = func(paths.Layout) {}
 
 // invokingUID is the user setup acts for: our own uid when not root; as
 // root, the one --for-uid names (the app's administrator prompt), sudo's
-// SUDO_UID, pkexec's PKEXEC_UID; for a root shell with none of them whoever
-// owns the key directory.
-func invokingUID(forUID int) int {
+// SUDO_UID, pkexec's PKEXEC_UID; for a root shell with none of them
+// keys.AnyOwner (whoever owns the key directory). Under sudo, --for-uid may
+// only repeat SUDO_UID: sudo's user must not act for someone else (issue 16).
+func invokingUID(forUID int) (int, error) {
 	if os.Geteuid() != 0 {
-		return os.Getuid()
+		return os.Getuid(), nil
 	}
-	if forUID >= 0 {
-		return forUID
-	}
+	sudo := -1
 	for _, v := range []string{"SUDO_UID", "PKEXEC_UID"} {
 		if uid, err := strconv.Atoi(os.Getenv(v)); err == nil && uid >= 0 {
-			return uid
+			sudo = uid
+			if forUID >= 0 && forUID != uid {
+				return 0, problem.Newf(problem.Usage, "leave out --for-uid: setup acts for the user who ran sudo",
+					"--for-uid %d differs from %s %d", forUID, v, uid)
+			}
+			break
 		}
 	}
-	return keys.AnyOwner
+	if forUID >= 0 {
+		return forUID, nil
+	}
+	if sudo >= 0 {
+		return sudo, nil
+	}
+	return keys.AnyOwner, nil
+}
+
+// userDirs checks, as root, that the data and config directories are the
+// user's own: root copies the key from one, and the login agent it installs
+// for the user runs with both (the config names the container CLI the agent
+// runs). So every directory on their paths, and every link followed, must be
+// the user's or root's and writable by nobody else.
+func userDirs(l paths.Layout, uid int) error {
+	if uid == keys.AnyOwner {
+		return nil // nobody named and no keys (--undo): nothing is read from them
+	}
+	for _, d := range []struct{ flag, dir string }{{"--data-dir", l.DataDir}, {"--config-dir", l.ConfigDir}} {
+		if err := safepath.Check(d.dir, true, uid, 0); err != nil {
+			return problem.Newf(problem.Setup, fmt.Sprintf("use directories that belong to uid %d and that nobody else may write to (%s)", uid, d.flag),
+				"%s is not the own directory of uid %d, the user setup acts for: %v", d.dir, uid, err)
+		}
+	}
+	return nil
 }
 
 // loginAgent installs (or with undo removes) the user's LaunchAgent that
 // runs `wrapix-builder serve` (docs/on-demand.md). It is for the invoking
 // user (SUDO_UID under sudo), whose container runtime it drives. macOS only:
 // on Linux nothing installs serve.
-func (e *env) loginAgent(b *lifecycle.Builder, root string, forUID int, undo, dryRun bool, run setup.Runner) error {
+func (e *env) loginAgent(b *lifecycle.Builder, root string, uid int, undo, dryRun bool, run setup.Runner) error {
 	if goruntime.GOOS != "darwin" {
 		return nil
 	}
-	u, err := invokingUser(root, b.Layout.KeysDir(), forUID)
+	u, err := invokingUser(root, b.Layout.KeysDir(), uid)
 	if err != nil {
 		if undo || dryRun {
 			return nil
@@ -192,8 +315,7 @@ func (e *env) loginAgent(b *lifecycle.Builder, root string, forUID int, undo, dr
 // pkexec's, our own), or for root without either (macOS's administrator
 // prompt) the owner of the key directory — never root itself. Under --root,
 // the home is inside that tree.
-func invokingUser(root, keysDir string, forUID int) (agent.User, error) {
-	uid := invokingUID(forUID)
+func invokingUser(root, keysDir string, uid int) (agent.User, error) {
 	if uid == keys.AnyOwner {
 		fi, err := os.Stat(keysDir)
 		if err != nil {

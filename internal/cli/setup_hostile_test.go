@@ -2,16 +2,21 @@ package cli
 
 import (
 	"bytes"
+	"encoding/base64"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unicode"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/paths"
+	"github.com/wrapix/wrapix-builder/builder/setup"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -261,9 +266,15 @@ func TestSetupCopiesTheCheckedKeyBytes(t *testing.T) {
 	if r := wb(t, "setup", "--root", root); r.code != 0 {
 		t.Fatalf("setup: %s", r.stderr)
 	}
+	// Root's copy is re-encoded (issue 16 point 4): compare the keys it holds.
+	same := func(a, b []byte) bool {
+		ka, errA := ssh.ParsePrivateKey(a)
+		kb, errB := ssh.ParsePrivateKey(b)
+		return errA == nil && errB == nil && bytes.Equal(ka.PublicKey().Marshal(), kb.PublicKey().Marshal())
+	}
 	got, _ := os.ReadFile(filepath.Join(root, nixconf.RootKeyPath))
-	if bytes.Equal(got, rootOnly) || !bytes.Equal(got, mine) {
-		t.Fatalf("root's copy is not the key that was checked (root-only key copied: %v)", bytes.Equal(got, rootOnly))
+	if same(got, rootOnly) || !same(got, mine) {
+		t.Fatalf("root's copy is not the key that was checked (root-only key copied: %v)", same(got, rootOnly))
 	}
 	afterKeysLoaded = func(paths.Layout) {}
 
@@ -359,12 +370,249 @@ func TestAdminPromptSetupActsForTheAppsUser(t *testing.T) {
 		t.Fatalf("a refused setup wrote %v", entries)
 	}
 	filepath.Walk(filepath.Join(w.DataDir, "builder-keys"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 4242, 4242) })
+	os.Chown(filepath.Join(w.ConfigDir, "config.toml"), 4242, 4242) // as root, setup reads only the user's own config.toml
 	if r := wb(t, "setup", "--root", root, "--for-uid", "4242"); r.code != 0 {
 		t.Fatalf("setup for the key owner: %s", r.stderr)
 	}
-	// --for-uid wins over sudo's SUDO_UID: an administrator sets up for another user.
-	t.Setenv("SUDO_UID", "0")
+	// Under sudo, --for-uid may only name sudo's own user (issue 16 point 2).
+	t.Setenv("SUDO_UID", "4242")
 	if r := wb(t, "setup", "--root", t.TempDir(), "--for-uid", "4242"); r.code != 0 {
-		t.Fatalf("setup --for-uid under sudo: %s", r.stderr)
+		t.Fatalf("setup --for-uid SUDO_UID under sudo: %s", r.stderr)
+	}
+}
+
+// Issue 16 point 2: with SUDO_UID=4343 --for-uid 4242, root copied 4242's
+// key and acted for 4242 with the caller's directories. --for-uid must equal
+// SUDO_UID; the data and config directories must be the user's (or root's),
+// with nobody else able to change them.
+func TestSetupActsOnlyForSudosUser(t *testing.T) {
+	w := testenv.New(t)
+	keysAt(t)
+	filepath.Walk(filepath.Join(w.DataDir, "builder-keys"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 4242, 4242) })
+	os.Chown(filepath.Join(w.ConfigDir, "config.toml"), 4242, 4242)
+	root := t.TempDir()
+	t.Setenv("SUDO_UID", "4343")
+	oneErrorLine(t, wb(t, "setup", "--root", root, "--for-uid", "4242"), 2, "--for-uid 4242", "SUDO_UID 4343")
+	// The caller's config directory for 4242's setup: refused.
+	t.Setenv("SUDO_UID", "4242")
+	os.Chown(w.ConfigDir, 4343, 4343)
+	oneErrorLine(t, wb(t, "setup", "--root", root), 10, w.ConfigDir, "uid 4343", "4242")
+	os.Chown(w.ConfigDir, 4242, 4242)
+	os.Chmod(w.ConfigDir, 0o777)
+	oneErrorLine(t, wb(t, "setup", "--root", root), 10, w.ConfigDir, "0777")
+	os.Chmod(w.ConfigDir, 0o755)
+	// The caller's data directory (4242's keys inside it): refused.
+	os.Chown(w.DataDir, 4343, 4343)
+	oneErrorLine(t, wb(t, "setup", "--root", root), 10, w.DataDir, "uid 4343")
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatalf("a refused setup wrote %v", entries)
+	}
+	os.Chown(w.DataDir, 4242, 4242)
+	if r := wb(t, "setup", "--root", root); r.code != 0 {
+		t.Fatalf("setup for sudo's user with their own directories: %s", r.stderr)
+	}
+}
+
+// Issue 16 point 1: a user allowed to `sudo wrapix-builder setup` hands root
+// a --root tree of their own: etc/ssh/ssh_config.d links to root's real
+// directory and a planted journal "restores" an ssh drop-in there. Root must
+// refuse a tree the user could change (owned by them, writable by others, or
+// linked) and write nothing; root's own scratch trees keep working.
+func TestRootRefusesATreeTheUserCouldChange(t *testing.T) {
+	w := testenv.New(t)
+	keysAt(t)
+	const user = 4242
+	filepath.Walk(w.DataDir, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, user, user) })
+	os.Chown(filepath.Join(w.ConfigDir, "config.toml"), user, user)
+	outside := t.TempDir() // stands for root's /etc/ssh/ssh_config.d
+	victim := filepath.Join(outside, "100-wrapix-builder.conf")
+	os.WriteFile(victim, []byte("# root's drop-in\n"), 0o644)
+	plant := func(t *testing.T, tree string) {
+		os.MkdirAll(filepath.Join(tree, "etc/nix"), 0o755)
+		os.MkdirAll(filepath.Join(tree, "etc/ssh"), 0o755)
+		os.Symlink(outside, filepath.Join(tree, "etc/ssh/ssh_config.d"))
+		evil := base64.StdEncoding.EncodeToString([]byte("Match exec \"/tmp/x\"\n"))
+		os.WriteFile(filepath.Join(tree, setup.JournalPath), []byte(`{"version":1,"files":{"/etc/ssh/ssh_config.d/100-wrapix-builder.conf":{"existed":true,"mode":420,"content":"`+evil+`"}}}`), 0o600)
+	}
+	unchanged := func(t *testing.T) {
+		t.Helper()
+		if got, _ := os.ReadFile(victim); string(got) != "# root's drop-in\n" {
+			t.Fatalf("root wrote through the user's tree into %s:\n%s", victim, got)
+		}
+	}
+	t.Setenv("SUDO_UID", "4242")
+	// The user's own tree.
+	tree := filepath.Join(t.TempDir(), "r")
+	plant(t, tree)
+	filepath.Walk(tree, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, user, user) })
+	for _, args := range [][]string{{"--undo"}, {}, {"--dry-run"}} {
+		r := wb(t, append([]string{"setup", "--root", tree}, args...)...)
+		unchanged(t)
+		oneErrorLine(t, r, 10, tree, "owned by uid 4242")
+	}
+	// Root owns every directory, but one is a link, or others may write to one.
+	tree = filepath.Join(t.TempDir(), "r")
+	plant(t, tree)
+	oneErrorLine(t, wb(t, "setup", "--undo", "--root", tree), 10, filepath.Join(tree, "etc/ssh/ssh_config.d"), "symbolic link")
+	unchanged(t)
+	os.Remove(filepath.Join(tree, "etc/ssh/ssh_config.d"))
+	os.Chmod(filepath.Join(tree, "etc/ssh"), 0o777)
+	oneErrorLine(t, wb(t, "setup", "--root", tree), 10, filepath.Join(tree, "etc/ssh"), "0777")
+	// Root's own scratch tree (root-owned, nobody else may write) works, under sudo or not.
+	os.Chmod(filepath.Join(tree, "etc/ssh"), 0o755)
+	os.Remove(filepath.Join(tree, setup.JournalPath))
+	if r := wb(t, "setup", "--root", tree); r.code != 0 {
+		t.Fatalf("setup into root's own tree: %s", r.stderr)
+	}
+	t.Setenv("SUDO_UID", "")
+	if r := wb(t, "setup", "--undo", "--root", tree); r.code != 0 {
+		t.Fatalf("undo in root's own tree: %s", r.stderr)
+	}
+	unchanged(t)
+}
+
+// Issue 16 point 3: root reads config.toml as the user's file. A FIFO hung
+// root (and its signals were swallowed); a link or hard link to a root-only
+// file had its text quoted in the error. Each is now one error line, at
+// once, that quotes nothing of the file.
+func TestRootReadsConfigAsTheUsersFile(t *testing.T) {
+	w := testenv.New(t)
+	keysAt(t)
+	const user = 4242
+	filepath.Walk(filepath.Join(w.DataDir, "builder-keys"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, user, user) })
+	t.Setenv("SUDO_UID", "4242")
+	secret := filepath.Join(t.TempDir(), "root-only.toml")
+	os.WriteFile(secret, []byte("access-tokens = \"github.com=hunter2\"\n"), 0o600)
+	cfg := filepath.Join(w.ConfigDir, "config.toml")
+	for _, tc := range []struct {
+		name, want string
+		make       func()
+	}{
+		{"fifo", "not a regular file", func() { syscall.Mkfifo(cfg, 0o644); os.Lchown(cfg, user, user) }},
+		{"symlink to a root-only file", "symbolic link", func() { os.Symlink(secret, cfg); os.Lchown(cfg, user, user) }},
+		{"hard link to a root-only file", "not owned by uid 4242", func() { os.Link(secret, cfg) }},
+		{"huge", "larger than", func() {
+			os.WriteFile(cfg, bytes.Repeat([]byte("# comment\n"), 1<<20), 0o644)
+			os.Chown(cfg, user, user)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(cfg)
+			tc.make()
+			root := t.TempDir()
+			done := make(chan result, 1)
+			go func() { done <- wb(t, "setup", "--root", root) }()
+			select {
+			case r := <-done:
+				oneErrorLine(t, r, 3, cfg, tc.want)
+				if strings.Contains(r.stderr, "hunter2") || strings.Contains(r.stderr, "access-tokens") {
+					t.Errorf("the error quotes a root-only file: %s", r.stderr)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("setup as root hangs on the user's config.toml")
+			}
+			if entries, _ := os.ReadDir(root); len(entries) != 0 {
+				t.Fatalf("a refused setup wrote %v", entries)
+			}
+		})
+	}
+}
+
+// Issue 16 point 4: root's copy of the client key held up to 16 KiB of the
+// user's text around the PEM block. Now it is the key parsed and encoded
+// again: only the key, which real OpenSSH reads as the same key, and the
+// same bytes on every run.
+func TestRootKeyCopyHoldsNoUserText(t *testing.T) {
+	testenv.Require(t, "ssh-keygen")
+	w := testenv.New(t)
+	keysAt(t)
+	keyPath := filepath.Join(w.DataDir, "builder-keys", "client_ed25519")
+	key, _ := os.ReadFile(keyPath)
+	junk := "Match exec \"/tmp/x\"\n" + strings.Repeat("user text\n", 1000)
+	os.WriteFile(keyPath, []byte(junk+string(key)+junk[:4000]), 0o600)
+	root := t.TempDir()
+	if r := wb(t, "setup", "--root", root); r.code != 0 {
+		t.Fatalf("setup: %s", r.stderr)
+	}
+	copyPath := filepath.Join(root, nixconf.RootKeyPath)
+	got, _ := os.ReadFile(copyPath)
+	if bytes.Contains(got, []byte("user text")) || bytes.Contains(got, []byte("Match")) || len(got) > len(key)+200 {
+		t.Fatalf("root's copy holds the user's text (%d bytes):\n%.300s", len(got), got)
+	}
+	pub, _ := os.ReadFile(keyPath + ".pub")
+	derived, err := exec.Command("ssh-keygen", "-y", "-f", copyPath).Output()
+	if err != nil || strings.Join(strings.Fields(string(derived))[:2], " ") != strings.Join(strings.Fields(string(pub))[:2], " ") {
+		t.Fatalf("ssh-keygen -y on root's copy: %v %q, want %q", err, derived, pub)
+	}
+	if r := wb(t, "setup", "--root", root); r.code != 0 {
+		t.Fatalf("setup again: %s", r.stderr)
+	}
+	if again, _ := os.ReadFile(copyPath); !bytes.Equal(again, got) {
+		t.Error("a second setup wrote a different root copy")
+	}
+}
+
+// Issue 16 point 5: `setup --uri port` as root runs `nix --version`; a
+// `nix` the user put first on $PATH is never run by root.
+func TestRootSetupNeverRunsTheUsersNix(t *testing.T) {
+	testenv.New(t)
+	keysAt(t)
+	bin := filepath.Join(t.TempDir(), "users-bin")
+	os.MkdirAll(bin, 0o755)
+	marker := filepath.Join(t.TempDir(), "ran")
+	os.WriteFile(filepath.Join(bin, "nix"), []byte("#!/bin/sh\ntouch "+marker+"\necho 'nix (Nix) 2.31.0'\n"), 0o755)
+	os.Chown(bin, 4242, 4242)
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	wb(t, "setup", "--dry-run", "--root", t.TempDir(), "--uri", "port")
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("root ran the user's nix")
+	}
+}
+
+// Issue 16 point 3: SIGTERM and SIGINT were swallowed while setup waited
+// (the CLI catches them to cancel its context, and a blocked read never
+// looks). Setup is made to wait on a FIFO where it reads /etc/ssh/ssh_config
+// (root's own scratch tree), then sent SIGTERM: it must end, with one error
+// line.
+func TestSignalEndsSetup(t *testing.T) {
+	testenv.New(t)
+	keysAt(t)
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc/ssh"), 0o755)
+	fifo := filepath.Join(root, "etc/ssh/ssh_config")
+	syscall.Mkfifo(fifo, 0o644)
+	var stderr bytes.Buffer
+	cmd := exec.Command(filepath.Join(testenv.Binaries(t), "wrapix-builder"), "setup", "--root", root)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// A non-blocking open for writing succeeds once setup waits to read;
+	// holding it open keeps setup waiting in its read.
+	var w *os.File
+	for deadline := time.Now().Add(60 * time.Second); w == nil; {
+		f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			w = f
+		} else if time.Now().After(deadline) {
+			t.Fatalf("setup never read the FIFO: %v", err)
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	defer w.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		r := result{stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
+		if err == nil {
+			t.Fatal("setup succeeded after SIGTERM")
+		}
+		oneErrorLine(t, r, 10, "interrupted")
+	case <-time.After(30 * time.Second):
+		t.Fatal("setup swallowed SIGTERM and kept waiting")
 	}
 }

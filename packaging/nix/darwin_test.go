@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
@@ -467,7 +468,7 @@ func newActivationWorld(t *testing.T) *activationWorld {
 	os.MkdirAll(bin, 0o755)
 	os.WriteFile(filepath.Join(bin, "launchctl"), []byte("#!/bin/sh\necho \"launchctl $*\" >> "+w.calls+"\n"), 0o755)
 	// alice exists (the local user `builder` stands for her).
-	os.WriteFile(filepath.Join(bin, "id"), []byte("#!/bin/sh\n[ \"$1 $2\" = \"-- alice\" ] && exit 0\nexec /usr/bin/id \"$@\"\n"), 0o755)
+	os.WriteFile(filepath.Join(bin, "id"), []byte("#!/bin/sh\ncase \"$*\" in \"-- alice\") exit 0 ;; \"-u -- alice\") exec /usr/bin/id -u builder ;; esac\nexec /usr/bin/id \"$@\"\n"), 0o755)
 	os.WriteFile(filepath.Join(bin, "sudo"), []byte(`#!/bin/sh
 echo "sudo $*" >> `+w.calls+`
 case "$1" in --user=alice) ;; *) echo "unexpected sudo $*" >&2; exit 1 ;; esac
@@ -492,11 +493,28 @@ func (w *activationWorld) run(script string) (string, error) {
 	script = strings.ReplaceAll(script, "/etc/", w.root+"/etc/")
 	script = strings.ReplaceAll(script, "/Users/", w.root+"/Users/")
 	script = strings.ReplaceAll(script, "/Library/LaunchDaemons/", w.root+"/Library/LaunchDaemons/")
+	// The package's CLI (a stand-in derivation here) is the one built from this tree.
+	script = packageCLI.ReplaceAllString(script, filepath.Join(testenv.Binaries(w.t), "wrapix-builder"))
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(w.root, "bin")+":/usr/bin:/bin:/usr/sbin:/sbin")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// userKeys makes alice's key pairs with the CLI, as `wrapix-builder start`
+// does, owned by her (the local user builder); it returns the host key line.
+func (w *activationWorld) userKeys() string {
+	w.t.Helper()
+	data := w.path("Users/alice/.local/share/wrapix")
+	if out, err := exec.Command(filepath.Join(testenv.Binaries(w.t), "wrapix-builder"), "--data-dir", data, "--config-dir", w.path("cfg"), "keys", "rotate").CombinedOutput(); err != nil {
+		w.t.Fatalf("keys rotate: %v\n%s", err, out)
+	}
+	filepath.Walk(w.path("Users/alice"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, builderUID(w.t), -1) })
+	pub := strings.Fields(string(mustReadFile(w.t, filepath.Join(data, "builder-keys/host_ed25519.pub"))))
+	return pub[0] + " " + pub[1]
+}
+
+var packageCLI = regexp.MustCompile(`/nix/store/[0-9a-z]{32}-wrapix-builder-0\.0\.0/bin/wrapix-builder`)
 
 func (w *activationWorld) path(p string) string { return filepath.Join(w.root, p) }
 
@@ -714,19 +732,15 @@ func TestDoctorAcceptsTheModulesSetup(t *testing.T) {
 		sshConfig = d.config.environment.etc."ssh/ssh_config.d/100-wrapix-builder.conf".text;
 		post = d.config.system.activationScripts.postActivation.text; }`, &res)
 	w := newActivationWorld(t)
-	keys := w.path("Users/alice/.local/share/wrapix/builder-keys")
-	os.MkdirAll(keys, 0o755)
-	os.WriteFile(filepath.Join(keys, "host_ed25519.pub"), []byte(testHostKey+" root@wrapix\n"), 0o644)
-	os.WriteFile(filepath.Join(keys, "client_ed25519"), []byte("-----BEGIN OPENSSH PRIVATE KEY-----\n"), 0o600)
-	filepath.Walk(w.path("Users/alice"), func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, builderUID(t), -1) })
+	hostKey := w.userKeys()
 	if log, err := w.run(res.Post); err != nil {
 		t.Fatalf("activation: %v\n%s", err, log)
 	}
 	os.WriteFile(w.path("etc/nix/machines"), []byte(res.Machines), 0o644)
 	os.WriteFile(w.path("etc/ssh/ssh_config.d/100-wrapix-builder.conf"), []byte(res.SSHConfig), 0o644)
 	p := nixconf.Params{User: "builder", Port: 2222, Systems: []string{"aarch64-linux"}, MaxJobs: 4, SpeedFactor: 1,
-		Features: []string{"benchmark", "big-parallel"}, HostKey: testHostKey,
-		HostKeyBase64: base64.StdEncoding.EncodeToString([]byte(testHostKey)), UseSubstitutes: true, Form: nixconf.FormAlias}
+		Features: []string{"benchmark", "big-parallel"}, HostKey: hostKey,
+		HostKeyBase64: base64.StdEncoding.EncodeToString([]byte(hostKey)), UseSubstitutes: true, Form: nixconf.FormAlias}
 	if st := setup.Check(w.root, p); st.Trust != setup.StateOK || st.NixConfig != setup.StateOK {
 		t.Errorf("doctor sees the module's setup as %+v\nmachines: %q", st, res.Machines)
 	}
@@ -865,5 +879,83 @@ func TestModuleRestartsTheInstalledDaemon(t *testing.T) {
 	}
 	if calls := string(mustReadFile(t, w.calls)); !strings.Contains(calls, "launchctl kickstart -k system/org.nixos.nix-daemon\n") || strings.Contains(calls, "systems.determinate") {
 		t.Errorf("calls:\n%s", calls)
+	}
+}
+
+// Issue 16 point 6: activation copied the user's client_ed25519 verbatim
+// as root (a 300 MB sparse file became 300 MB in /etc/nix). Now it makes
+// root's copy with setup's checks (keys.LoadOwned) and writes the parsed key
+// encoded again: a huge file, a link, a FIFO or another owner's file gives a
+// warning and no copy; a key wrapped in the user's text gives only the key.
+func TestModuleRootKeyCopyIsChecked(t *testing.T) {
+	testenv.Require(t, "ssh-keygen")
+	var post string
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`),
+		`d.config.system.activationScripts.postActivation.text`, &post)
+	for _, tc := range []struct {
+		name   string
+		damage func(w *activationWorld, key string)
+	}{
+		{"sparse 300 MB", func(w *activationWorld, key string) {
+			os.Truncate(key, 300<<20)
+		}},
+		{"link to a root-only key", func(w *activationWorld, key string) {
+			os.Rename(key, key+".mine")
+			secret := w.path("root-only")
+			os.WriteFile(secret, mustReadFile(t, key+".mine"), 0o600)
+			os.Symlink(secret, key)
+			os.Lchown(key, builderUID(t), -1)
+		}},
+		{"fifo", func(w *activationWorld, key string) {
+			os.Remove(key)
+			syscall.Mkfifo(key, 0o600)
+			os.Chown(key, builderUID(t), -1)
+		}},
+		{"root's file", func(w *activationWorld, key string) { os.Chown(key, 0, 0) }},
+		{"wrapped in the user's text", func(w *activationWorld, key string) {
+			data := string(mustReadFile(t, key))
+			os.WriteFile(key, []byte("Match exec \"/tmp/x\"\n"+strings.Repeat("user text\n", 1000)+data+"user text\n"), 0o600)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newActivationWorld(t)
+			w.userKeys()
+			key := w.path("Users/alice/.local/share/wrapix/builder-keys/client_ed25519")
+			pub := strings.Fields(string(mustReadFile(t, key+".pub")))
+			tc.damage(w, key)
+			done := make(chan struct{})
+			var log string
+			var err error
+			go func() { log, err = w.run(post); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(60 * time.Second):
+				t.Fatal("activation hangs on the user's key file")
+			}
+			if err != nil {
+				t.Fatalf("activation failed (a bad key is a warning): %v\n%s", err, log)
+			}
+			copyPath := w.path("etc/nix/wrapix_builder_ed25519")
+			got, readErr := os.ReadFile(copyPath)
+			if tc.name != "wrapped in the user's text" {
+				if readErr == nil {
+					t.Fatalf("root's copy was written (%d bytes)", len(got))
+				}
+				if !strings.Contains(log, "root's copy of the client key not installed") {
+					t.Errorf("no warning:\n%s", log)
+				}
+				return
+			}
+			if strings.Contains(string(got), "user text") || strings.Contains(string(got), "Match") {
+				t.Fatalf("root's copy holds the user's text:\n%.300s", got)
+			}
+			if fi, err := os.Stat(copyPath); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("root's copy: %v %v, want mode 0600", fi, err)
+			}
+			derived, err := exec.Command("ssh-keygen", "-y", "-f", copyPath).Output()
+			if f := strings.Fields(string(derived)); err != nil || len(f) < 2 || f[0]+" "+f[1] != pub[0]+" "+pub[1] {
+				t.Errorf("ssh-keygen -y on root's copy: %v %q, want %s", err, derived, pub[1])
+			}
+		})
 	}
 }

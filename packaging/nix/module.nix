@@ -288,17 +288,13 @@ in
           else
             echo "wrapix-builder: leaving $cfgfile alone; the module's settings are in ${configDir}/config.toml" >&2
           fi
-          # Root's copy of the client key (0600, never in the Nix store).
-          if sudo --user="$wrapixUser" -- test -f ${escapeShellArg "${keysDir}/client_ed25519"}; then
-            tmp=$(umask 077 && mktemp ${wlib.rootKeyPath}.XXXXXX)
-            # shellcheck disable=SC2024 # the redirect is root's on purpose: read as the user, written as root
-            if sudo --user="$wrapixUser" -- cat ${escapeShellArg "${keysDir}/client_ed25519"} > "$tmp"; then
-              chmod 600 "$tmp" && mv -f "$tmp" ${wlib.rootKeyPath}
-            else
-              rm -f "$tmp"
-            fi
-          else
-            echo "wrapix-builder: no keys yet for $wrapixUser; run \`wrapix-builder start\` as $wrapixUser, then switch again" >&2
+          # Root's copy of the client key (0600, never in the Nix store). The
+          # CLI checks the user's files as `setup` does (no links, regular
+          # files of the user's, at most 16 KiB: keys.LoadOwned) and writes the
+          # parsed key encoded again, never the user's bytes.
+          if ! wrapixUID=$(id -u -- "$wrapixUser") ||
+            ! ${cfg.package}/bin/wrapix-builder --data-dir ${escapeShellArg dataDir} --config-dir ${configDir} keys root-copy --for-uid "$wrapixUID" --out ${wlib.rootKeyPath}; then
+            echo "wrapix-builder: root's copy of the client key not installed (see above); run \`wrapix-builder start\` as $wrapixUser, then switch again" >&2
           fi
       '' + optionalString (cfg.hostKey == null) ''
           # The pinned host key the CLI generated: one ed25519 line, or nothing.

@@ -1,0 +1,117 @@
+// Package safepath tells whether a path can be changed only by the people
+// root acts for. Root must not follow a path another user could redirect:
+// a program it runs, a directory whose files it copies or hands to a login
+// agent.
+package safepath
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// maxLinks bounds the links followed, as the kernel's ELOOP does.
+const maxLinks = 40
+
+// Check resolves path one component at a time, following links itself, and
+// requires every directory it passes, every link it follows and the final
+// file or directory to belong to one of owners and to be writable by nobody
+// else. A root-owned sticky directory (/tmp, /nix/store) is fine above the
+// final component: others cannot rename or replace what they do not own in
+// it. With missingOK, a path whose tail does not exist yet passes when the
+// deepest existing directory passes (only its owners can create the rest).
+func Check(path string, missingOK bool, owners ...int) error {
+	if !filepath.IsAbs(path) {
+		return fmt.Errorf("%s is not an absolute path", path)
+	}
+	todo := split(path)
+	cur := "/"
+	if err := checkOne(cur, len(todo) == 0, owners); err != nil {
+		return err
+	}
+	links := 0
+	for len(todo) > 0 {
+		name := todo[0]
+		todo = todo[1:]
+		if name == ".." {
+			cur = filepath.Dir(cur) // cur is already resolved: its parent is checked
+			continue
+		}
+		next := filepath.Join(cur, name)
+		fi, err := os.Lstat(next)
+		if missingOK && errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if err := owned(next, fi, owners); err != nil {
+				return err
+			}
+			if links++; links > maxLinks {
+				return fmt.Errorf("%s: too many symbolic links", path)
+			}
+			target, err := os.Readlink(next)
+			if err != nil {
+				return err
+			}
+			if filepath.IsAbs(target) {
+				cur = "/"
+			}
+			todo = append(split(target), todo...)
+			continue
+		}
+		if err := checkOne(next, len(todo) == 0, owners); err != nil {
+			return err
+		}
+		cur = next
+	}
+	return nil
+}
+
+func split(p string) []string {
+	var out []string
+	for _, s := range strings.Split(p, "/") {
+		if s != "" && s != "." {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func checkOne(p string, final bool, owners []int) error {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	if err := owned(p, fi, owners); err != nil {
+		return err
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	perm := fi.Mode().Perm()
+	sticky := fi.IsDir() && fi.Mode()&os.ModeSticky != 0 && st.Uid == 0
+	if perm&0o022 != 0 && (final || !sticky) {
+		return fmt.Errorf("others may write to %s (mode %04o)", p, perm)
+	}
+	if !final && !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", p)
+	}
+	return nil
+}
+
+func owned(p string, fi fs.FileInfo, owners []int) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("cannot tell who owns %s", p)
+	}
+	if !slices.Contains(owners, int(st.Uid)) {
+		return fmt.Errorf("%s is owned by uid %d", p, st.Uid)
+	}
+	return nil
+}
