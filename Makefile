@@ -33,7 +33,8 @@ test: deps lint ## install test dependencies if missing, lint, then every test (
 bench: ## benchmarks, each printing its baseline measured in the same run (WRAPIX_IDLE: the app's idle window, default 5m)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./app/
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./internal/...
-	$(GO) test -run '^$$' -bench . -benchtime 200x ./image/
+	$(GO) test -run '^$$' -bench PostBuildHook -benchtime 200x ./image/
+	$(GO) test -run '^$$' -bench StoreDirectory -benchtime 1x -timeout 30m ./image/
 
 app: ## assemble dist/Wrapix Builder.app (ad-hoc signed, and zipped, on macOS; for inspection elsewhere)
 	packaging/make-app.sh dist $(if $(filter Darwin,$(shell uname -s)),zip,)

@@ -9,9 +9,11 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -535,12 +537,15 @@ func TestAutomaticGC(t *testing.T) {
 	verify(t)
 }
 
-// Apple's volumes have no dir_index (containerization EXT4+Formatter.swift):
-// the kernel refuses /nix/store's 64999th subdirectory, however few bytes
-// the store holds. Near that count (WRAPIX_STORE_DIRS_MAX, here just above
-// the seed's) the builder collects all garbage though the size cap is far.
+// Where the builder cannot index the store (a runtime whose /dev hides the
+// volume's disk: the stand-in's no-block-devices fault), /nix/store stays as
+// Apple's formatter made it, without dir_index: the kernel refuses its
+// 64999th subdirectory, however few bytes the store holds. Near that count
+// (WRAPIX_STORE_DIRS_MAX, here just above the seed's) the builder collects
+// all garbage though the size cap is far.
 func TestStoreDirectoryLimitGC(t *testing.T) {
 	w, _ := setup(t, nil)
+	t.Setenv("CONTAINER_STANDIN_FAULTS", "no-block-devices")
 	storeDirs := func() int {
 		r := wb(t, "ssh", "stat -c %h /nix/store")
 		n, err := strconv.Atoi(strings.TrimSpace(r.stdout))
@@ -550,6 +555,9 @@ func TestStoreDirectoryLimitGC(t *testing.T) {
 		return n - 2 // its own two links: the rest are its subdirectories
 	}
 	mustWB(t, "start")
+	if !strings.Contains(logs(w), "warning: /nix/store stays unindexed (no ext4 block device for /nix in /dev)") {
+		t.Fatalf("the builder did not say why the store stays unindexed:\n%s", logs(w))
+	}
 	limit := storeDirs() + 2
 	mustWB(t, "stop")
 	t.Setenv("CONTAINER_STANDIN_GUEST_ENV", `["WRAPIX_SUBSTITUTERS=", "WRAPIX_GC_EVERY=2", "WRAPIX_STORE_DIRS_MAX=`+strconv.Itoa(limit)+`"]`)
@@ -572,4 +580,120 @@ func TestStoreDirectoryLimitGC(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	verify(t)
+}
+
+// The size check runs soon after every start, not only after an hour of
+// uptime (which a builder stopped after 30 idle minutes never reaches): a
+// builder started over its cap has collected within a minute of ready,
+// with the default schedule.
+func TestGCSoonAfterStart(t *testing.T) {
+	w, _ := setup(t, nil)
+	t.Setenv("CONTAINER_STANDIN_GUEST_ENV", `["WRAPIX_SUBSTITUTERS="]`)
+	mustWB(t, "start")
+	h := newHost(t)
+	for i := 0; i < 3; i++ {
+		drv := h.derivation("late-garbage-"+strconv.Itoa(i), `head -c 9000000 /dev/urandom > $out`)
+		if out, err := h.build(filepath.Join(h.Work, "g"+strconv.Itoa(i)), drv, 60*time.Second); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	mustWB(t, "stop")
+	t.Setenv("CONTAINER_STANDIN_GUEST_ENV", `["WRAPIX_SUBSTITUTERS=", "WRAPIX_GC_MEASURE=du", "WRAPIX_STORE_CAP=20000000"]`)
+	mustWB(t, "start")
+	ready := time.Now()
+	storeBytes := func() int64 {
+		r := wb(t, "ssh", "du -sk /nix/store")
+		if f := strings.Fields(r.stdout); len(f) > 0 {
+			kib, _ := strconv.ParseInt(f[0], 10, 64)
+			return kib * 1024
+		}
+		return -1
+	}
+	if n := storeBytes(); n <= 20000000 {
+		t.Fatalf("the store (%d bytes) should start over the 20 MB cap", n)
+	}
+	for {
+		if strings.Contains(logs(w), "wrapix-builder: garbage collected: store is") {
+			if n := storeBytes(); n >= 0 && n <= 20000000 {
+				break
+			}
+		}
+		if time.Since(ready) > time.Minute {
+			t.Fatalf("not collected within a minute of ready (store %d bytes)\n%s", storeBytes(), logs(w))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	verify(t)
+}
+
+// On Apple's volume (no dir_index, no dir_nlink, no hash seed; its disk in
+// the container's /dev) the store ends up indexed: a new volume at its first
+// start, and a volume an older release filled (here: started where the disk
+// could not be reached, then given thousands of entries) once, at the next
+// start; builds and the store's validity are unchanged.
+func TestStoreIndexedInTheBuilder(t *testing.T) {
+	w, _ := setup(t, nil)
+	testenv.Require(t, "dumpe2fs", "lsattr")
+	image := filepath.Join(w.StandinDir, "volumes/wrapix-builder-nix/volume.img")
+	features := func() string {
+		out, _ := exec.Command("dumpe2fs", "-h", image).CombinedOutput()
+		for _, l := range strings.Split(string(out), "\n") {
+			if f, ok := strings.CutPrefix(l, "Filesystem features:"); ok {
+				return " " + strings.Join(strings.Fields(f), " ") + " "
+			}
+		}
+		return ""
+	}
+	// An older release's volume: unindexed, seeded, then grown.
+	t.Setenv("CONTAINER_STANDIN_FAULTS", "no-block-devices")
+	mustWB(t, "start")
+	mustWB(t, "stop")
+	if f := features(); strings.Contains(f, " dir_index ") || strings.Contains(f, " dir_nlink ") {
+		t.Fatalf("an unreachable volume was changed: %s", f)
+	}
+	store := filepath.Join(builderStore(w), "store")
+	for i := 0; i < 4000; i++ {
+		if err := os.Mkdir(filepath.Join(store, fmt.Sprintf("%032d-old-path", i)), 0o555); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries := func() []string {
+		es, err := os.ReadDir(store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	before := entries()
+	t.Setenv("CONTAINER_STANDIN_FAULTS", "")
+	mustWB(t, "start")
+	l := logs(w)
+	if !strings.Contains(l, "dir_index and dir_nlink turned on") || !strings.Contains(l, "indexing /nix/store (once;") || !strings.Contains(l, "/nix/store is indexed") {
+		t.Fatalf("the builder did not index its store:\n%s", l)
+	}
+	if f := features(); !strings.Contains(f, " dir_index ") || !strings.Contains(f, " dir_nlink ") {
+		t.Fatalf("volume features after the start: %s", f)
+	}
+	if out, err := exec.Command("lsattr", "-d", store).CombinedOutput(); err != nil || !strings.Contains(strings.Fields(string(out))[0], "I") {
+		t.Fatalf("/nix/store is no indexed directory: %v %s", err, out)
+	}
+	if after := entries(); !slices.Equal(before, after) {
+		t.Fatalf("the store's entries changed: %d before, %d after", len(before), len(after))
+	}
+	h := newHost(t)
+	drv := h.derivation("after-indexing", `echo "indexed $RANDOM$RANDOM" > $out`)
+	if out, err := h.build(filepath.Join(h.Work, "c"), drv, 60*time.Second); err != nil {
+		t.Fatalf("build on the indexed store: %v\n%s", err, out)
+	}
+	verify(t)
+	// Once: the next start finds it done.
+	mustWB(t, "stop")
+	mustWB(t, "start")
+	if n := strings.Count(logs(w), "indexing /nix/store"); n != 1 {
+		t.Fatalf("the store was indexed %d times:\n%s", n, logs(w))
+	}
 }

@@ -43,6 +43,10 @@ type e2eSpec struct {
 	Caps     []string `json:"caps"`
 	Masked   []string `json:"masked"`
 	ReadOnly []string `json:"readOnly"`
+	// NoBlockDevices: /dev holds only the basic character devices, not the
+	// volumes' block devices that Apple's devtmpfs shows (the
+	// no-block-devices fault: a runtime that would hide them).
+	NoBlockDevices bool `json:"noBlockDevices"`
 }
 
 type e2eMount struct {
@@ -137,6 +141,7 @@ func (c *cli) startE2E(ct *container) error {
 			spec.Env = append(spec.Env, fmt.Sprintf("WRAPIX_SSHD_LISTEN=%s:%d", p.HostAddress, p.HostPort), "WRAPIX_SSHD_FROM="+p.HostAddress)
 		}
 	}
+	_, spec.NoBlockDevices = c.faults["no-block-devices"]
 	if v, ok := os.LookupEnv("CONTAINER_STANDIN_GUEST_ENV"); ok { // extra guest settings for tests, e.g. no substituters
 		var extra []string
 		if err := json.Unmarshal([]byte(v), &extra); err == nil {
@@ -326,7 +331,25 @@ func assembleRoot(s e2eSpec) error {
 	if _, err := os.Lstat(filepath.Join(r, "lib64")); err != nil {
 		os.Symlink("usr/lib64", filepath.Join(r, "lib64"))
 	}
-	if err := bind("/dev", "dev", false); err != nil {
+	// Apple's runtime mounts a devtmpfs at /dev (LinuxContainer.swift):
+	// every device of the guest, the volumes' virtio disks too. Here: the
+	// host's /dev, where each volume's loop device is; or, with the
+	// no-block-devices fault, a tmpfs with the basic character devices only.
+	if s.NoBlockDevices {
+		os.MkdirAll(filepath.Join(r, "dev"), 0o755)
+		if err := must("mount /dev", syscall.Mount("tmpfs", filepath.Join(r, "dev"), "tmpfs", syscall.MS_NOSUID, "mode=755")); err != nil {
+			return err
+		}
+		for _, d := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+			if err := bind("/dev/"+d, "dev/"+d, false); err != nil {
+				return err
+			}
+		}
+		if err := bind("/dev/pts", "dev/pts", false); err != nil {
+			return err
+		}
+		os.Symlink("pts/ptmx", filepath.Join(r, "dev/ptmx"))
+	} else if err := bind("/dev", "dev", false); err != nil {
 		return err
 	}
 	// The runtime writes these into every container.

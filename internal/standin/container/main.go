@@ -16,7 +16,8 @@
 //	                           the guest key mount on the published port
 //	CONTAINER_STANDIN_FAULTS   comma list of FAULT or FAULT:SUBCOMMAND, faults being
 //	                           hang, garbage-json, apiserver-down, name-in-use,
-//	                           kernel-missing
+//	                           kernel-missing, no-block-devices (e2e: the
+//	                           container's /dev lacks the volumes' disks)
 //	CONTAINER_STANDIN_SYSTEM   "stopped": the system service starts stopped
 //	CONTAINER_STANDIN_IMAGES   comma list of image references present from the start
 package main
