@@ -1,11 +1,13 @@
 package image
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -159,5 +161,14 @@ func BenchmarkStoreDirectory(b *testing.B) {
 		nativeFill.Round(time.Millisecond), oursFill.Round(time.Millisecond), appleMax, migration.Round(time.Millisecond), appleFill.Round(time.Millisecond))
 }
 
-// storeName is a store-path-like name: 32 characters of hash, then a name.
-func storeName(i int) string { return fmt.Sprintf("%032d-path", i) }
+// storeName is a store-path-like name: 32 characters of Nix's base32 from
+// a hash of i (spread as real store hashes are), then a name.
+func storeName(i int) string {
+	const base32 = "0123456789abcdfghijklmnpqrsvwxyz"
+	h := sha256.Sum256([]byte(strconv.Itoa(i)))
+	name := make([]byte, 0, 40)
+	for _, c := range h[:32] {
+		name = append(name, base32[c%32])
+	}
+	return string(name) + "-path-" + strconv.Itoa(i%100)
+}

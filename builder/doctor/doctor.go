@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/problem"
 	"github.com/wrapix/wrapix-builder/builder/runtime"
 	"github.com/wrapix/wrapix-builder/builder/setup"
+	"github.com/wrapix/wrapix-builder/builder/sshclient"
 )
 
 // Results of a check.
@@ -198,12 +200,14 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 			} else {
 				add(Check{Name: "nix-daemon on the builder", Result: OK, Detail: "Nix " + info.Version + ", protocol " + info.Protocol})
 			}
+			add(checkStoreIndex(dctx, cl))
 			cl.Close()
 		}
 		cancel()
 	} else {
 		skip("SSH as the user (pinned host key)", "builder not running or no keys")
 		skip("nix-daemon on the builder", "builder not running or no keys")
+		skip("store directory", "builder not running or no keys")
 	}
 
 	out = append(out, checkWaker(b)...)
@@ -430,4 +434,28 @@ func Text(checks []Check) string {
 		}
 	}
 	return b.String()
+}
+
+// checkStoreIndex: is /nix/store an indexed directory (docs/store-index.md)?
+// Unindexed, every lookup scans it and it holds at most 64998 store paths.
+// The builder's answer is untrusted: only a mark and a number are read.
+func checkStoreIndex(ctx context.Context, cl *sshclient.Client) Check {
+	c := Check{Name: "store directory"}
+	out, err := cl.Output(ctx, `if [ -e /nix/.wrapix-store-indexed ]; then echo indexed; else echo linear; fi; stat -c %h /nix/store`)
+	f := strings.Fields(string(out))
+	if err != nil || len(f) != 2 {
+		c.Result, c.Detail = Warn, "cannot read /nix/store's state on the builder"
+		return c
+	}
+	n, err := strconv.Atoi(f[1])
+	if f[0] == "indexed" {
+		c.Result, c.Detail = OK, "indexed (no limit on store paths)"
+		return c
+	}
+	c.Result, c.Fix = Warn, "see why in `wrapix-builder logs` (\"/nix/store stays unindexed\") and docs/store-index.md; `wrapix-builder gc` frees room"
+	c.Detail = "not indexed: every lookup scans it, and it holds at most 64998 store paths"
+	if err == nil && n >= 2 {
+		c.Detail += fmt.Sprintf(" (%d now)", n-2)
+	}
+	return c
 }

@@ -9,6 +9,7 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -558,6 +559,9 @@ func TestStoreDirectoryLimitGC(t *testing.T) {
 	if !strings.Contains(logs(w), "warning: /nix/store stays unindexed (no ext4 block device for /nix in /dev)") {
 		t.Fatalf("the builder did not say why the store stays unindexed:\n%s", logs(w))
 	}
+	if c := doctorCheck(t, "store directory"); c.Result != "warn" || !strings.Contains(c.Detail, "64998") {
+		t.Fatalf("doctor's store directory check on an unindexed store: %+v", c)
+	}
 	limit := storeDirs() + 2
 	mustWB(t, "stop")
 	t.Setenv("CONTAINER_STANDIN_GUEST_ENV", `["WRAPIX_SUBSTITUTERS=", "WRAPIX_GC_EVERY=2", "WRAPIX_STORE_DIRS_MAX=`+strconv.Itoa(limit)+`"]`)
@@ -690,10 +694,32 @@ func TestStoreIndexedInTheBuilder(t *testing.T) {
 		t.Fatalf("build on the indexed store: %v\n%s", err, out)
 	}
 	verify(t)
+	if c := doctorCheck(t, "store directory"); c.Result != "ok" || !strings.Contains(c.Detail, "indexed") {
+		t.Fatalf("doctor's store directory check: %+v", c)
+	}
 	// Once: the next start finds it done.
 	mustWB(t, "stop")
 	mustWB(t, "start")
 	if n := strings.Count(logs(w), "indexing /nix/store"); n != 1 {
 		t.Fatalf("the store was indexed %d times:\n%s", n, logs(w))
 	}
+}
+
+// doctorCheck is one of `doctor --json`'s checks.
+func doctorCheck(t *testing.T, name string) (c struct{ Name, Result, Detail, Fix string }) {
+	t.Helper()
+	var doc struct {
+		Checks []struct{ Name, Result, Detail, Fix string }
+	}
+	r := wb(t, "doctor", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("doctor --json: %v\n%s", err, r.stdout)
+	}
+	for _, c := range doc.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("doctor has no %q check:\n%s", name, r.stdout)
+	return c
 }
