@@ -1,17 +1,18 @@
 package lifecycle
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/wrapix/wrapix-builder/builder/builds"
 	"github.com/wrapix/wrapix-builder/builder/shellquote"
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
 // ErrNoBuildLog: the builder runs an image from before build activity
@@ -19,11 +20,32 @@ import (
 // version's image fixes it.
 var ErrNoBuildLog = errors.New("the builder records no build activity (its image predates it): restart it with `wrapix-builder stop && wrapix-builder start`")
 
-// LoadBuilds reads the builder's build event log once (docs/builds.md). It
-// returns the history and the log's length, where FollowBuilds can go on.
+// TailBytes is how much of the event log LoadBuilds reads: its end, where
+// the running and recent builds are. The entrypoint keeps the last 2000
+// lines (a few hundred KiB); a log that a compromised builder has grown
+// beyond that costs the Mac no more than this.
+const TailBytes = 1 << 20
+
+// loadCmd prints the log's size on a first line, then its last TailBytes
+// bytes and the one before them (whether that ends a line tells if the
+// first line is whole). `tail -c +N` and `head -c` are in busybox and GNU.
+var loadCmd = "f=" + shellquote.Quote(builds.LogPath) + `; [ -e "$f" ] || exit 3
+s=$(wc -c < "$f") || exit 4
+o=0; [ "$s" -gt ` + strconv.Itoa(TailBytes+1) + ` ] && o=$((s - ` + strconv.Itoa(TailBytes+1) + `))
+echo "$s $o"
+tail -c +$((o + 1)) "$f" | head -c $((s - o))`
+
+// LoadBuilds reads the end of the builder's build event log
+// (docs/builds.md). It returns the history and the log's length, where
+// FollowBuilds can go on. It holds at most TailBytes of what the builder
+// sends, whatever that is.
 func LoadBuilds(ctx context.Context, c *sshclient.Client, limit int) (*builds.History, int64, error) {
-	var out, errb bytes.Buffer
-	code, err := c.Run(ctx, "[ -e "+builds.LogPath+" ] || exit 3; cat "+builds.LogPath, nil, &out, &errb)
+	out := &capped{max: 64 + TailBytes + 1}
+	errb := &capped{max: 4 << 10}
+	code, err := c.Run(ctx, loadCmd, nil, out, errb)
+	if out.over {
+		return nil, 0, fmt.Errorf("reading the build log: the builder sent more than the %d bytes asked for", TailBytes+1)
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading the build log: %w", err)
 	}
@@ -31,11 +53,35 @@ func LoadBuilds(ctx context.Context, c *sshclient.Client, limit int) (*builds.Hi
 		return nil, 0, ErrNoBuildLog
 	}
 	if code != 0 {
-		return nil, 0, fmt.Errorf("reading the build log: exit %d: %s", code, bytes.TrimSpace(errb.Bytes()))
+		return nil, 0, fmt.Errorf("reading the build log: exit %d: %s", code, textclean.Line(strings.TrimSpace(errb.String()), 200))
 	}
-	n := int64(out.Len())
-	h, err := builds.Read(&out, limit)
-	return h, n, err
+	header, data, _ := bytes.Cut(out.Bytes(), []byte("\n"))
+	var size, from int64
+	if n, _ := fmt.Sscanf(string(header), "%d %d", &size, &from); n != 2 || size < 0 || from < 0 || from > size || int64(len(data)) > size-from {
+		return nil, 0, fmt.Errorf("reading the build log: unexpected answer %q", textclean.Line(string(header), 80))
+	}
+	if from > 0 {
+		// The byte before the window: drop the rest of its line (a part).
+		_, data, _ = bytes.Cut(data, []byte("\n"))
+	}
+	h, err := builds.Read(bytes.NewReader(data), limit)
+	return h, size, err
+}
+
+// capped keeps the first max bytes written to it, then refuses more (the
+// session ends): what the builder sends cannot grow the Mac's memory.
+type capped struct {
+	bytes.Buffer
+	max  int
+	over bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if c.Len()+len(p) > c.max {
+		c.over = true
+		return 0, errors.New("the builder sent too much")
+	}
+	return c.Buffer.Write(p)
 }
 
 // followCmd streams the log from byte offset on, by name across rotations.
@@ -68,15 +114,12 @@ func FollowBuilds(ctx context.Context, c *sshclient.Client, offset int64, line f
 	}
 	stop := context.AfterFunc(ctx, func() { stdin.Close(); sess.Close() })
 	defer stop()
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line(sc.Text())
-	}
+	// Lines beyond builds.MaxLine are skipped as they stream, never held.
+	err = builds.ScanLines(out, line)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if err := sc.Err(); err != nil && err != io.EOF {
+	if err != nil {
 		return fmt.Errorf("following the build log: %w", err)
 	}
 	return fmt.Errorf("following the build log: the builder closed the stream")
