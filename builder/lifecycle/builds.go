@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/wrapix/wrapix-builder/builder/builds"
 	"github.com/wrapix/wrapix-builder/builder/shellquote"
@@ -40,10 +39,10 @@ tail -c +$((o + 1)) "$f" | head -c $((s - o))`
 // FollowBuilds can go on. It holds at most TailBytes of what the builder
 // sends, whatever that is.
 func LoadBuilds(ctx context.Context, c *sshclient.Client, limit int) (*builds.History, int64, error) {
-	out := &capped{max: 64 + TailBytes + 1}
-	errb := &capped{max: 4 << 10}
+	out := &sshclient.LimitedBuffer{Max: 64 + TailBytes + 1}
+	errb := &sshclient.LimitedBuffer{Max: 4 << 10, Truncate: true}
 	code, err := c.Run(ctx, loadCmd, nil, out, errb)
-	if out.over {
+	if out.Over {
 		return nil, 0, fmt.Errorf("reading the build log: the builder sent more than the %d bytes asked for", TailBytes+1)
 	}
 	if err != nil {
@@ -53,7 +52,7 @@ func LoadBuilds(ctx context.Context, c *sshclient.Client, limit int) (*builds.Hi
 		return nil, 0, ErrNoBuildLog
 	}
 	if code != 0 {
-		return nil, 0, fmt.Errorf("reading the build log: exit %d: %s", code, textclean.Line(strings.TrimSpace(errb.String()), 200))
+		return nil, 0, fmt.Errorf("reading the build log: exit %d: %s", code, errb.Line())
 	}
 	header, data, _ := bytes.Cut(out.Bytes(), []byte("\n"))
 	var size, from int64
@@ -66,22 +65,6 @@ func LoadBuilds(ctx context.Context, c *sshclient.Client, limit int) (*builds.Hi
 	}
 	h, err := builds.Read(bytes.NewReader(data), limit)
 	return h, size, err
-}
-
-// capped keeps the first max bytes written to it, then refuses more (the
-// session ends): what the builder sends cannot grow the Mac's memory.
-type capped struct {
-	bytes.Buffer
-	max  int
-	over bool
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	if c.Len()+len(p) > c.max {
-		c.over = true
-		return 0, errors.New("the builder sent too much")
-	}
-	return c.Buffer.Write(p)
 }
 
 // followCmd streams the log from byte offset on, by name across rotations.

@@ -2,11 +2,13 @@ package lifecycle
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/runtime"
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
 // Running reports whether the builder container runs (one `container ls`).
@@ -67,12 +69,16 @@ func parseBusy(out string) (bool, string) {
 	var procs []proc
 	byPID := map[string]proc{}
 	mine := ""
+	// The builder's answer is untrusted: a line counts only with a numeric
+	// PID and a name a kernel would give (comm: at most 15 bytes), shown
+	// cleaned; what is found names at most maxFound processes.
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
 		switch {
-		case len(f) == 2 && f[0] == "mine":
+		case len(f) == 2 && f[0] == "mine" && isPID(f[1]):
 			mine = f[1]
-		case len(f) == 4 && f[0] == "proc":
+		case len(f) == 4 && f[0] == "proc" && isPID(f[1]) && isPID(f[2]) && len(f[3]) <= 15:
+			f[3] = textclean.Line(f[3], 0)
 			p := proc{f[1], f[2], f[3]}
 			procs = append(procs, p)
 			byPID[p.pid] = p
@@ -100,5 +106,23 @@ func parseBusy(out string) (bool, string) {
 			found = append(found, p.name+" (pid "+p.pid+")")
 		}
 	}
+	if len(found) > maxFound {
+		found = append(found[:maxFound-1], "and "+strconv.Itoa(len(found)-maxFound+1)+" more")
+	}
 	return len(found) > 0, strings.Join(found, ", ")
+}
+
+const maxFound = 10
+
+// isPID: 1 to 10 digits.
+func isPID(s string) bool {
+	if len(s) == 0 || len(s) > 10 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
