@@ -221,19 +221,20 @@ func (h *History) compact() {
 	h.running = out
 }
 
-// addFinished inserts b by end time (in order already but for clock steps)
-// and drops the oldest beyond the limit.
+// addFinished inserts b by end time (in order already but for clock steps).
+// The oldest beyond the limit go in halves, so each insert costs O(1)
+// amortized; Finished shows only the newest limit.
 func (h *History) addFinished(b Build) {
 	i := len(h.finished)
 	for i > 0 && h.finished[i-1].End.After(*b.End) {
 		i--
 	}
-	if i == 0 && len(h.finished) >= h.limit {
-		return // older than everything kept
+	if len(h.finished)-i >= h.limit {
+		return // older than everything shown
 	}
 	h.finished = slices.Insert(h.finished, i, b)
-	if len(h.finished) > h.limit {
-		h.finished = slices.Delete(h.finished, 0, 1)
+	if len(h.finished) >= 2*h.limit {
+		h.finished = slices.Delete(h.finished, 0, len(h.finished)-h.limit)
 	}
 }
 
@@ -251,9 +252,10 @@ func (h *History) Running(now time.Time) []Build {
 
 // Finished lists up to n finished builds, newest first (by end time).
 func (h *History) Finished(n int) []Build {
-	if n <= 0 || n > len(h.finished) {
-		n = len(h.finished)
+	if n <= 0 || n > h.limit {
+		n = h.limit
 	}
+	n = min(n, len(h.finished))
 	out := make([]Build, 0, n)
 	for i := len(h.finished) - 1; i >= 0 && len(out) < n; i-- {
 		out = append(out, h.finished[i])
@@ -273,7 +275,7 @@ func (h *History) Find(what string) (Build, bool) {
 			return b, true
 		}
 	}
-	for i := len(h.finished) - 1; i >= 0; i-- {
+	for i := len(h.finished) - 1; i >= max(len(h.finished)-h.limit, 0); i-- {
 		if b := h.finished[i]; match(b) {
 			return b, true
 		}
