@@ -212,14 +212,20 @@ func (a *App) flushNotices(ctx context.Context) {
 		a.notifyBuild(ctx, queued[0])
 		return
 	}
+	count := func(n int) string {
+		if n == 1 {
+			return "1 build"
+		}
+		return strconv.Itoa(n) + " builds"
+	}
 	var title string
 	switch {
 	case finished == 0:
-		title = strconv.Itoa(failed) + " builds failed"
+		title = count(failed) + " failed"
 	case failed == 0:
-		title = strconv.Itoa(finished) + " builds finished"
+		title = count(finished) + " finished"
 	default:
-		title = strconv.Itoa(failed) + " builds failed, " + strconv.Itoa(finished) + " finished"
+		title = count(failed) + " failed, " + strconv.Itoa(finished) + " finished"
 	}
 	var names []string
 	for _, b := range queued {

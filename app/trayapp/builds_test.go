@@ -1,8 +1,11 @@
 package trayapp
 
 import (
+	"context"
 	"strconv"
 	"testing"
+
+	"github.com/wrapix/wrapix-builder/builder/builds"
 )
 
 // The notified set forgets its oldest keys: a long run (or a flood of
@@ -19,5 +22,36 @@ func TestNotifiedSetBounded(t *testing.T) {
 	}
 	if k.add(strconv.Itoa(10*maxNotified - 1)) {
 		t.Error("a recent key added twice")
+	}
+}
+
+type recordNotifier struct{ got chan string }
+
+func (r recordNotifier) Notify(title, body string) error { r.got <- title + "\n" + body; return nil }
+
+// Builds that waited are told in one notification that counts them.
+func TestFlushNoticesCounts(t *testing.T) {
+	for _, tc := range []struct {
+		failed, finished int
+		want             string
+	}{
+		{12, 0, "12 builds failed\nb0, b1, b2 and 9 more. `wrapix-builder builds` lists them."},
+		{0, 2, "2 builds finished\nb0, b1. `wrapix-builder builds` lists them."},
+		{1, 3, "1 build failed, 3 finished\nb0, b1, b2 and 1 more. `wrapix-builder builds` lists them."},
+	} {
+		r := recordNotifier{make(chan string, 1)}
+		a := &App{}
+		a.Platform.Notifier = r
+		for i := 0; i < min(3, tc.failed+tc.finished); i++ {
+			a.builds.queued = append(a.builds.queued, builds.Build{Name: "b" + strconv.Itoa(i)})
+		}
+		a.builds.failedN, a.builds.finishedN, a.builds.flushing = tc.failed, tc.finished, true
+		a.flushNotices(context.Background())
+		if got := <-r.got; got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+		if a.builds.flushing || a.builds.failedN != 0 || len(a.builds.queued) != 0 {
+			t.Errorf("queue not emptied: %+v", a.builds)
+		}
 	}
 }
