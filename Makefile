@@ -6,7 +6,7 @@ LDFLAGS := -X github.com/wrapix/wrapix-builder/builder/version.Version=$(VERSION
 GO      ?= go
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build test lint bench demo image app zip dmg install clean
+.PHONY: help deps build test fuzz lint bench demo image app zip dmg install clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -27,12 +27,20 @@ lint: ## gofmt, go vet (linux and darwin), staticcheck, darwin cross-build, darw
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/wrapix-builder
 	$(GO) run ./internal/darwincheck ./...
 
-test: deps lint ## install test dependencies if missing, lint, then every test (needs nix-bin, openssh, busybox-static and root: see .ci/run)
+test: deps lint ## install test dependencies if missing, lint, then every test (needs nix-bin, openssh, busybox-static and root: see .ci/run), then fuzz
 	$(GO) test -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# What parses the builder's output (untrusted: issue 16), package:target.
+FUZZ     := ./builder/builds:FuzzRead ./builder/lifecycle:FuzzParseBusy ./builder/nixdaemon:FuzzHandshake ./builder/textclean:FuzzLine
+FUZZTIME ?= 3s
+fuzz: ## fuzz each parser of the builder's output for FUZZTIME (default 3s), one worker each
+	@for t in $(FUZZ); do echo "fuzz $$t ($(FUZZTIME))"; $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -parallel 1 "$${t%%:*}" || exit 1; done
 
 bench: ## benchmarks, each printing its baseline measured in the same run (WRAPIX_IDLE: the app's idle window, default 5m)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./app/
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./internal/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./builder/builds/
 	$(GO) test -run '^$$' -bench PostBuildHook -benchtime 200x ./image/
 	$(GO) test -run '^$$' -bench StoreDirectory -benchtime 1x -timeout 30m ./image/
 

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -199,4 +201,108 @@ func buildDrv(t *testing.T, cli, name string) string {
 	}
 	t.Fatalf("no %s in\n%s", name, out)
 	return ""
+}
+
+// A compromised builder floods the event log (issue 16, points 8 and 9):
+// 3000 failed builds, and events whose paths carry an escape sequence, a
+// line break and a bidi override. The app tells the failures in at most a
+// few notifications ("2999 builds failed") and shows none of the hostile
+// events, in the menu or a notification.
+func TestAppCoalescesBuildNotifications(t *testing.T) {
+	w := testenv.New(t)
+	testenv.Require(t, "dbus-daemon")
+	w.E2E(testenv.Image(t, nil))
+	w.WriteConfig(`systems = ["x86_64-linux"]` + "\n")
+	cli := filepath.Join(testenv.Binaries(t), "wrapix-builder")
+	if out, err := exec.Command(cli, "start").CombinedOutput(); err != nil {
+		t.Fatalf("start: %v %s", err, out)
+	}
+	addr, b := startBus(t)
+	app := exec.Command(buildApp(t), "--cli", cli)
+	app.Env = append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+addr, "DISPLAY=", "WAYLAND_DISPLAY=")
+	var appOut strings.Builder
+	app.Stdout, app.Stderr = &appOut, &appOut
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		app.Process.Kill()
+		app.Wait()
+		if t.Failed() {
+			t.Logf("app output:\n%s", appOut.String())
+		}
+	})
+	logPath := filepath.Join(w.StandinDir, "volumes/wrapix-builder-nix/data/var/wrapix/builds.log")
+	appendLog := func(text string) {
+		f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.WriteString(text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Once the menu shows a build, the app follows the log: what comes after is news.
+	appendLog(`{"event":"start","drv":"/nix/store/cccccccccccccccccccccccccccccccc-flood-gate.drv","time":1}` + "\n")
+	b.waitMenu(t, 30*time.Second, "following builds", nil, func(items []menuItem) bool { _, ok := find(items, "Building 1 derivation:"); return ok })
+
+	var sb strings.Builder
+	const hash = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	for i, name := range []string{`x\u001b]0;pwned\u0007`, `line\npwned`, `evil\u202epwned`} {
+		fmt.Fprintf(&sb, `{"event":"start","drv":"/nix/store/%s-%s.drv","time":%d}`+"\n", hash, name, 100+i)
+		fmt.Fprintf(&sb, `{"event":"failure","drv":"/nix/store/%s-%s.drv","time":%d}`+"\n", hash, name, 101+i)
+	}
+	const n = 3000
+	for i := 0; i < n; i++ {
+		num := strconv.Itoa(i)
+		drv := "/nix/store/" + strings.Repeat("a", 32-len(num)) + num + "-flood-" + num + ".drv"
+		fmt.Fprintf(&sb, `{"event":"start","drv":"%s","time":%d}`+"\n", drv, 1000+i)
+		fmt.Fprintf(&sb, `{"event":"failure","drv":"%s","time":%d}`+"\n", drv, 1001+i)
+	}
+	appendLog(sb.String())
+
+	// Every failure is told, one way or the other.
+	told := func() (builds, notes int) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, s := range b.sent {
+			var k int
+			switch {
+			case strings.HasPrefix(s, "Build failed: flood-"):
+				builds++
+			case strings.Contains(s, " builds failed"):
+				if _, err := fmt.Sscanf(s, "%d builds failed", &k); err == nil {
+					builds += k
+				}
+			default:
+				continue
+			}
+			notes++
+		}
+		return builds, notes
+	}
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got, _ := told(); got >= n {
+			break
+		}
+	}
+	time.Sleep(time.Second) // nothing more arrives
+	got, notes := told()
+	t.Logf("%d failures told in %d notifications", got, notes)
+	if got != n || notes > 4 {
+		t.Errorf("%d failures told in %d notifications, want %d in at most 4", got, notes, n)
+	}
+	b.mu.Lock()
+	for _, s := range b.sent {
+		if strings.Contains(s, "pwned") {
+			t.Errorf("notification of a hostile event: %q", s)
+		}
+	}
+	b.mu.Unlock()
+	for _, it := range b.layout(t) {
+		if strings.Contains(it.label, "pwned") || strings.ContainsAny(it.label, "\x1b\n\u202e") {
+			t.Errorf("menu item %q", it.label)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/wrapix/wrapix-builder/builder/builds"
 	"github.com/wrapix/wrapix-builder/builder/status"
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
 func TestBuildingSection(t *testing.T) {
@@ -58,5 +59,25 @@ func TestBuildingSection(t *testing.T) {
 	s.BuildsUnknown = true
 	if m = Render(s); m.Items[BuildsLine].Title != "Builds: not shown until the builder restarts" {
 		t.Errorf("an image without build activity: %q", m.Items[BuildsLine].Title)
+	}
+}
+
+// Text from the builder reaches menu titles (build names, errors it sent):
+// each is shown on one line without control or bidi characters.
+func TestTitlesWithoutControlCharacters(t *testing.T) {
+	end := time.Unix(990, 0)
+	m := Render(State{Report: &status.Report{State: status.Ready}, Now: time.Unix(1000, 0),
+		Running:  []builds.Build{{Name: "x\x1b]0;title\x07y", Outcome: builds.Running, Start: time.Unix(999, 0)}},
+		Finished: []builds.Build{{Name: "evil\u202egnp\nnext", Outcome: builds.Failed, Start: time.Unix(980, 0), End: &end}},
+	})
+	for id, it := range m.Items {
+		for _, r := range it.Title {
+			if textclean.Hidden(r) {
+				t.Errorf("%s: %q keeps %U", id, it.Title, r)
+			}
+		}
+	}
+	if got := m.Items[FinishedItems[0]].Title; got != "✗ evil gnp next — 10s (show log)" {
+		t.Errorf("finished title %q", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/builder/problem"
 	"github.com/wrapix/wrapix-builder/builder/status"
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
 // Icon states, one template icon each (assets/).
@@ -181,6 +182,12 @@ func Render(s State) Model {
 	m.Items[StartAtLogin] = login
 	set(Quit, "Quit Wrapix Builder", true)
 
+	// Titles carry text from the builder (build names, errors it sent): one
+	// line each, without control or bidi characters.
+	for id, it := range m.Items {
+		it.Title = textclean.Line(it.Title, 0)
+		m.Items[id] = it
+	}
 	m.Tooltip = "Wrapix Builder — " + m.Items[StatusLine].Title[len("Builder: "):]
 	return m
 }

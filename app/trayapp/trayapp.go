@@ -41,6 +41,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
 	"github.com/wrapix/wrapix-builder/builder/status"
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
 // Tray is the UI the controller drives (app/tray renders it with systray).
@@ -511,6 +512,8 @@ func (a *App) render() {
 // notify shows a notification without waiting for it (the osascript
 // fallback takes a moment).
 func (a *App) notify(title, body string) {
+	// Both can carry text from the builder: one line, no control or bidi characters.
+	title, body = textclean.Line(title, 0), textclean.Line(body, 0)
 	if a.Platform.Notifier != nil {
 		go func() { _ = a.Platform.Notifier.Notify(title, body) }()
 	}

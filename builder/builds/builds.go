@@ -8,9 +8,10 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -65,12 +66,28 @@ func Name(drv string) string {
 	return strings.TrimSuffix(base, ".drv")
 }
 
+// Bounds on what the builder's log can make the Mac hold (the builder is
+// untrusted: a compromised build is root there and writes what it likes).
+const (
+	MaxLine    = 64 << 10 // longer lines are not events (skipped, never buffered whole)
+	MaxRunning = 256      // running builds kept; beyond, the oldest are dropped (the builder runs at most max-jobs at once)
+	MaxOutputs = 64       // output paths kept per build
+	seenLines  = 4096     // lines remembered for re-reads (the entrypoint keeps the last 2000)
+)
+
 // History folds events into builds. Applying the same line twice changes
-// nothing (a reader that reopens a rotated log sees lines again).
+// nothing (a reader that reopens a rotated log sees lines again). Every
+// event costs O(1) (amortized) and the history holds at most MaxRunning
+// running and limit finished builds, whatever the log says.
 type History struct {
-	builds []Build // in start order
-	seen   map[string]bool
-	limit  int
+	running  []Build        // in start order; ended ones are tombstones (Outcome "")
+	live     map[string]int // running drv → its index in running
+	finished []Build        // by end time, oldest first, at most limit
+	limit    int
+	seed     maphash.Seed
+	seen     map[uint64]bool // hashes of the last seenLines applied lines
+	seenRing []uint64
+	seenNext int
 }
 
 // NewHistory keeps at most limit finished builds (0: 200).
@@ -78,90 +95,153 @@ func NewHistory(limit int) *History {
 	if limit <= 0 {
 		limit = 200
 	}
-	return &History{seen: map[string]bool{}, limit: limit}
+	return &History{live: map[string]int{}, limit: limit, seed: maphash.MakeSeed(), seen: map[uint64]bool{}}
 }
 
 // ApplyLine applies one log line; it returns the build it changed, if any.
-// Lines that are not events (a torn write, garbage) are ignored.
+// Lines that are not valid events (a torn write, garbage, a path that is no
+// derivation) are ignored.
 func (h *History) ApplyLine(line string) (Build, bool) {
+	if len(line) > MaxLine {
+		return Build{}, false
+	}
 	line = strings.TrimSpace(line)
-	if line == "" || h.seen[line] {
+	if line == "" {
+		return Build{}, false
+	}
+	sum := maphash.String(h.seed, line)
+	if h.seen[sum] {
 		return Build{}, false
 	}
 	var e Event
-	if err := json.Unmarshal([]byte(line), &e); err != nil || !strings.HasSuffix(e.Drv, ".drv") {
+	if err := json.Unmarshal([]byte(line), &e); err != nil {
 		return Build{}, false
 	}
-	h.seen[line] = true
+	h.remember(sum)
 	return h.Apply(e)
 }
 
-// Apply folds one event.
+func (h *History) remember(sum uint64) {
+	if len(h.seenRing) < seenLines {
+		h.seenRing = append(h.seenRing, sum)
+	} else {
+		delete(h.seen, h.seenRing[h.seenNext])
+		h.seenRing[h.seenNext] = sum
+		h.seenNext = (h.seenNext + 1) % seenLines
+	}
+	h.seen[sum] = true
+}
+
+// valid: a known event about a derivation's store path at a plausible time.
+// Outputs that are not store paths are dropped.
+func (e *Event) valid() bool {
+	switch e.Event {
+	case "start", "success", "failure", "interrupted":
+	default:
+		return false
+	}
+	if !strings.HasPrefix(e.Drv, StoreDir) || !ValidDrv(e.Drv) || math.IsNaN(e.Time) || e.Time < 0 || e.Time > maxTime {
+		return false
+	}
+	var outs []string
+	for _, o := range e.Outputs {
+		if len(outs) < MaxOutputs && ValidStorePath(o) {
+			outs = append(outs, o)
+		}
+	}
+	e.Outputs = outs
+	return true
+}
+
+// maxTime (seconds since the epoch) is far in the future (year 5138) but
+// keeps durations finite.
+const maxTime = 1e11
+
+// Apply folds one event; invalid ones change nothing.
 func (h *History) Apply(e Event) (Build, bool) {
+	if !e.valid() {
+		return Build{}, false
+	}
 	t := fromSeconds(e.Time)
-	i := h.running(e.Drv)
+	i, isRunning := h.live[e.Drv]
 	switch e.Event {
 	case "start":
-		if i >= 0 {
+		if isRunning {
 			return Build{}, false // a start seen by both the hook and the loop
 		}
-		h.builds = append(h.builds, Build{Drv: e.Drv, Name: Name(e.Drv), Outcome: Running, Start: t})
-		h.trim()
-		return h.builds[len(h.builds)-1], true
+		b := Build{Drv: e.Drv, Name: Name(e.Drv), Outcome: Running, Start: t}
+		h.live[e.Drv] = len(h.running)
+		h.running = append(h.running, b)
+		h.trimRunning()
+		return b, true
 	case "success", "failure", "interrupted":
-		if i < 0 {
+		if !isRunning {
 			return Build{}, false // its start was rotated away
 		}
-		b := &h.builds[i]
+		b := h.running[i]
+		h.running[i] = Build{}
+		delete(h.live, e.Drv)
 		b.End = &t
 		b.Duration = math.Round(t.Sub(b.Start).Seconds()*1000) / 1000
 		b.Outputs = e.Outputs
 		b.Outcome = map[string]string{"success": Succeeded, "failure": Failed, "interrupted": Interrupted}[e.Event]
-		done := *b
-		h.trim()
-		return done, true
+		h.addFinished(b)
+		h.compact()
+		return b, true
 	}
 	return Build{}, false
 }
 
-func (h *History) running(drv string) int {
-	for i := len(h.builds) - 1; i >= 0; i-- {
-		if h.builds[i].Drv == drv && h.builds[i].Outcome == Running {
-			return i
+// trimRunning drops the oldest running builds beyond MaxRunning (their end
+// will not be shown: a builder runs far fewer at once).
+func (h *History) trimRunning() {
+	for j := 0; len(h.live) > MaxRunning && j < len(h.running); j++ {
+		if b := h.running[j]; b.Outcome == Running {
+			delete(h.live, b.Drv)
+			h.running[j] = Build{}
 		}
 	}
-	return -1
+	h.compact()
 }
 
-// trim drops the oldest finished builds beyond the limit.
-func (h *History) trim() {
-	finished := 0
-	for _, b := range h.builds {
-		if b.Outcome != Running {
-			finished++
-		}
-	}
-	if finished <= h.limit {
+// compact drops the tombstones once they are half of running, so each
+// event costs O(1) amortized.
+func (h *History) compact() {
+	if len(h.running) < 2*len(h.live)+16 {
 		return
 	}
-	out := h.builds[:0]
-	for _, b := range h.builds {
-		if b.Outcome != Running && finished > h.limit {
-			finished--
-			continue
+	out := h.running[:0]
+	for _, b := range h.running {
+		if b.Outcome == Running {
+			h.live[b.Drv] = len(out)
+			out = append(out, b)
 		}
-		out = append(out, b)
 	}
-	h.builds = out
-	if len(h.seen) > 20*h.limit {
-		h.seen = map[string]bool{} // lines that old are not re-read: the log keeps 2000
+	clear(h.running[len(out):])
+	h.running = out
+}
+
+// addFinished inserts b by end time (in order already but for clock steps).
+// The oldest beyond the limit go in halves, so each insert costs O(1)
+// amortized; Finished shows only the newest limit.
+func (h *History) addFinished(b Build) {
+	i := len(h.finished)
+	for i > 0 && h.finished[i-1].End.After(*b.End) {
+		i--
+	}
+	if len(h.finished)-i >= h.limit {
+		return // older than everything shown
+	}
+	h.finished = slices.Insert(h.finished, i, b)
+	if len(h.finished) >= 2*h.limit {
+		h.finished = slices.Delete(h.finished, 0, len(h.finished)-h.limit)
 	}
 }
 
 // Running lists running builds, oldest first, with durations up to now.
 func (h *History) Running(now time.Time) []Build {
-	var out []Build
-	for _, b := range h.builds {
+	out := make([]Build, 0, len(h.live))
+	for _, b := range h.running {
 		if b.Outcome == Running {
 			b.Duration = math.Round(b.Elapsed(now).Seconds()*1000) / 1000
 			out = append(out, b)
@@ -172,43 +252,71 @@ func (h *History) Running(now time.Time) []Build {
 
 // Finished lists up to n finished builds, newest first (by end time).
 func (h *History) Finished(n int) []Build {
-	var out []Build
-	for _, b := range h.builds {
-		if b.Outcome != Running {
-			out = append(out, b)
-		}
+	if n <= 0 || n > h.limit {
+		n = h.limit
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].End.After(*out[j].End) })
-	if n > 0 && len(out) > n {
-		out = out[:n]
+	n = min(n, len(h.finished))
+	out := make([]Build, 0, n)
+	for i := len(h.finished) - 1; i >= 0 && len(out) < n; i-- {
+		out = append(out, h.finished[i])
 	}
 	return out
 }
 
 // Find returns the most recent build of a derivation given by store path,
-// by base name, or by name.
+// by base name, or by name: a running one first, then the finished ones,
+// newest first.
 func (h *History) Find(what string) (Build, bool) {
-	for i := len(h.builds) - 1; i >= 0; i-- {
-		b := h.builds[i]
-		if b.Drv == what || strings.TrimPrefix(b.Drv, "/nix/store/") == what || b.Name == what {
+	match := func(b Build) bool {
+		return b.Drv == what || strings.TrimPrefix(b.Drv, StoreDir) == what || b.Name == what
+	}
+	for i := len(h.running) - 1; i >= 0; i-- {
+		if b := h.running[i]; b.Outcome == Running && match(b) {
+			return b, true
+		}
+	}
+	for i := len(h.finished) - 1; i >= max(len(h.finished)-h.limit, 0); i-- {
+		if b := h.finished[i]; match(b) {
 			return b, true
 		}
 	}
 	return Build{}, false
 }
 
-// Read folds a whole log.
+// Read folds a log. Lines longer than MaxLine are skipped, so memory stays
+// bounded whatever r holds.
 func Read(r io.Reader, limit int) (*History, error) {
 	h := NewHistory(limit)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		h.ApplyLine(sc.Text())
-	}
-	if err := sc.Err(); err != nil {
+	if err := ScanLines(r, func(l string) { h.ApplyLine(l) }); err != nil {
 		return h, fmt.Errorf("reading the build log: %w", err)
 	}
 	return h, nil
+}
+
+// ScanLines calls fn with each line of r (without its newline) that is at
+// most MaxLine bytes long; longer ones are skipped without being held. A
+// last line without a newline counts.
+func ScanLines(r io.Reader, fn func(string)) error {
+	br := bufio.NewReaderSize(r, MaxLine+1)
+	skipping := false
+	for {
+		l, err := br.ReadSlice('\n')
+		switch {
+		case err == bufio.ErrBufferFull:
+			skipping = true // the line goes on beyond MaxLine
+			continue
+		case skipping:
+			skipping = false // the long line ends here
+		case len(l) > 0:
+			fn(strings.TrimSuffix(string(l), "\n"))
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // Document is `builds --json`.
@@ -243,20 +351,39 @@ func FormatDuration(d time.Duration) string {
 	return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
 }
 
-// ValidDrv reports whether s looks like a derivation store path or base
-// name (what `builds --log` passes to the builder's shell, quoted anyway).
+// StoreDir is the builder's store directory.
+const StoreDir = "/nix/store/"
+
+// ValidDrv reports whether s is a derivation's store path or base name
+// (what `builds --log` passes to the builder's shell, quoted anyway), with a
+// name besides ".drv".
 func ValidDrv(s string) bool {
-	s = strings.TrimPrefix(s, "/nix/store/")
-	if !strings.HasSuffix(s, ".drv") || len(s) < 34 || s[32] != '-' {
+	return strings.HasSuffix(s, ".drv") && ValidStorePath(StoreDir+strings.TrimPrefix(s, StoreDir)) && Name(s) != ""
+}
+
+// ValidStorePath reports whether s is a store path: /nix/store/, 32
+// characters of Nix's base-32 alphabet, "-", and a name of 1 to 211
+// characters from [A-Za-z0-9+-._?=] (NixOS/nix src/libstore/path.cc,
+// checkName; nix-base32 omits e, o, u and t).
+func ValidStorePath(s string) bool {
+	base, ok := strings.CutPrefix(s, StoreDir)
+	if !ok || len(base) < 34 || base[32] != '-' || len(base)-33 > 211 {
 		return false
 	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("+-._?=", c)) {
+	for _, c := range []byte(base[:32]) {
+		if !strings.ContainsRune(nixBase32, rune(c)) {
+			return false
+		}
+	}
+	for _, c := range []byte(base[33:]) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("+-._?=", c) >= 0) {
 			return false
 		}
 	}
 	return true
 }
+
+const nixBase32 = "0123456789abcdfghijklmnpqrsvwxyz"
 
 func fromSeconds(s float64) time.Time {
 	sec, frac := math.Modf(s)

@@ -25,6 +25,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/runtime"
 	"github.com/wrapix/wrapix-builder/builder/setup"
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
 // Results of a check.
@@ -307,25 +308,30 @@ func checkBanner(ctx context.Context, addr string) Check {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	// The banner is the builder's, untrusted: at most 255 bytes (RFC 4253, 4.2), shown cleaned.
+	raw, err := bufio.NewReaderSize(conn, 256).ReadSlice('\n')
+	line := string(raw)
 	if err != nil || !strings.HasPrefix(line, "SSH-") {
 		c.Result, c.Kind = Fail, problem.Unhealthy
 		c.Detail = "the port accepts connections but no SSH server answers (connection reset)"
 		c.Fix = "allow Local Network access for container-runtime-linux in System Settings ▸ Privacy & Security ▸ Local Network, and check for a VPN capturing 192.168.64.0/24"
 		return c
 	}
-	c.Result, c.Detail = OK, strings.TrimSpace(line)
+	c.Result, c.Detail = OK, textclean.Line(strings.TrimSpace(line), 0)
 	return c
 }
 
 func checkRootSSH(ctx context.Context) Check {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ssh", "-o", "BatchMode=yes", nixconf.Alias, "nix-daemon", "--version").CombinedOutput()
-	if err != nil {
-		return Check{Name: "SSH as root's config", Result: Fail, Detail: strings.TrimSpace(string(out)), Fix: "sudo wrapix-builder setup; then `sudo ssh -v wrapix-builder true` shows which step fails", Kind: problem.Setup}
+	// What the builder prints is untrusted: 4 KiB kept, shown on one clean line.
+	out := &sshclient.LimitedBuffer{Max: 4 << 10, Truncate: true}
+	cmd := exec.CommandContext(ctx, "ssh", "-o", "BatchMode=yes", nixconf.Alias, "nix-daemon", "--version")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		return Check{Name: "SSH as root's config", Result: Fail, Detail: out.Line(), Fix: "sudo wrapix-builder setup; then `sudo ssh -v wrapix-builder true` shows which step fails", Kind: problem.Setup}
 	}
-	return Check{Name: "SSH as root's config", Result: OK, Detail: "ssh wrapix-builder: " + strings.TrimSpace(string(out))}
+	return Check{Name: "SSH as root's config", Result: OK, Detail: "ssh wrapix-builder: " + out.Line()}
 }
 
 func checkLocalDaemon(socket string) Check {

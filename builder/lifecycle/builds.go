@@ -1,7 +1,6 @@
 package lifecycle
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/builds"
 	"github.com/wrapix/wrapix-builder/builder/shellquote"
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
 // ErrNoBuildLog: the builder runs an image from before build activity
@@ -19,11 +19,32 @@ import (
 // version's image fixes it.
 var ErrNoBuildLog = errors.New("the builder records no build activity (its image predates it): restart it with `wrapix-builder stop && wrapix-builder start`")
 
-// LoadBuilds reads the builder's build event log once (docs/builds.md). It
-// returns the history and the log's length, where FollowBuilds can go on.
+// TailBytes is how much of the event log LoadBuilds reads: its end, where
+// the running and recent builds are. The entrypoint keeps the last 2000
+// lines (a few hundred KiB); a log that a compromised builder has grown
+// beyond that costs the Mac no more than this.
+const TailBytes = 1 << 20
+
+// loadCmd prints the log's size on a first line, then its last TailBytes
+// bytes and the one before them (whether that ends a line tells if the
+// first line is whole). `tail -c +N` and `head -c` are in busybox and GNU.
+var loadCmd = "f=" + shellquote.Quote(builds.LogPath) + `; [ -e "$f" ] || exit 3
+s=$(wc -c < "$f") || exit 4
+o=0; [ "$s" -gt ` + strconv.Itoa(TailBytes+1) + ` ] && o=$((s - ` + strconv.Itoa(TailBytes+1) + `))
+echo "$s $o"
+tail -c +$((o + 1)) "$f" | head -c $((s - o))`
+
+// LoadBuilds reads the end of the builder's build event log
+// (docs/builds.md). It returns the history and the log's length, where
+// FollowBuilds can go on. It holds at most TailBytes of what the builder
+// sends, whatever that is.
 func LoadBuilds(ctx context.Context, c *sshclient.Client, limit int) (*builds.History, int64, error) {
-	var out, errb bytes.Buffer
-	code, err := c.Run(ctx, "[ -e "+builds.LogPath+" ] || exit 3; cat "+builds.LogPath, nil, &out, &errb)
+	out := &sshclient.LimitedBuffer{Max: 64 + TailBytes + 1}
+	errb := &sshclient.LimitedBuffer{Max: 4 << 10, Truncate: true}
+	code, err := c.Run(ctx, loadCmd, nil, out, errb)
+	if out.Over {
+		return nil, 0, fmt.Errorf("reading the build log: the builder sent more than the %d bytes asked for", TailBytes+1)
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("reading the build log: %w", err)
 	}
@@ -31,11 +52,19 @@ func LoadBuilds(ctx context.Context, c *sshclient.Client, limit int) (*builds.Hi
 		return nil, 0, ErrNoBuildLog
 	}
 	if code != 0 {
-		return nil, 0, fmt.Errorf("reading the build log: exit %d: %s", code, bytes.TrimSpace(errb.Bytes()))
+		return nil, 0, fmt.Errorf("reading the build log: exit %d: %s", code, errb.Line())
 	}
-	n := int64(out.Len())
-	h, err := builds.Read(&out, limit)
-	return h, n, err
+	header, data, _ := bytes.Cut(out.Bytes(), []byte("\n"))
+	var size, from int64
+	if n, _ := fmt.Sscanf(string(header), "%d %d", &size, &from); n != 2 || size < 0 || from < 0 || from > size || int64(len(data)) > size-from {
+		return nil, 0, fmt.Errorf("reading the build log: unexpected answer %q", textclean.Line(string(header), 80))
+	}
+	if from > 0 {
+		// The byte before the window: drop the rest of its line (a part).
+		_, data, _ = bytes.Cut(data, []byte("\n"))
+	}
+	h, err := builds.Read(bytes.NewReader(data), limit)
+	return h, size, err
 }
 
 // followCmd streams the log from byte offset on, by name across rotations.
@@ -68,15 +97,12 @@ func FollowBuilds(ctx context.Context, c *sshclient.Client, offset int64, line f
 	}
 	stop := context.AfterFunc(ctx, func() { stdin.Close(); sess.Close() })
 	defer stop()
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line(sc.Text())
-	}
+	// Lines beyond builds.MaxLine are skipped as they stream, never held.
+	err = builds.ScanLines(out, line)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if err := sc.Err(); err != nil && err != io.EOF {
+	if err != nil {
 		return fmt.Errorf("following the build log: %w", err)
 	}
 	return fmt.Errorf("following the build log: the builder closed the stream")

@@ -2,11 +2,13 @@ package lifecycle
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/runtime"
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
 // Running reports whether the builder container runs (one `container ls`).
@@ -129,17 +131,20 @@ func parseBusy(out string) busyState {
 	byPID := map[string]proc{}
 	mine, me := "", ""
 	observer := map[string]bool{}
+	// The builder's answer is untrusted: a line counts only with numeric
+	// PIDs and uid and a name a kernel would give (comm: at most 15 bytes),
+	// shown cleaned; what is found names at most maxFound processes.
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
 		switch {
-		case len(f) == 2 && f[0] == "mine":
+		case len(f) == 2 && f[0] == "mine" && isPID(f[1]):
 			mine = f[1]
-		case len(f) == 2 && f[0] == "me":
+		case len(f) == 2 && f[0] == "me" && isPID(f[1]):
 			me = f[1]
-		case len(f) == 2 && f[0] == "obs":
+		case len(f) == 2 && f[0] == "obs" && isPID(f[1]):
 			observer[f[1]] = true
-		case len(f) == 5 && f[0] == "proc":
-			p := proc{f[1], f[2], f[3], f[4]}
+		case len(f) == 5 && f[0] == "proc" && isPID(f[1]) && isPID(f[2]) && (isPID(f[3]) || f[3] == "?") && len(f[4]) <= 15:
+			p := proc{f[1], f[2], f[3], textclean.Line(f[4], 0)}
 			if _, dup := byPID[p.pid]; dup {
 				continue
 			}
@@ -195,5 +200,23 @@ func parseBusy(out string) busyState {
 			s.authenticating = append(s.authenticating, p.pid)
 		}
 	}
+	if len(s.work) > maxFound {
+		s.work = append(s.work[:maxFound-1], "and "+strconv.Itoa(len(s.work)-maxFound+1)+" more")
+	}
 	return s
+}
+
+const maxFound = 10
+
+// isPID: 1 to 10 digits.
+func isPID(s string) bool {
+	if len(s) == 0 || len(s) > 10 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -1,11 +1,14 @@
 package lifecycle
 
 import (
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
 // parseBusy on process tables as the busy script prints them, with the
@@ -62,4 +65,47 @@ func TestBusyScriptRuns(t *testing.T) {
 	if !strings.Contains(s, "\nobs ") || !strings.Contains(s, "\nproc 1 0 0 ") || !strings.Contains(s, "\nme 0\n") || !strings.HasPrefix(s, "mine ") {
 		t.Fatalf("busy script output:\n%s", s)
 	}
+}
+
+// The busy script's answer comes from the builder: lines that are not what
+// the script prints count for nothing, names are cleaned, and the summary
+// stays short however many processes are claimed.
+func TestParseBusyHostile(t *testing.T) {
+	base := "proc 10 1 0 sshd\nproc 11 1 0 nix-daemon\nmine 20\nme 1000\n"
+	for _, extra := range []string{
+		"proc x 10 0 sshd\n", "proc 30 10 0\n", "proc 30 10 0 sshd extra\n", "mine\n", "proc 30 1 x nix-store\n",
+		"proc 30 1 0 nix-store-with-a-very-long-name\n", "proc 99999999999 11 0 nix-store\n", "obs x\n",
+	} {
+		if s := parseBusy(base + extra); s.busy() {
+			t.Errorf("%q: busy (%s)", extra, strings.Join(s.work, ", "))
+		}
+	}
+	s := parseBusy(base + "proc 30 1 0 nix\x1b]0;x\x07\n")
+	if what := strings.Join(s.work, ", "); !s.busy() || strings.ContainsAny(what, "\x1b\x07") {
+		t.Errorf("escape in a name: %v %q", s.busy(), what)
+	}
+	var many strings.Builder
+	for i := 0; i < 100000; i++ {
+		fmt.Fprintf(&many, "proc %d 1 0 nix-store\n", 100+i)
+	}
+	if s := parseBusy(base + many.String()); !s.busy() || len(strings.Join(s.work, ", ")) > 1000 {
+		t.Errorf("100 000 Nix tools: %v, %d bytes of summary", s.busy(), len(strings.Join(s.work, ", ")))
+	}
+}
+
+// FuzzParseBusy: any answer gives a short, clean summary without panicking
+// (and the session walk ends, whatever cycles the table holds).
+func FuzzParseBusy(f *testing.F) {
+	f.Add("proc 10 1 0 sshd\nproc 11 1 0 nix-daemon\nproc 20 10 0 sshd-session\nmine 20\nme 1000\nproc 32 20 1000 nix-daemon\n")
+	f.Add("mine 1\nproc 1 1 0 sshd\nproc 2 1 0 \x1b[2J\nobs 2\n")
+	f.Add("proc 5 6 0 sh\nproc 6 5 0 sh\nproc 7 5 0 sshd\n")
+	f.Fuzz(func(t *testing.T, out string) {
+		what := strings.Join(parseBusy(out).work, ", ")
+		if textclean.Line(what, 0) != what || !utf8.ValidString(what) {
+			t.Fatalf("summary %q not clean", what)
+		}
+		if len(what) > 2000 {
+			t.Fatalf("summary of %d bytes", len(what))
+		}
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/setup"
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
 	"github.com/wrapix/wrapix-builder/builder/status"
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 	"github.com/wrapix/wrapix-builder/builder/toolpath"
 	"github.com/wrapix/wrapix-builder/builder/version"
 	"github.com/wrapix/wrapix-builder/builder/wakestate"
@@ -136,10 +137,11 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 			r.SSH.LatencyMillis = float64(res.SSHLatency.Microseconds()) / 1000
 		}
 		if err != nil {
+			// Errors can quote the builder (its stderr, the algorithms its sshd offers): one clean line.
 			if r.SSH.OK {
-				r.NixDaemon.Error = strings.TrimPrefix(err.Error(), "nix-daemon: ")
+				r.NixDaemon.Error = textclean.Line(strings.TrimPrefix(err.Error(), "nix-daemon: "), 500)
 			} else {
-				r.SSH.Error = err.Error()
+				r.SSH.Error = textclean.Line(err.Error(), 500)
 			}
 		} else {
 			r.NixDaemon = status.NixDaemon{OK: true, Version: res.Daemon, Protocol: res.Protocol}

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
 const (
@@ -63,6 +65,8 @@ func Handshake(rw io.ReadWriter) (Info, error) {
 		if info.Version, err = readString(rw); err != nil {
 			return info, err
 		}
+		// Shown in status and the menu: the daemon is the builder's, untrusted.
+		info.Version = textclean.Line(info.Version, 100)
 	}
 	if minor >= 35 {
 		t, err := readU64(rw)

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
 // A real nix-daemon (Debian's), serving a store in a temporary directory.
@@ -60,4 +62,24 @@ func u64(v uint64) []byte {
 		b[i] = byte(v >> (8 * i))
 	}
 	return b
+}
+
+// FuzzHandshake: whatever the builder answers, the handshake ends (on a
+// finite answer) without panicking, and the version it reports is fit to show.
+func FuzzHandshake(f *testing.F) {
+	good := append(u64(workerMagic2), u64(1<<8|35)...)
+	good = append(append(good, u64(5)...), []byte("2.8.0\x00\x00\x00")...)
+	good = append(append(good, u64(1)...), u64(stderrLast)...)
+	f.Add(good)
+	f.Add(append(u64(workerMagic2), u64(1<<8|34)...))
+	f.Add([]byte("SSH-2.0-OpenSSH_9.2\r\n"))
+	f.Fuzz(func(t *testing.T, reply []byte) {
+		info, _ := Handshake(struct {
+			io.Reader
+			io.Writer
+		}{bytes.NewReader(reply), io.Discard})
+		if textclean.Line(info.Version, 100) != info.Version {
+			t.Fatalf("version %q not clean", info.Version)
+		}
+	})
 }

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wrapix/wrapix-builder/builder/nixdaemon"
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
 // User is the account on the builder.
@@ -80,17 +82,54 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	return exitStatus(sess.Run(cmd))
 }
 
-// Output runs cmd and returns its stdout; a non-zero exit is an error carrying stderr.
+// OutputMax bounds what Output takes from a command's stdout.
+const OutputMax = 64 << 20
+
+// Output runs cmd and returns its stdout (at most OutputMax bytes: more is
+// an error); a non-zero exit is an error carrying the start of stderr, on
+// one clean line.
 func (c *Client) Output(ctx context.Context, cmd string) ([]byte, error) {
-	var out, errb bytes.Buffer
-	code, err := c.Run(ctx, cmd, nil, &out, &errb)
+	out := &LimitedBuffer{Max: OutputMax}
+	errb := &LimitedBuffer{Max: 4 << 10, Truncate: true}
+	code, err := c.Run(ctx, cmd, nil, out, errb)
+	if out.Over {
+		return nil, fmt.Errorf("`%s` on the builder printed more than %d bytes", cmd, OutputMax)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if code != 0 {
-		return out.Bytes(), fmt.Errorf("`%s` on the builder exited %d: %s", cmd, code, bytes.TrimSpace(errb.Bytes()))
+		return out.Bytes(), fmt.Errorf("`%s` on the builder exited %d: %s", cmd, code, errb.Line())
 	}
 	return out.Bytes(), nil
+}
+
+// LimitedBuffer keeps at most Max bytes of what the builder sends. Past
+// that it refuses the write (which ends the session), or with Truncate
+// drops the rest: the builder cannot grow the Mac's memory.
+type LimitedBuffer struct {
+	bytes.Buffer
+	Max      int
+	Truncate bool
+	Over     bool // more than Max was sent
+}
+
+func (b *LimitedBuffer) Write(p []byte) (int, error) {
+	if room := b.Max - b.Len(); len(p) > room {
+		b.Over = true
+		if !b.Truncate {
+			return 0, errors.New("the builder sent more than expected")
+		}
+		b.Buffer.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	return b.Buffer.Write(p)
+}
+
+// Line is the text kept, on one line without control characters (for an
+// error message), at most 300 characters.
+func (b *LimitedBuffer) Line() string {
+	return textclean.Line(strings.TrimSpace(b.String()), 300)
 }
 
 func exitStatus(err error) (int, error) {
@@ -147,8 +186,8 @@ func (c *Client) NixDaemon(ctx context.Context) (nixdaemon.Info, error) {
 	if err != nil {
 		return nixdaemon.Info{}, err
 	}
-	var stderr bytes.Buffer
-	sess.Stderr = &stderr
+	stderr := &LimitedBuffer{Max: 4 << 10, Truncate: true}
+	sess.Stderr = stderr
 	if err := sess.Start(ObserverMark + "exec nix-daemon --stdio"); err != nil {
 		return nixdaemon.Info{}, err
 	}
@@ -162,7 +201,7 @@ func (c *Client) NixDaemon(ctx context.Context) (nixdaemon.Info, error) {
 		if ctx.Err() != nil {
 			return info, fmt.Errorf("nix-daemon on the builder did not answer in time: %w", ctx.Err())
 		}
-		if msg := bytes.TrimSpace(stderr.Bytes()); len(msg) > 0 {
+		if msg := stderr.Line(); msg != "" {
 			return info, fmt.Errorf("nix-daemon on the builder: %s", msg)
 		}
 		return info, err

@@ -14,6 +14,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/builds"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/shellquote"
 )
 
 func buildsCmd(e *env) *cobra.Command {
@@ -141,7 +142,7 @@ func buildLine(b builds.Build, now time.Time) string {
 	case builds.Running:
 		return fmt.Sprintf("%s started  %s  %s", b.Start.Local().Format("15:04:05"), b.Name, b.Drv)
 	case builds.Failed:
-		return fmt.Sprintf("%s %s failed after %s  %s  (log: wrapix-builder builds --log %s)", b.End.Local().Format("15:04:05"), mark(b.Outcome), builds.FormatDuration(b.Elapsed(now)), b.Name, b.Drv)
+		return fmt.Sprintf("%s %s failed after %s  %s  (log: wrapix-builder builds --log %s)", b.End.Local().Format("15:04:05"), mark(b.Outcome), builds.FormatDuration(b.Elapsed(now)), b.Name, shellquote.Quote(b.Drv))
 	}
 	return fmt.Sprintf("%s %s %s %s after %s  %s", b.End.Local().Format("15:04:05"), mark(b.Outcome), b.Name, b.Outcome, builds.FormatDuration(b.Elapsed(now)), b.Drv)
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -276,5 +277,130 @@ func TestBuildLogIsBounded(t *testing.T) {
 	os.Remove(log)
 	if r := wb(t, "builds"); r.code != 7 || !strings.Contains(r.stderr, "wrapix-builder stop && wrapix-builder start") {
 		t.Fatalf("builds without a log: %d %q", r.code, r.stderr)
+	}
+}
+
+// hostileLines are events a compromised builder could write: paths with a
+// terminal escape (a window-title OSC), a command substitution, a line
+// break, a bidi override, and a path outside the store.
+func hostileLines(t0 int) string {
+	const hash = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	var sb strings.Builder
+	for i, name := range []string{`x\u001b]0;pwned-title\u0007`, `$(touch${IFS}/tmp/pwned)`, `line\nbreak-pwned`, `evil\u202egnp-pwned`} {
+		sb.WriteString(`{"event":"start","drv":"/nix/store/` + hash + `-` + name + `.drv","time":` + strconv.Itoa(t0+i) + "}\n")
+		sb.WriteString(`{"event":"failure","drv":"/nix/store/` + hash + `-` + name + `.drv","time":` + strconv.Itoa(t0+i+1) + "}\n")
+	}
+	sb.WriteString(`{"event":"start","drv":"/tmp/pwned-outside.drv","time":` + strconv.Itoa(t0) + "}\n")
+	return sb.String()
+}
+
+// runCLI runs the real binary (its own process, so its peak RSS is its own).
+func runCLI(t *testing.T, args ...string) (string, string, int, int64) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(testenv.Binaries(t), "wrapix-builder"), args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+}
+
+func appendLog(t *testing.T, log, text string) {
+	t.Helper()
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The builder's event log is untrusted (issue 16, points 7 and 8): grown by
+// 1 GiB with no line end, then hostile events, then valid ones, `builds`
+// reads only its end (peak RSS stays small), shows the valid builds, drops
+// the hostile ones, and prints nothing a terminal interprets; `--follow`
+// prints the `--log` command shell-quoted.
+func TestHostileBuildLog(t *testing.T) {
+	w, _ := setup(t, nil)
+	mustWB(t, "start")
+	log := filepath.Join(builderStore(w), "var/wrapix/builds.log")
+	fi, err := os.Stat(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(log, fi.Size()+1<<30); err != nil { // a hole: 1 GiB of NULs costing no disk
+		t.Fatal(err)
+	}
+	const hash = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	tail := "/nix/store/" + hash + "-hostile-tail?x=1.drv" // `?` globs in a shell: the suggestion must quote it
+	appendLog(t, log, "\n"+hostileLines(5000)+
+		`{"event":"start","drv":"/nix/store/`+hash+`-hostile-running.drv","time":5100}`+"\n"+
+		`{"event":"start","drv":"`+tail+`","time":5101}`+"\n")
+
+	for _, args := range [][]string{{"builds"}, {"builds", "--json"}} {
+		out, errOut, code, rss := runCLI(t, args...)
+		t.Logf("%v on a 1 GiB log: peak RSS %.1f MiB", args, float64(rss)/(1<<20))
+		if code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+		if rss > 100<<20 {
+			t.Errorf("%v: peak RSS %d MiB on a 1 GiB log", args, rss>>20)
+		}
+		if !strings.Contains(out, "hostile-running") || !strings.Contains(out, "hostile-tail?x=1") {
+			t.Errorf("%v lacks the valid builds:\n%s", args, out)
+		}
+		if strings.Contains(out, "pwned") || strings.ContainsAny(out, "\x1b\x07\u202e") {
+			t.Errorf("%v shows a hostile event:\n%q", args, out)
+		}
+	}
+
+	// --follow: hostile events are dropped, the failure's command is quoted.
+	cmd := exec.Command(filepath.Join(testenv.Binaries(t), "wrapix-builder"), "builds", "--follow")
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var mu sync.Mutex
+	var lines []string
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			mu.Lock()
+			lines = append(lines, sc.Text())
+			mu.Unlock()
+		}
+	}()
+	waitFor(t, 20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(lines) > 0 }) // the table: following now
+	appendLog(t, log, hostileLines(6000)+strings.Repeat("z", 3<<20)+"\n"+`{"event":"failure","drv":"`+tail+`","time":5105}`+"\n")
+	var failed string
+	waitFor(t, 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range lines {
+			if strings.Contains(l, "failed after") {
+				failed = l
+				return true
+			}
+		}
+		return false
+	})
+	if want := "wrapix-builder builds --log '" + tail + "'"; !strings.Contains(failed, want) {
+		t.Errorf("--follow's failure line %q lacks %q", failed, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, l := range lines {
+		if strings.Contains(l, "pwned") || strings.ContainsAny(l, "\x1b\x07\u202e") {
+			t.Errorf("--follow shows a hostile event: %q", l)
+		}
 	}
 }
