@@ -123,6 +123,9 @@ func TestFailedWakeBackoffInStatusText(t *testing.T) {
 	if !strings.Contains(r.stdout, "serve closes build connections for") {
 		t.Fatalf("status does not say serve waits:\n%s\n--- serve\n%s", r.stdout, k.Output())
 	}
+	if r := wb(t, "doctor"); !strings.Contains(r.stdout, "serve closes build connections until") {
+		t.Fatalf("doctor does not say serve waits:\n%s", r.stdout)
+	}
 }
 
 func dialPinned(t *testing.T, port int) *sshclient.Client {
