@@ -296,6 +296,10 @@ ClientAliveInterval 15
 # Nix opens a connection per job and a woken builder gets them all at once;
 # sshd's default (10 unauthenticated, then random drops) refused some of 20.
 MaxStartups 64:30:256
+# Every local user can reach the published port: a connection that has not
+# logged in within 30 s (not OpenSSH's 120) gives its pre-auth slot back
+# (docs/local-port.md).
+LoginGraceTime 30
 PidFile /run/sshd.pid
 SetEnv PATH=$PATH
 SSHD

@@ -142,6 +142,9 @@ func Render(s State) Model {
 		detail = s.Progress
 	case r != nil && state == status.Stopped && r.Waker.LastFailure != nil:
 		detail = "A build asked for the builder, but it could not start: " + r.Waker.LastFailure.Reason
+		if b := r.Waker.LastFailure.Backoff(now(s)); b != "" {
+			fix = "Not retrying yet: " + b
+		}
 		m.Icon = IconProblem
 	case r != nil && r.Problem != nil && state != status.Stopped:
 		detail = r.Problem.What

@@ -122,6 +122,16 @@ func TestRenderOnDemand(t *testing.T) {
 			t.Errorf("%s: detail %q", tc.name, m.Items[DetailLine].Title)
 		}
 	}
+	// serve waits after failed starts (issue 16.11): the menu says for how long.
+	retryAt := now.Add(40 * time.Second)
+	failed.Waker.LastFailure.Attempts, failed.Waker.LastFailure.RetryAt = 3, &retryAt
+	m := Render(State{Report: failed, Now: now})
+	if got := m.Items[FixLine]; !got.Visible || got.Title != "Not retrying yet: after 3 failed start(s) in a row, serve closes build connections for 40 s more" {
+		t.Errorf("backoff: fix line %+v", got)
+	}
+	if m := Render(State{Report: failed, Now: retryAt}); m.Items[FixLine].Visible {
+		t.Errorf("backoff over: fix line still %q", m.Items[FixLine].Title)
+	}
 }
 
 // While an action runs, its latest step (a first start building the image)

@@ -19,6 +19,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
+	"github.com/wrapix/wrapix-builder/builder/lock"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/nixdaemon"
 	"github.com/wrapix/wrapix-builder/builder/problem"
@@ -169,6 +170,7 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		skip("builder container", "container system not available")
 	}
 	up := c.Running()
+	starting := "" // a start holds the lock and sshd does not answer yet
 	if up {
 		pp, ok := c.PublishedTo(22)
 		switch {
@@ -182,12 +184,23 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		default:
 			add(Check{Name: "published port", Result: OK, Detail: b.SSHAddress()})
 		}
-		add(checkBanner(ctx, b.SSHAddress()))
+		banner := checkBanner(ctx, b.SSHAddress())
+		if what, pid, ok := lock.Holder(b.Layout.LockFile()); ok && what == "start" && banner.Result != OK {
+			// A start in progress: until sshd is up Apple's forwarder resets
+			// every connection, which is no Local Network or VPN problem.
+			starting = fmt.Sprintf("starting: `wrapix-builder start` (pid %d) is bringing the builder up", pid)
+			banner = Check{Name: "SSH banner", Result: Warn, Detail: starting + "; sshd does not answer yet",
+				Fix: "wait for it (`wrapix-builder status`), then run `wrapix-builder doctor` again"}
+		}
+		add(banner)
 	} else {
 		skip("published port", "builder not running")
 		skip("SSH banner", "builder not running")
 	}
-	if up && keyErr == nil {
+	if starting != "" {
+		skip("SSH as the user (pinned host key)", starting)
+		skip("nix-daemon on the builder", starting)
+	} else if up && keyErr == nil {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		cl, err := b.Dial(dctx)
 		if err != nil {
@@ -223,7 +236,7 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		default:
 			add(Check{Name: "root's SSH trust", Result: Fail, Detail: st.Trust + ": " + st.Detail, Fix: "sudo wrapix-builder setup", Kind: problem.Setup})
 		}
-		if st.Trust == setup.StateOK && up && os.Geteuid() == 0 && opt.Root == "/" {
+		if st.Trust == setup.StateOK && up && starting == "" && os.Geteuid() == 0 && opt.Root == "/" {
 			add(checkRootSSH(ctx))
 		} else {
 			skip("SSH as root's config", "run `sudo wrapix-builder doctor` with the builder running to test root's ssh for real")

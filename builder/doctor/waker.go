@@ -31,8 +31,13 @@ func checkWaker(b *lifecycle.Builder) []Check {
 		out = append(out, checkWakerProcess(b, s)...)
 	}
 	if s != nil && s.LastFailure != nil {
-		out = append(out, Check{Name: "last wake", Result: Warn,
-			Detail: fmt.Sprintf("at %s a build asked for the builder, but it could not start: %s", s.LastFailure.At.Local().Format(time.DateTime), s.LastFailure.Reason)})
+		c := Check{Name: "last wake", Result: Warn,
+			Detail: fmt.Sprintf("at %s a build asked for the builder, but it could not start: %s", s.LastFailure.At.Local().Format(time.DateTime), s.LastFailure.Reason)}
+		if r := s.LastFailure.RetryAt; alive && r != nil && time.Now().Before(*r) {
+			c.Detail += fmt.Sprintf("; after %d failed start(s) in a row serve closes build connections until %s", s.LastFailure.Attempts, r.Local().Format(time.TimeOnly))
+			c.Fix = "fix the reason, then `wrapix-builder start` (a start that succeeds ends the wait)"
+		}
+		out = append(out, c)
 	}
 	return out
 }

@@ -438,16 +438,28 @@ func (b *Builder) probeWith(ctx context.Context, ks *keys.Set, timeout time.Dura
 	return r, nil
 }
 
+// Readiness polling: the first check after ReadyPollMin, each next one 1.5×
+// later, at most ReadyPollMax apart. While sshd is down Apple's forwarder
+// accepts each dial and resets it, and container-runtime-linux logs every
+// reset at error level (apple/container ConnectHandler.swift): a fixed 10 ms
+// poll logged ~100 errors a second during every start.
+const (
+	ReadyPollMin = 10 * time.Millisecond
+	ReadyPollMax = 250 * time.Millisecond
+)
+
 // waitReady polls until the builder is ready, it stopped, or the start
-// timeout. The cheap check (an SSH banner on the port) runs every 10 ms; the
-// container's state and its progress lines are read every half second; the
-// full probe (pinned host key, `nix-daemon --stdio`) runs once a banner shows.
+// timeout. The cheap check (an SSH banner on the port) runs from every 10 ms,
+// backing off to every 250 ms; the container's state and its progress lines
+// are read every half second; the full probe (pinned host key, `nix-daemon
+// --stdio`) runs once a banner shows.
 func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 	ctx, cancel := context.WithTimeout(ctx, b.Config.StartTimeout)
 	defer cancel()
 	var last error
 	lastSaid, lastState := time.Now(), time.Time{}
 	seen := map[string]bool{}
+	poll := ReadyPollMin
 	for {
 		if sshBanner(ctx, b.SSHAddress()) {
 			r, err := b.probe(ctx, ks, 10*time.Second)
@@ -483,8 +495,9 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 			}
 			return problem.Wrap(problem.Timeout, last, fmt.Sprintf("the builder did not become ready within %s", b.Config.StartTimeout),
 				"read `wrapix-builder logs`, run `wrapix-builder doctor`, or raise start-timeout in "+b.Layout.ConfigFile())
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(poll):
 		}
+		poll = min(poll*3/2, ReadyPollMax)
 	}
 }
 

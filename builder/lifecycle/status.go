@@ -176,7 +176,7 @@ func (b *Builder) wakerStatus() status.Waker {
 	}
 	w.IdleStoppedAt = s.IdleStopAt
 	if s.LastFailure != nil {
-		w.LastFailure = &status.WakeFailure{At: s.LastFailure.At, Reason: s.LastFailure.Reason}
+		w.LastFailure = &status.WakeFailure{At: s.LastFailure.At, Reason: s.LastFailure.Reason, Attempts: s.LastFailure.Attempts, RetryAt: s.LastFailure.RetryAt}
 	}
 	if !alive {
 		return w

@@ -60,6 +60,26 @@ func Acquire(ctx context.Context, path, what string, waiting func(holder string)
 	return &Lock{f: f}, nil
 }
 
+// Holder reports the operation under way (e.g. "start") and its pid, if
+// a live process holds the lock at path. It only reads what the holder
+// wrote (flocking to look would make a concurrent Acquire wait): Release
+// empties the file, and a holder killed with -9 leaves a dead pid.
+func Holder(path string) (what string, pid int, ok bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0, false
+	}
+	p, what, found := strings.Cut(strings.TrimSpace(string(data)), " ")
+	pid, err = strconv.Atoi(p)
+	if !found || err != nil || pid <= 0 {
+		return "", 0, false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return "", 0, false
+	}
+	return what, pid, true
+}
+
 func readHolder(path string) string {
 	data, _ := os.ReadFile(path)
 	pid, what, ok := strings.Cut(strings.TrimSpace(string(data)), " ")

@@ -74,6 +74,19 @@ type Waker struct {
 type WakeFailure struct {
 	At     time.Time `json:"at"`
 	Reason string    `json:"reason"`
+	// Attempts failed starts in a row; until RetryAt serve closes Nix's
+	// connections at once rather than starting the builder again.
+	Attempts int        `json:"attempts,omitempty"`
+	RetryAt  *time.Time `json:"retryAt,omitempty"`
+}
+
+// Backoff says, relative to now, when serve will try again, or "" when the
+// next connection starts the builder.
+func (f *WakeFailure) Backoff(now time.Time) string {
+	if f == nil || f.RetryAt == nil || !now.Before(*f.RetryAt) {
+		return ""
+	}
+	return fmt.Sprintf("after %d failed start(s) in a row, serve closes build connections for %s more", f.Attempts, Until(now, *f.RetryAt))
 }
 
 type Container struct {
@@ -155,6 +168,10 @@ func (r *Report) Decide(runtimeErr error) {
 		if f := r.Waker.LastFailure; f != nil {
 			r.Problem = &Problem{What: "a build asked for the builder, but it could not start: " + f.Reason,
 				Fix: "run `wrapix-builder start` to see it fail in full, or `wrapix-builder doctor`"}
+			if b := f.Backoff(time.Now()); b != "" {
+				r.Problem.What += " (" + b + ")"
+				r.Problem.Fix = "run `wrapix-builder start` to see it fail in full (a start that succeeds ends the wait), or `wrapix-builder doctor`"
+			}
 		}
 	case r.SSH.OK && r.NixDaemon.OK:
 		r.State = Ready

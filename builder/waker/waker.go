@@ -8,6 +8,7 @@ package waker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -42,6 +44,15 @@ type Waker struct {
 	LockFile string        // builder.lock: every start and stop writes it
 	Log      *log.Logger
 
+	// RetryBase and RetryMax bound the wait after a failed start (zero: 1 s
+	// and 1 min): the wait doubles with each failure in a row.
+	RetryBase, RetryMax time.Duration
+	// HelloTimeout is how long a connection may stay silent before serve
+	// closes it (zero: 10 s); MaxSilent is how many silent connections serve
+	// holds at once (zero: 64), closing the oldest to make room.
+	HelloTimeout time.Duration
+	MaxSilent    int
+
 	mu        sync.Mutex
 	state     string     // wakestate.Stopped, Starting, Running, Stopping
 	op        *operation // the start or stop under way; newcomers wait for it
@@ -57,7 +68,22 @@ type Waker struct {
 	saveCh    chan struct{}
 	pending   *wakestate.State // the latest state for writeLoop
 	user      string
+
+	attempts  int       // failed starts in a row
+	retryAt   time.Time // no start before this (backoff after a failure)
+	refused   int       // connections closed during this backoff
+	silent    map[net.Conn]time.Time
+	dropped   int // connections closed for not speaking SSH, since the last log line
+	droppedAt time.Time
 }
+
+// Defaults for the bounds above.
+const (
+	defaultRetryBase    = time.Second
+	defaultRetryMax     = time.Minute
+	defaultHelloTimeout = 10 * time.Second
+	defaultMaxSilent    = 64
+)
 
 type operation struct {
 	start bool
@@ -93,33 +119,93 @@ func (w *Waker) Serve(ctx context.Context, ln net.Listener) error {
 	if err := w.watchLock(ctx); err != nil {
 		w.Log.Printf("not watching %s (a start by the CLI or the app will not arm the idle stop until a connection comes): %v", w.LockFile, err)
 	}
+	var delay time.Duration // after a failed accept
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
+			if !acceptRetryable(err) {
+				return fmt.Errorf("accept on %s: %w", w.listen, err)
 			}
-			return fmt.Errorf("accept on %s: %w", w.listen, err)
+			// Out of file descriptors (or the like): the pending connections
+			// wait in the kernel's backlog while open ones finish; a busy loop
+			// or an exit would help no one.
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+				w.Log.Printf("accept on %s: %v; retrying", w.listen, err)
+			} else if delay *= 2; delay > time.Second {
+				delay = time.Second
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(delay):
+			}
+			continue
+		}
+		if delay != 0 {
+			w.Log.Printf("accepting on %s again", w.listen)
+			delay = 0
 		}
 		go w.handle(ctx, c)
 	}
+}
+
+// acceptRetryable: errors after which Accept can work again — a resource
+// running out for a while, or a connection that went away before we took it.
+func acceptRetryable(err error) bool {
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return true
+	}
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// outOfFiles: a dial that failed for want of descriptors says nothing about the builder.
+func outOfFiles(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // handle carries one connection to the builder, starting it if needed.
 func (w *Waker) handle(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	noDelay(c)
+	// An SSH client sends its identification first (OpenSSH since 8.0:
+	// kex_exchange_identification in openssh-portable kex.c writes its banner
+	// before reading; Go's x/crypto/ssh too). Until it has, the connection
+	// neither wakes the builder nor keeps it awake (docs/local-port.md).
+	hello, ok := w.hello(c)
+	if !ok {
+		return
+	}
 	for attempt := 0; ; attempt++ {
 		if err := w.acquire(ctx); err != nil {
-			w.Log.Printf("closing a connection from %s: %v", c.RemoteAddr(), err)
+			var b *backoffError
+			if !errors.As(err, &b) || b.first {
+				w.Log.Printf("closing a connection from %s: %v", c.RemoteAddr(), err)
+			}
 			return
 		}
 		d := net.Dialer{Timeout: 5 * time.Second}
 		up, err := d.DialContext(ctx, "tcp", w.Target)
+		if err == nil {
+			_, err = up.Write(hello)
+		}
+		if err != nil && outOfFiles(err) {
+			w.release(false)
+			w.Log.Printf("closing a connection from %s: %v", c.RemoteAddr(), err)
+			return
+		}
 		if err != nil {
+			if up != nil {
+				up.Close()
+			}
 			// The builder went away under us (someone stopped it): check and start it again, once.
 			w.release(true)
 			if attempt == 0 {
@@ -135,6 +221,69 @@ func (w *Waker) handle(ctx context.Context, c net.Conn) {
 		w.release(false)
 		return
 	}
+}
+
+// hello waits for the client's first bytes and returns them: "SSH-" as
+// every SSH identification begins. A connection that stays silent past
+// HelloTimeout, says something else, or is the oldest silent one when
+// MaxSilent are waiting is closed; none of them reaches the builder.
+func (w *Waker) hello(c net.Conn) ([]byte, bool) {
+	timeout, max := w.HelloTimeout, w.MaxSilent
+	if timeout <= 0 {
+		timeout = defaultHelloTimeout
+	}
+	if max <= 0 {
+		max = defaultMaxSilent
+	}
+	w.mu.Lock()
+	if w.silent == nil {
+		w.silent = map[net.Conn]time.Time{}
+	}
+	if len(w.silent) >= max {
+		var oldest net.Conn
+		var at time.Time
+		for sc, t := range w.silent {
+			if oldest == nil || t.Before(at) {
+				oldest, at = sc, t
+			}
+		}
+		delete(w.silent, oldest)
+		oldest.Close() // its hello fails and counts it as dropped
+	}
+	w.silent[c] = time.Now()
+	w.mu.Unlock()
+
+	_ = c.SetReadDeadline(time.Now().Add(timeout))
+	buf := make([]byte, 4)
+	_, err := io.ReadFull(c, buf)
+	_ = c.SetReadDeadline(time.Time{})
+	ok := err == nil && string(buf) == "SSH-"
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.silent, c)
+	if !ok {
+		// Logged at most once a minute: anyone on the Mac can open these.
+		w.dropped++
+		if time.Since(w.droppedAt) >= time.Minute {
+			w.Log.Printf("closed %d connection(s) that did not speak SSH within %s (they do not wake the builder)", w.dropped, timeout)
+			w.dropped, w.droppedAt = 0, time.Now()
+		}
+	}
+	return buf, ok
+}
+
+// backoffError is a connection refused while serve waits before another start.
+type backoffError struct {
+	reason   string
+	attempts int
+	retryAt  time.Time
+	first    bool // the first connection refused in this backoff: the one logged
+}
+
+func (e *backoffError) Error() string {
+	return fmt.Sprintf("not starting the builder again before %s (%d failed start(s) in a row; the last: %s); `wrapix-builder start` shows it in full",
+		e.retryAt.Format(time.TimeOnly), e.attempts, e.reason)
 }
 
 // acquire returns once the builder runs, counting the caller as a
@@ -158,7 +307,19 @@ func (w *Waker) acquire(ctx context.Context) error {
 			}
 			return nil
 		}
+		if w.op == nil && w.state != wakestate.Running && time.Now().Before(w.retryAt) {
+			w.refused++
+			reason := ""
+			if w.failure != nil {
+				reason = w.failure.Reason
+			}
+			return &backoffError{reason: reason, attempts: w.attempts, retryAt: w.retryAt, first: w.refused == 1}
+		}
 		if w.op == nil {
+			if w.refused > 0 {
+				w.Log.Printf("closed %d connection(s) while waiting to start the builder again", w.refused)
+				w.refused = 0
+			}
 			w.op = &operation{start: true, done: make(chan struct{})}
 			w.state = wakestate.Starting
 			w.save()
@@ -188,16 +349,51 @@ func (w *Waker) start(op *operation) {
 	defer w.mu.Unlock()
 	op.err = err
 	if err != nil {
+		// Back off: anyone on the Mac can connect, and each connection
+		// would otherwise run another start (docs/local-port.md).
+		w.attempts++
+		wait := w.retryWait(w.attempts)
+		now := time.Now()
+		w.retryAt = now.Add(wait)
+		retry := w.retryAt
 		w.state = wakestate.Stopped
-		w.failure = &wakestate.Failure{At: time.Now(), Reason: oneLine(err)}
+		w.failure = &wakestate.Failure{At: now, Reason: oneLine(err), Attempts: w.attempts, RetryAt: &retry}
 		w.Log.Printf("a build asked for the builder, but it could not start: %s", w.failure.Reason)
+		w.Log.Printf("closing connections until %s, then the next one starts the builder again (%d failed start(s) in a row)", retry.Format(time.TimeOnly), w.attempts)
 	} else {
 		w.state, w.failure = wakestate.Running, nil
+		w.clearBackoff()
 		w.Log.Printf("the builder is ready (%s)", time.Since(t0).Round(time.Millisecond))
 	}
 	w.op = nil
 	w.save()
 	close(op.done)
+}
+
+// retryWait is the wait after n failed starts in a row: RetryBase doubling,
+// at most RetryMax.
+func (w *Waker) retryWait(n int) time.Duration {
+	base, max := w.RetryBase, w.RetryMax
+	if base <= 0 {
+		base = defaultRetryBase
+	}
+	if max <= 0 {
+		max = defaultRetryMax
+	}
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+// clearBackoff forgets failed starts: the builder runs (we or someone else
+// started it). Called with mu held.
+func (w *Waker) clearBackoff() {
+	w.attempts, w.retryAt, w.refused = 0, time.Time{}, 0
+	if w.failure != nil {
+		w.failure.RetryAt = nil
+	}
 }
 
 // release ends a connection; the last one arms the idle stop. gone means the
@@ -362,6 +558,7 @@ func (w *Waker) refreshLoop(ctx context.Context) {
 		case w.op != nil:
 		case running && w.state != wakestate.Running:
 			w.state = wakestate.Running
+			w.clearBackoff()
 			w.armIdle()
 			w.save()
 		case !running && w.state == wakestate.Running && w.conns == 0:
@@ -412,7 +609,11 @@ func (w *Waker) snapshot() wakestate.State {
 	s := wakestate.State{
 		PID: os.Getpid(), UID: os.Getuid(), Listen: w.listen, Target: w.Target,
 		IdleStopSec: int64(w.IdleStop / time.Second), Builder: w.state, Connections: w.conns,
-		LastFailure: w.failure, Since: w.since, IdleStopAt: w.idleStop,
+		Since: w.since, IdleStopAt: w.idleStop,
+	}
+	if w.failure != nil {
+		f := *w.failure // a copy: the writer marshals it outside mu
+		s.LastFailure = &f
 	}
 	s.User = w.user
 	if !w.stopsAt.IsZero() {

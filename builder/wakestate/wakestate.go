@@ -44,6 +44,10 @@ type State struct {
 type Failure struct {
 	At     time.Time `json:"at"`
 	Reason string    `json:"reason"`
+	// Attempts is how many starts in a row have failed; until RetryAt serve
+	// closes connections at once instead of starting the builder again.
+	Attempts int        `json:"attempts,omitempty"`
+	RetryAt  *time.Time `json:"retryAt,omitempty"`
 }
 
 // Path is the state file in dataDir.

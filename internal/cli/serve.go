@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -10,7 +11,8 @@ import (
 )
 
 func serveCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var retryBase, retryMax, helloTimeout time.Duration
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Wake the builder when Nix connects, stop it when idle (runs as a login agent)",
 		Long: `Listen on 127.0.0.1:<port>, the address Nix and ssh use for the builder. A connection
@@ -36,11 +38,20 @@ setup installs it as a LaunchAgent. See docs/on-demand.md.`,
 			}
 			logger.Printf("listening on %s for %s; stops the builder %s", b.NixAddress(), b.SSHAddress(), idle)
 			w := &waker.Waker{Builder: b, Target: b.SSHAddress(), IdleStop: b.Config.IdleStop,
-				DataDir: b.Layout.DataDir, LockFile: b.Layout.LockFile(), Log: logger}
+				DataDir: b.Layout.DataDir, LockFile: b.Layout.LockFile(), Log: logger,
+				RetryBase: retryBase, RetryMax: retryMax, HelloTimeout: helloTimeout}
 			if err := w.Serve(cmd.Context(), ln); err != nil {
 				return fmt.Errorf("serve: %w", err)
 			}
 			return nil
 		},
 	}
+	// Tests shorten or lengthen these bounds (docs/local-port.md); users have no need to.
+	cmd.Flags().DurationVar(&retryBase, "retry-base", 0, "first wait after a failed start (default 1s)")
+	cmd.Flags().DurationVar(&retryMax, "retry-max", 0, "longest wait after failed starts (default 1m)")
+	cmd.Flags().DurationVar(&helloTimeout, "hello-timeout", 0, "how long a connection may stay silent (default 10s)")
+	for _, f := range []string{"retry-base", "retry-max", "hello-timeout"} {
+		_ = cmd.Flags().MarkHidden(f)
+	}
+	return cmd
 }
