@@ -85,24 +85,34 @@ func TestOnDemandStartAndIdleStop(t *testing.T) {
 func TestIdleStopWaitsForWork(t *testing.T) {
 	w, h := wakeWorld(t, `idle-stop = "1s"`+"\n")
 	k := w.Serve()
-	slow := h.derivation("slow-build", `sleep 4; echo slow $RANDOM > $out`)
-	if out, err := h.build(filepath.Join(h.Work, "c1"), slow, 60*time.Second); err != nil {
-		t.Fatalf("a build longer than idle-stop: %v\n%s\n--- serve\n%s", err, out, k.Output())
+	// The build (through serve) and a direct session (not through serve)
+	// overlap, so the builder cannot stop between them: the session starts
+	// while the build runs and outlasts it (the durations name the processes).
+	slow := h.derivation("slow-build", `sleep 5; echo slow $RANDOM > $out`)
+	built := make(chan error, 1)
+	go func() {
+		out, err := h.build(filepath.Join(h.Work, "c1"), slow, 90*time.Second)
+		if err != nil {
+			err = fmt.Errorf("%w\n%s", err, out)
+		}
+		built <- err
+	}()
+	waitFor(t, 60*time.Second, func() bool { return processRunning("sleep\x005\x00") })
+	session := make(chan result, 1)
+	go func() { session <- wb(t, "ssh", "sleep 13; echo session-done") }()
+	if err := <-built; err != nil {
+		t.Fatalf("a build longer than idle-stop: %v\n--- serve\n%s", err, k.Output())
 	}
 	if strings.Contains(k.Output(), "stopping the builder") {
 		t.Fatalf("stopped during the build:\n%s", k.Output())
 	}
-	// A direct session (not through serve) keeps it up: the idle check asks the builder.
-	session := make(chan result, 1)
-	go func() { session <- wb(t, "ssh", "sleep 4; echo session-done") }()
+	// The direct session keeps it up: the idle check asks the builder.
 	waitFor(t, 30*time.Second, func() bool { return strings.Contains(k.Output(), "at work") })
-	if r := <-session; r.code != 0 || !strings.Contains(r.stdout, "session-done") {
-		t.Fatalf("the ssh session was cut: %d %q %q\n--- serve\n%s", r.code, r.stdout, r.stderr, k.Output())
-	}
-	// Watching is no work: the app following the build log (on its own
-	// kept-alive connection) and `status` polling without pause do not keep
-	// the builder up. Both did: every poll's connection and nix-daemon worker
-	// and the follower's session counted as work, so it never stopped.
+	// While the session holds it: watching is no work. The app following the
+	// build log (on its own kept-alive connection) and `status` polling
+	// without pause must not keep the builder up once the session ends. Both
+	// did: every poll's connection and nix-daemon worker and the follower's
+	// session counted as work, so it never stopped.
 	ks, err := keys.Load(paths.Layout{ConfigDir: w.ConfigDir, DataDir: w.DataDir})
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +140,9 @@ func TestIdleStopWaitsForWork(t *testing.T) {
 			wb(t, "status", "--json")
 		}
 	}()
+	if r := <-session; r.code != 0 || !strings.Contains(r.stdout, "session-done") {
+		t.Fatalf("the ssh session was cut: %d %q %q\n--- serve\n%s", r.code, r.stdout, r.stderr, k.Output())
+	}
 	waitFor(t, 120*time.Second, func() bool { return wakerState(t, w).Builder == wakestate.Stopped })
 	cancel()
 	polls.Wait()
