@@ -136,6 +136,12 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// ReclaimPending reports an interrupted compaction (its journal is there).
+func (b *Builder) ReclaimPending() bool {
+	_, err := os.Stat(b.journalPath())
+	return err == nil
+}
+
 // Usage is the two numbers users ask about.
 type Usage struct {
 	// DiskBytes is the disk the store volume takes on the Mac: the
@@ -174,12 +180,15 @@ func (b *Builder) StoreInUse(ctx context.Context) (int64, error) {
 		return -1, err
 	}
 	defer c.Close()
-	out, err := c.Output(ctx, "stat -f -c '%S %b %f' /nix")
+	out, err := c.Output(ctx, statFSCommand)
 	if err != nil {
 		return -1, err
 	}
 	return parseStatFS(string(out))
 }
+
+// statFSCommand measures the store volume from inside (busybox stat).
+const statFSCommand = "stat -f -c '%S %b %f' /nix"
 
 // parseStatFS reads `stat -f -c '%S %b %f'`: block size, blocks, free blocks.
 func parseStatFS(out string) (int64, error) {

@@ -60,19 +60,15 @@ func ParseVolumes(data []byte) ([]VolumeInfo, error) {
 }
 
 // VolumeInspect describes the named volume, or returns nil when there is
-// none. Existence comes from the listing first: the "not found" errors of
+// none. A failure is confirmed with the listing: the "not found" errors of
 // `volume inspect` differ by version (invalidArgument before 1.0, notFound after).
 func (c *CLI) VolumeInspect(ctx context.Context, name string) (*VolumeInfo, error) {
 	if _, err := c.Version(ctx); err != nil {
 		return nil, err
 	}
-	exists, err := c.volumeExists(ctx, name)
-	if err != nil || !exists {
-		return nil, err
-	}
 	out, err := c.exec(ctx, c.timeout(), "volume", "inspect", name)
 	if err != nil {
-		if exists, lerr := c.volumeExists(ctx, name); lerr == nil && !exists { // removed meanwhile
+		if exists, lerr := c.volumeExists(ctx, name); lerr == nil && !exists {
 			return nil, nil
 		}
 		return nil, asProblem(err)

@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/wrapix/wrapix-builder/builder/status"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -98,6 +100,21 @@ func verifyStore(t *testing.T) {
 	}
 }
 
+func storeStatus(t *testing.T) status.Store {
+	t.Helper()
+	r := wb(t, "status", "--json")
+	var rep status.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, r.stdout)
+	}
+	return rep.Store
+}
+
+func jsonOf(v any) string {
+	data, _ := json.Marshal(v)
+	return string(data)
+}
+
 func allocated(t *testing.T, w *testenv.World, volume string) int64 {
 	t.Helper()
 	var st syscall.Stat_t
@@ -139,7 +156,7 @@ func TestReclaimDiskSpace(t *testing.T) {
 	w, _ := setupWithoutWaker(t, nil)
 	mustWB(t, "start")
 	// 300 MiB of garbage: registered, unreferenced store paths.
-	if r := wb(t, "ssh", `for i in $(seq 1 60); do head -c 5242880 /dev/urandom > /tmp/g; nix-store --add /tmp/g >/dev/null || exit 1; done`); r.code != 0 {
+	if r := wb(t, "ssh", `for i in $(seq 1 60); do head -c 5242880 /dev/urandom > /tmp/g; nix-store --add /tmp/g >/dev/null || exit 1; done; sync`); r.code != 0 {
 		t.Fatalf("making garbage: %d %s%s", r.code, r.stdout, r.stderr)
 	}
 	// 20 live paths (GC roots): directories with files, an executable, a symlink.
@@ -155,6 +172,18 @@ func TestReclaimDiskSpace(t *testing.T) {
 	verifyStore(t)
 	before := snapshot(t, w, "wrapix-builder-nix")
 	diskBefore := allocated(t, w, "wrapix-builder-nix")
+
+	// status and doctor show both numbers: the garbage is gone inside, not on the "Mac".
+	st := storeStatus(t)
+	if st.SizeBytes == nil || *st.SizeBytes != diskBefore || st.UsedBytes == nil || *st.UsedBytes > diskBefore-250<<20 {
+		t.Fatalf("status store: %s (disk taken %d)", jsonOf(st), diskBefore)
+	}
+	if r := wb(t, "status"); !strings.Contains(r.stdout, "in use, ") || !strings.Contains(r.stdout, "disk taken on the Mac") {
+		t.Fatalf("status text:\n%s", r.stdout)
+	}
+	if r := wb(t, "doctor"); !regexp.MustCompile(`store volume on the Mac +[0-9.]+ MiB in use, [0-9.]+ MiB disk taken`).MatchString(r.stdout) {
+		t.Fatalf("doctor:\n%s", r.stdout)
+	}
 
 	// kill -9 of the CLI while the copy runs: the copy container is left
 	// behind holding both volumes.
@@ -235,6 +264,32 @@ func TestReclaimDiskSpace(t *testing.T) {
 	t.Logf("disk taken by the store volume: %d MiB before, %d MiB after (%s)", diskBefore>>20, diskAfter>>20, strings.TrimSpace(out))
 	if diskAfter > diskBefore-200<<20 {
 		t.Fatalf("the disk taken went from %d to %d bytes only", diskBefore, diskAfter)
+	}
+	// Stopped: the disk taken comes from the volume itself.
+	mustWB(t, "stop")
+	st = storeStatus(t)
+	if st.SizeBytes == nil || *st.SizeBytes != allocated(t, w, "wrapix-builder-nix-b") || st.VolumeBytes == nil || *st.VolumeBytes != 512<<30 || st.Location != "wrapix-builder-nix-b" {
+		t.Fatalf("status store while stopped: %s", jsonOf(st))
+	}
+	// Killed after the switch, before the old volume was deleted: start finishes.
+	if out, err := exec.Command("container", "volume", "create", "wrapix-builder-nix").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	journal := `{"from":"wrapix-builder-nix","to":"wrapix-builder-nix-b","token":"x"}`
+	if err := os.WriteFile(filepath.Join(w.DataDir, "reclaim.json"), []byte(journal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := wb(t, "doctor"); !strings.Contains(r.stdout, "was interrupted") {
+		t.Fatalf("doctor with an interrupted compaction:\n%s", r.stdout)
+	}
+	if out := mustWB(t, "start"); !strings.Contains(out, "ready") {
+		t.Fatal(out)
+	}
+	if got := volumes(t); got != "wrapix-builder-nix-b" || storeRecord(t, w) != "wrapix-builder-nix-b" {
+		t.Fatalf("after finishing an interrupted switch: volumes %q, record %q", got, storeRecord(t, w))
+	}
+	if _, err := os.Stat(filepath.Join(w.DataDir, "reclaim.json")); err == nil {
+		t.Fatal("the journal outlived the compaction")
 	}
 	// A build still works on the moved store.
 	if r := wb(t, "ssh", "echo new > /tmp/new && nix-store --add /tmp/new"); r.code != 0 {
