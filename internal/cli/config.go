@@ -217,6 +217,42 @@ point, the old volume stays the store; the next start or --compact finishes or u
 	return cmd
 }
 
+func resetStoreCmd(e *env) *cobra.Command {
+	var yes, keepHostKey bool
+	cmd := &cobra.Command{
+		Use:   "reset-store --yes",
+		Short: "Recreate the builder's store from nothing (after a suspected compromise)",
+		Long: `Stop and delete the builder container, delete its store (the store volume, or builder-nix/
+with store = "directory") and rotate the host key (the builder's sshd could read it; the old one
+is kept in builder-keys/old/). The client key never entered the builder and stays. The next
+start initialises a fresh store from the image; every cached build output is gone.
+Afterwards run ` + "`sudo wrapix-builder setup`" + ` (or update your nix-darwin config) so root trusts
+the new host key. --keep-host-key keeps it (then setup needs no rerun).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !yes {
+				return problem.New(problem.Usage, "reset-store deletes the builder's whole store (every cached build)", "run `wrapix-builder reset-store --yes` to go ahead")
+			}
+			b, err := e.builder(true)
+			if err != nil {
+				return err
+			}
+			res, err := b.ResetStore(cmd.Context(), keepHostKey, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "store deleted (%s); the next `wrapix-builder start` makes a fresh one\n", strings.Join(res.Removed, ", "))
+			if res.KeyBackup != "" {
+				fmt.Fprintf(e.stdout, "new host key; the old one is in %s. Now run `sudo wrapix-builder setup` (or update your nix-darwin config from `wrapix-builder config`)\n", res.KeyBackup)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "really delete the store")
+	cmd.Flags().BoolVar(&keepHostKey, "keep-host-key", false, "keep the host key (by default it is rotated)")
+	return cmd
+}
+
 // runCompact is `gc --compact` (docs/reclaim.md).
 func runCompact(cmd *cobra.Command, e *env, b *lifecycle.Builder, limit int64) error {
 	res, err := b.Reclaim(cmd.Context(), limit)

@@ -296,3 +296,54 @@ func TestReclaimDiskSpace(t *testing.T) {
 		t.Fatalf("the moved store takes no new path: %s%s", r.stdout, r.stderr)
 	}
 }
+
+// After a suspected compromise: reset-store (only with --yes) deletes the
+// store with whatever root inside the builder left in it, rotates the host
+// key (sshd inside could read it) and keeps the client key; the next start
+// initialises a fresh store and answers with the new host key.
+func TestResetStore(t *testing.T) {
+	w, _ := setupWithoutWaker(t, nil)
+	mustWB(t, "start")
+	r := wb(t, "ssh", "echo planted > /tmp/p && nix-store --add /tmp/p")
+	if r.code != 0 {
+		t.Fatalf("%s%s", r.stdout, r.stderr)
+	}
+	planted := strings.TrimSpace(r.stdout)
+	implant := filepath.Join(builderStore(w), "var", "implant") // as root inside the builder could
+	if err := os.WriteFile(implant, []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keysBefore := mustWB(t, "keys", "show")
+	if r := wb(t, "reset-store"); r.code != 2 || !strings.Contains(r.stderr, "--yes") {
+		t.Fatalf("reset-store without --yes: exit %d %s", r.code, r.stderr)
+	}
+	if r := wb(t, "ssh", "nix-store --check-validity "+planted); r.code != 0 {
+		t.Fatal("reset-store without --yes touched the store")
+	}
+	out := mustWB(t, "reset-store", "--yes")
+	if !strings.Contains(out, "sudo wrapix-builder setup") {
+		t.Fatal(out)
+	}
+	if got := volumes(t); got != "" {
+		t.Fatalf("volumes after reset: %q", got)
+	}
+	keysAfter := mustWB(t, "keys", "show")
+	host := func(s string) string { return regexp.MustCompile(`(?m)^host.*$`).FindString(s) }
+	client := func(s string) string { return regexp.MustCompile(`(?m)^client.*$`).FindString(s) }
+	if host(keysBefore) == host(keysAfter) || client(keysBefore) != client(keysAfter) || host(keysAfter) == "" {
+		t.Fatalf("keys before:\n%s\nafter:\n%s", keysBefore, keysAfter)
+	}
+	if out := mustWB(t, "start"); !strings.Contains(out, "ready") {
+		t.Fatal(out)
+	}
+	if n := strings.Count(logs(w), "initialising the store (first start)"); n != 2 {
+		t.Fatalf("the store was initialised %d times", n)
+	}
+	if r := wb(t, "ssh", "nix-store --check-validity "+planted); r.code == 0 {
+		t.Fatal("the planted path survived the reset")
+	}
+	if _, err := os.Stat(filepath.Join(builderStore(w), "var", "implant")); err == nil {
+		t.Fatal("the implant survived the reset")
+	}
+	verifyStore(t)
+}
