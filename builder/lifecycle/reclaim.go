@@ -239,17 +239,39 @@ func (b *Builder) Reclaim(ctx context.Context, capBytes int64) (ReclaimResult, e
 		res.Before.UsedBytes = used
 	}
 
+	moveErr := b.moveStore(ctx, &res)
+	if wasRunning && !errors.Is(moveErr, context.Canceled) {
+		// Running again, on the new store or, after a failed copy, the old one.
+		if _, err := b.Start(ctx); err != nil {
+			if moveErr != nil { // the first failure is the one to fix
+				b.say("could not start the builder again: %v", err)
+				return res, moveErr
+			}
+			return res, err
+		}
+		res.Restarted = true
+		if used, err := b.StoreInUse(ctx); err == nil && moveErr == nil {
+			res.After.UsedBytes = used
+		}
+	}
+	res.Elapsed = time.Since(t0)
+	return res, moveErr
+}
+
+// moveStore is the move itself, under the lock: stop the builder, copy and
+// verify, switch, delete the old volume.
+func (b *Builder) moveStore(ctx context.Context, res *ReclaimResult) error {
 	l, err := b.lock(ctx, "gc --compact")
 	if err != nil {
-		return res, err
+		return err
 	}
 	defer l.Release()
 	if res.RecoveredOld, err = b.recoverReclaim(ctx); err != nil {
-		return res, err
+		return err
 	}
 	from, err := b.StoreVolume()
 	if err != nil {
-		return res, err
+		return err
 	}
 	to := b.Config.Volume
 	if from == to {
@@ -258,47 +280,34 @@ func (b *Builder) Reclaim(ctx context.Context, capBytes int64) (ReclaimResult, e
 	res.From, res.To = from, to
 	before, err := b.VolumeUsage(ctx)
 	if err != nil {
-		return res, err
+		return err
 	}
 	res.Before.DiskBytes, res.Before.VolumeBytes = before.DiskBytes, before.VolumeBytes
 
 	b.say("stopping the builder to copy its store…")
 	if _, err := b.stopLocked(ctx); err != nil {
-		return res, err
+		return err
 	}
 	if err := b.ensureImage(ctx); err != nil {
-		return res, err
+		return err
 	}
 	if err := b.copyStore(ctx, from, to); err != nil {
-		return res, err
+		return err
 	}
 	// The switch: from here on the new volume is the store.
 	if err := writeDurable(b.recordPath(), storeRecord{Configured: b.Config.Volume, Volume: to}); err != nil {
-		return res, err
+		return err
 	}
 	b.say("the store is now volume %s; deleting %s…", to, from)
 	if err := b.CLI.VolumeRemove(ctx, from); err != nil {
-		return res, problem.Wrap(problem.KindOf(err), err, "the store moved to volume "+to+" but the old volume "+from+" could not be deleted",
+		return problem.Wrap(problem.KindOf(err), err, "the store moved to volume "+to+" but the old volume "+from+" could not be deleted",
 			"run `wrapix-builder gc --compact` again (it finishes the job) or `container volume rm "+from+"`")
 	}
 	if err := removeDurable(b.journalPath()); err != nil {
-		return res, err
+		return err
 	}
-	if res.After, err = b.VolumeUsage(ctx); err != nil {
-		return res, err
-	}
-	l.Release()
-	if wasRunning {
-		if _, err := b.Start(ctx); err != nil {
-			return res, err
-		}
-		res.Restarted = true
-		if used, err := b.StoreInUse(ctx); err == nil {
-			res.After.UsedBytes = used
-		}
-	}
-	res.Elapsed = time.Since(t0)
-	return res, nil
+	res.After, err = b.VolumeUsage(ctx)
+	return err
 }
 
 // copyStore runs image/compact.sh in a container with the old volume

@@ -31,7 +31,7 @@ type storeSnapshot struct {
 func snapshot(t *testing.T, w *testenv.World, volume string) storeSnapshot {
 	t.Helper()
 	r := wb(t, "ssh", "nix path-info --all | sort")
-	if r.code != 0 || strings.Count(r.stdout, "/nix/store/") < 23 {
+	if r.code != 0 || strings.Count(r.stdout, "/nix/store/") < 3 {
 		t.Fatalf("valid paths: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	var s storeSnapshot
@@ -239,6 +239,9 @@ func TestReclaimDiskSpace(t *testing.T) {
 	if got := volumes(t); got != "wrapix-builder-nix" || storeRecord(t, w) != "" {
 		t.Fatalf("after a failed copy: volumes %q, record %q", got, storeRecord(t, w))
 	}
+	if r := wb(t, "status"); r.code != 0 { // it was running: it runs again, on the old store
+		t.Fatalf("status after a failed copy: exit %d\n%s", r.code, r.stdout)
+	}
 
 	// The real thing, with the builder stopped (it is started to collect
 	// garbage and left stopped).
@@ -346,4 +349,35 @@ func TestResetStore(t *testing.T) {
 		t.Fatal("the implant survived the reset")
 	}
 	verifyStore(t)
+}
+
+// The move on an old CLI (0.9: the 0.x volume JSON, a volume without a
+// journal) ends on the other volume with a store that starts and verifies,
+// and a second move goes back to the first name.
+func TestReclaimOnOldCLI(t *testing.T) {
+	w, _ := setupWithoutWaker(t, nil)
+	t.Setenv("CONTAINER_STANDIN_VERSION", "0.9.0")
+	mustWB(t, "start")
+	before := snapshot(t, w, "wrapix-builder-nix")
+	out := mustWB(t, "gc", "--compact")
+	if !strings.Contains(out, "wrapix-builder-nix → wrapix-builder-nix-b") {
+		t.Fatal(out)
+	}
+	if got := volumes(t); got != "wrapix-builder-nix-b" {
+		t.Fatalf("volumes: %q", got)
+	}
+	if r := wb(t, "status"); r.code != 0 {
+		t.Fatalf("not running again after the move: %d\n%s", r.code, r.stdout)
+	}
+	verifyStore(t)
+	if d := before.diff(snapshot(t, w, "wrapix-builder-nix-b")); d != "" {
+		t.Fatal(d)
+	}
+	// And back: the names alternate.
+	if out := mustWB(t, "gc", "--compact"); !strings.Contains(out, "wrapix-builder-nix-b → wrapix-builder-nix,") {
+		t.Fatal(out)
+	}
+	if d := before.diff(snapshot(t, w, "wrapix-builder-nix")); d != "" {
+		t.Fatal(d)
+	}
 }
