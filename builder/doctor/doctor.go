@@ -158,7 +158,13 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		}
 		if err == nil && !c.Running() {
 			// start would refuse: the runtime itself lets two VMs attach one store.
-			if id, store, herr := b.StoreHeldBy(ctx); herr == nil && id != "" {
+			id, store, herr := b.StoreHeldBy(ctx)
+			switch {
+			case herr != nil || id == "":
+			case id == lifecycle.ReclaimContainer:
+				add(Check{Name: "store", Result: Warn, Detail: "`gc --compact` is copying the store into a fresh volume (the builder is stopped meanwhile)",
+					Fix: "wait for it to finish; if it was killed, `wrapix-builder start` undoes it"})
+			default:
 				add(Check{Name: "store", Result: Fail, Detail: "the " + store + " is attached to the running container " + id,
 					Fix: "stop it first: `container stop " + id + "`", Kind: problem.Conflict})
 			}

@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/wrapix/wrapix-builder/builder/atomicfile"
 	"github.com/wrapix/wrapix-builder/builder/config"
@@ -370,7 +371,7 @@ func (b *Builder) copyStore(ctx context.Context, from, to string) (err error) {
 		for _, line := range strings.Split(logs.String(), "\n") {
 			if msg, ok := strings.CutPrefix(strings.TrimSpace(line), "wrapix-compact: "); ok && !seen[msg] && !strings.HasPrefix(msg, "verified ") {
 				seen[msg] = true
-				b.say("%s", msg)
+				b.say("%s", plain(msg))
 			}
 		}
 		if ct == nil || (!ct.Running() && ct.State != runtime.StateStopping) {
@@ -390,7 +391,7 @@ func (b *Builder) copyStore(ctx context.Context, from, to string) (err error) {
 			verified = true
 		}
 		if line != "" {
-			last = append(last, line)
+			last = append(last, plain(line))
 		}
 	}
 	if err := b.CLI.Delete(ctx, ReclaimContainer); err != nil {
@@ -450,4 +451,23 @@ func newToken() (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(buf[:]), nil
+}
+
+// plain keeps what the copy container printed to one short line of
+// printable text: its output names files of the store, which the builder
+// wrote (no escape sequences or bidi overrides reach the terminal).
+func plain(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= 200 {
+			b.WriteString("…")
+			break
+		}
+		if unicode.IsPrint(r) {
+			b.WriteRune(r)
+		} else {
+			b.WriteRune('?')
+		}
+	}
+	return b.String()
 }

@@ -211,6 +211,9 @@ func TestReclaimDiskSpace(t *testing.T) {
 	if got := volumes(t); got != "wrapix-builder-nix wrapix-builder-nix-b" {
 		t.Fatalf("volumes mid-copy: %q", got)
 	}
+	if r := wb(t, "doctor"); !strings.Contains(r.stdout, "was interrupted") {
+		t.Fatalf("doctor after a killed compaction:\n%s", r.stdout)
+	}
 	// The old store starts (the interrupted copy is undone) and is intact.
 	if out := mustWB(t, "start"); !strings.Contains(out, "ready") {
 		t.Fatal(out)
