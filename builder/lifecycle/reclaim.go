@@ -377,10 +377,10 @@ func (b *Builder) copyStore(ctx context.Context, from, to string) (err error) {
 		if ct == nil || (!ct.Running() && ct.State != runtime.StateStopping) {
 			break
 		}
-		select {
+		select { // two container calls a round: a long copy must not keep the Mac busy
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(2 * time.Second):
 		}
 	}
 	verified := false
