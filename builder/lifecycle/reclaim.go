@@ -73,7 +73,9 @@ func (b *Builder) ownVolume(name string) bool {
 // `volume`, or the one a compaction moved it to.
 func (b *Builder) StoreVolume() (string, error) {
 	var r storeRecord
-	ok, err := readJSON(b.recordPath(), 4096, &r)
+	ok, err := readJSON(b.recordPath(), 4096, &r, fmt.Sprintf(
+		"it names the volume that holds the store (docs/reclaim.md): write {\"configured\":%q,\"volume\":\"NAME\"} with NAME %s or %s, whichever `container volume ls` lists",
+		b.Config.Volume, b.Config.Volume, b.Config.Volume+AlternateSuffix))
 	if err != nil || !ok || r.Configured != b.Config.Volume {
 		return b.Config.Volume, err
 	}
@@ -85,7 +87,7 @@ func (b *Builder) StoreVolume() (string, error) {
 }
 
 // readJSON reads a small JSON file of ours; a missing file is ok == false.
-func readJSON(path string, limit int64, v any) (ok bool, err error) {
+func readJSON(path string, limit int64, v any, fix string) (ok bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -102,7 +104,7 @@ func readJSON(path string, limit int64, v any) (ok bool, err error) {
 		err = json.Unmarshal(data, v)
 	}
 	if err != nil {
-		return false, problem.Wrap(problem.Config, err, path+" is damaged", "see docs/reclaim.md: it names the store volume; restore it or remove it to use the configured volume")
+		return false, problem.Wrap(problem.Config, err, path+" is damaged", fix)
 	}
 	return true, nil
 }
@@ -412,7 +414,8 @@ func (b *Builder) copyStore(ctx context.Context, from, to string) (err error) {
 // old volume is deleted, before it the unfinished copy. It reports what it did.
 func (b *Builder) recoverReclaim(ctx context.Context) (string, error) {
 	var j reclaimJournal
-	ok, err := readJSON(b.journalPath(), 4096, &j)
+	ok, err := readJSON(b.journalPath(), 4096, &j,
+		"remove it: the store is the volume "+b.recordPath()+" names (or the configured one), and the next `gc --compact` deletes a leftover copy")
 	if err != nil || !ok {
 		return "", err
 	}

@@ -196,6 +196,9 @@ point, the old volume stays the store; the next start or --compact finishes or u
 				if limit, err = config.ParseSize(capFlag); err != nil {
 					return problem.Wrap(problem.Usage, err, "bad --cap", `use a size with a unit, e.g. --cap 50GiB`)
 				}
+				if limit > config.VolumeSize {
+					return problem.Newf(problem.Usage, `use at most --cap 512GiB`, "--cap %s is more than the store volume holds (512 GiB)", capFlag)
+				}
 			}
 			if compact {
 				return runCompact(cmd, e, b, limit)
