@@ -304,7 +304,7 @@ func TestAppOverDBus(t *testing.T) {
 	if s, _ := find(items, "Stop"); s.enabled {
 		t.Error("Stop enabled while stopped")
 	}
-	for _, label := range []string{"Start", "Restart", "Copy nix-darwin config", "Run setup", "Open shell", "Show logs", "Start at login", "Quit"} {
+	for _, label := range []string{"Start", "Restart", "Reclaim disk space…", "Copy nix-darwin config", "Run setup", "Open shell", "Show logs", "Start at login", "Quit"} {
 		if _, ok := find(items, label); !ok {
 			t.Errorf("menu lacks %q", label)
 		}

@@ -97,6 +97,9 @@ store_features() {   # dir_index and dir_nlink on the store volume, or why not
 	sb_put "$dev" 100 $((ro | 32)) && sb_put "$dev" 92 $((compat | 32)) || { echo "cannot write $dev"; return 1; }
 	sync
 	[ $(($(sb_get "$dev" 92) & 32)) -ne 0 ] && [ $(($(sb_get "$dev" 100) & 32)) -ne 0 ] || { echo "$dev did not keep the features"; return 1; }
+	# A mark found here was made on another volume (gc --compact copies the
+	# whole of /nix): this store was written without dir_index.
+	rm -f "$INDEXED"
 	log "store volume $dev: dir_index and dir_nlink turned on"
 }
 store_rebuild() {   # /nix/store into a new (indexed) directory, resumable

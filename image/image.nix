@@ -63,7 +63,7 @@ let
     # GNU tar from the host (never bsdtar), reproducible, with macOS's
     # case-hack suffixes stripped from names (not from link targets).
     BUSYBOX=${busybox}/bin/busybox APPLETS=applets LIBS="$libs" \
-    ENTRYPOINT=${./entrypoint.sh} CA_BUNDLE=${cacert}/etc/ssl/certs/ca-bundle.crt \
+    ENTRYPOINT=${./entrypoint.sh} COMPACT=${./compact.sh} CA_BUNDLE=${cacert}/etc/ssl/certs/ca-bundle.crt \
     STORE_ROOT=/ STORE_PATHS=${seedInfo}/store-paths REGISTRATION=${seedInfo}/registration \
     PROFILE=${profile} ROOTS=roots SEED_ID=$(basename ${seedInfo}) TAR=tar \
     TAR_FLAGS="--format=gnu --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1 --hard-dereference --transform=flags=r;s/~nix~case~hack~[0-9][0-9]*//g --verbatim-files-from" \

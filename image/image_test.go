@@ -83,7 +83,7 @@ func layoutInputs(t *testing.T) []string {
 }
 
 func TestEntrypointIsPOSIXShell(t *testing.T) {
-	for _, f := range []string{"entrypoint.sh", "layout.sh"} {
+	for _, f := range []string{"entrypoint.sh", "layout.sh", "compact.sh"} {
 		if out, err := exec.Command("busybox", "sh", "-n", f).CombinedOutput(); err != nil {
 			t.Fatalf("busybox sh -n %s: %v\n%s", f, err, out)
 		}

@@ -15,6 +15,7 @@
 #                 files on PATH.
 #   LIBS          (optional) files copied into /lib
 #   ENTRYPOINT    image/entrypoint.sh
+#   COMPACT       image/compact.sh (the store copy of `gc --compact`)
 #   CA_BUNDLE     PEM file of TLS roots: /etc/ssl/certs/ca-bundle.crt, which
 #                 the builder's nix.conf names as ssl-cert-file
 #   STORE_ROOT    directory holding nix/store/… of the seed closure (/ when
@@ -32,6 +33,7 @@
 #   /bin/busybox, /bin/sh, /bin/<applet>   busybox and its applet links
 #   /lib/…                                 LIBS
 #   /entrypoint                            image/entrypoint.sh
+#   /compact.sh                            image/compact.sh
 #   /nix                                   empty: the store volume mounts here
 #   /nix-image/{store.tar,registration,profile,roots,seed-id}   the seed, outside /nix
 #   /etc/{passwd,group,shadow}             root and nobody (the entrypoint adds the rest)
@@ -39,7 +41,7 @@
 #   /tmp /var/empty /run /home/builder /root /wrapix/keys
 set -eu
 out=$1
-for v in BUSYBOX APPLETS ENTRYPOINT CA_BUNDLE STORE_ROOT STORE_PATHS REGISTRATION PROFILE ROOTS SEED_ID; do
+for v in BUSYBOX APPLETS ENTRYPOINT COMPACT CA_BUNDLE STORE_ROOT STORE_PATHS REGISTRATION PROFILE ROOTS SEED_ID; do
 	eval "val=\${$v:-}"
 	[ -n "$val" ] || { echo "layout.sh: $v is not set" >&2; exit 2; }
 done
@@ -59,6 +61,8 @@ for lib in ${LIBS:-}; do cp -L "$lib" "$out/lib/"; done
 
 cp "$ENTRYPOINT" "$out/entrypoint"
 chmod 755 "$out/entrypoint"
+cp "$COMPACT" "$out/compact.sh"
+chmod 755 "$out/compact.sh"
 
 sed 's|^/||' "$STORE_PATHS" > "$out/nix-image/.store-paths"
 # shellcheck disable=SC2086 # TAR_FLAGS is a list of flags

@@ -227,6 +227,20 @@ func TestStoreIndexResumesEveryCut(t *testing.T) {
 	}
 }
 
+// `gc --compact` copies the whole of /nix into a fresh volume (no
+// dir_index), the "indexed" mark too: the copied store is linear and must
+// be rebuilt at the next start all the same.
+func TestStoreIndexIgnoresACopiedMark(t *testing.T) {
+	requireVolumeTools(t)
+	image, mnt := appleVolume(t)
+	onVolume(t, image, mnt, `mkdir -m 1775 store; cd store; `+names(0, 3000)+` | xargs mkdir; cd ..; echo > .wrapix-store-indexed`)
+	out := runStoreIndex(t, image)
+	after := onVolume(t, image, mnt, "ls -A store | wc -l; lsattr -d store")
+	if !strings.Contains(out, "indexing /nix/store (once;") || !strings.HasPrefix(after, "3000\n") || !strings.Contains(after, "-I-") {
+		t.Fatalf("a copied mark was trusted:\n%s\n%s", out, after)
+	}
+}
+
 // Where the volume cannot be indexed, the builder says why and carries on
 // (the directory-count GC stays on): a store that is no ext4 volume, and
 // one with metadata checksums (which the superblock writes would break).

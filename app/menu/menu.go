@@ -31,6 +31,7 @@ const (
 	Start        = "start"
 	Stop         = "stop"
 	Restart      = "restart"
+	Reclaim      = "reclaim"
 	CopyConfig   = "copy-config"
 	RunSetup     = "run-setup"
 	OpenShell    = "open-shell"
@@ -40,7 +41,7 @@ const (
 )
 
 // Order is the menu's layout; "" is a separator.
-var Order = append(append(append([]string{StatusLine, DetailLine, FixLine, BuildsLine}, RunningItems...), FinishedItems...), "", Start, Stop, Restart, "", CopyConfig, RunSetup, OpenShell, ShowLogs, "", StartAtLogin, "", Quit)
+var Order = append(append(append([]string{StatusLine, DetailLine, FixLine, BuildsLine}, RunningItems...), FinishedItems...), "", Start, Stop, Restart, Reclaim, "", CopyConfig, RunSetup, OpenShell, ShowLogs, "", StartAtLogin, "", Quit)
 
 // Item is one entry.
 type Item struct {
@@ -150,8 +151,10 @@ func Render(s State) Model {
 		detail = r.Problem.What
 	case r != nil && len(r.Warnings) > 0:
 		detail = "Warning: " + r.Warnings[0].What
+	case r != nil && r.Store.SizeBytes != nil && r.Store.UsedBytes != nil:
+		detail = "Store: " + config.HumanSize(*r.Store.UsedBytes) + " in use, " + config.HumanSize(*r.Store.SizeBytes) + " on disk"
 	case r != nil && r.Store.SizeBytes != nil:
-		detail = "Store: " + config.HumanSize(*r.Store.SizeBytes) + " of " + config.HumanSize(r.Store.CapBytes)
+		detail = "Store: " + config.HumanSize(*r.Store.SizeBytes) + " on disk (cap " + config.HumanSize(r.Store.CapBytes) + ")"
 	case r != nil && state == status.Ready && r.NixDaemon.Version != "":
 		detail = "Nix " + r.NixDaemon.Version + " on " + r.Container.IP
 	}
@@ -167,6 +170,13 @@ func Render(s State) Model {
 	set(Start, "Start", idle && r != nil && (state == status.Stopped || state == status.Unavailable))
 	set(Stop, "Stop", idle && running)
 	set(Restart, "Restart", idle && running)
+	// Reclaim: collect garbage, then give the freed space back to macOS
+	// (docs/reclaim.md); it stops the builder while it copies the store.
+	reclaim := "Reclaim disk space…"
+	if r != nil && r.Store.ReclaimableBytes != nil {
+		reclaim += " (" + config.HumanSize(*r.Store.ReclaimableBytes) + ")"
+	}
+	set(Reclaim, reclaim, idle && r != nil && r.Store.Backend == config.StoreVolume && (state == status.Ready || state == status.Stopped))
 	set(CopyConfig, "Copy nix-darwin config", haveKeys)
 	setupTitle := "Run setup…"
 	if r != nil && r.Setup.Trust == "ok" && r.Setup.NixConfig == "ok" {

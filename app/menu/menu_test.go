@@ -145,3 +145,36 @@ func TestRenderProgress(t *testing.T) {
 		t.Fatalf("progress shown when idle: %+v", d)
 	}
 }
+
+// The store line shows the store in use beside the disk taken on the Mac,
+// and "Reclaim disk space…" is there for a volume store that is ready or
+// stopped (it stops the builder itself), naming what it would give back.
+func TestReclaimItemAndStoreNumbers(t *testing.T) {
+	used, disk, back := int64(8<<30), int64(40<<30), int64(32<<30)
+	r := report(status.Ready)
+	r.Store = status.Store{Backend: "volume", Location: "wrapix-builder-nix", SizeBytes: &disk, UsedBytes: &used, ReclaimableBytes: &back, CapBytes: 100 << 30}
+	m := Render(State{Report: r})
+	if got := m.Items[DetailLine].Title; got != "Store: 8.0 GiB in use, 40.0 GiB on disk" {
+		t.Errorf("detail %q", got)
+	}
+	if it := m.Items[Reclaim]; !it.Enabled || !it.Visible || it.Title != "Reclaim disk space… (32.0 GiB)" {
+		t.Errorf("reclaim item %+v", it)
+	}
+	r.Store.UsedBytes, r.Store.ReclaimableBytes, r.State = nil, nil, status.Stopped
+	m = Render(State{Report: r})
+	if got := m.Items[DetailLine].Title; got != "Store: 40.0 GiB on disk (cap 100.0 GiB)" {
+		t.Errorf("detail while stopped %q", got)
+	}
+	if it := m.Items[Reclaim]; !it.Enabled || it.Title != "Reclaim disk space…" {
+		t.Errorf("reclaim item while stopped %+v", it)
+	}
+	for _, s := range []State{
+		{Report: r, Busy: "Starting"},
+		{Report: report(status.Unhealthy)},
+		{Report: &status.Report{State: status.Stopped, Store: status.Store{Backend: "directory"}}},
+	} {
+		if Render(s).Items[Reclaim].Enabled {
+			t.Errorf("reclaim enabled for %+v", s)
+		}
+	}
+}

@@ -35,6 +35,7 @@ import (
 	"github.com/wrapix/wrapix-builder/app/menu"
 	"github.com/wrapix/wrapix-builder/app/platform"
 	"github.com/wrapix/wrapix-builder/builder/agent"
+	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
@@ -549,6 +550,16 @@ func (a *App) click(ctx context.Context, id string) {
 			_, err := a.Builder.Start(ctx)
 			return err
 		}, a.readyNow, "Restart failed")
+	case menu.Reclaim:
+		var res lifecycle.ReclaimResult
+		a.background(ctx, "Reclaiming disk space", func(ctx context.Context) error {
+			var err error
+			res, err = a.Builder.Reclaim(ctx, a.Builder.Config.StoreSizeCap)
+			return err
+		}, func() {
+			a.notify("Wrapix Builder gave disk space back", "The store volume took "+humanOrUnknown(res.Before.DiskBytes)+
+				" on disk; it now takes "+humanOrUnknown(res.After.DiskBytes)+".")
+		}, "Reclaiming disk space failed")
 	case menu.RunSetup:
 		// As root, setup acts for the user --for-uid names: macOS's
 		// administrator prompt sets no SUDO_UID.
@@ -638,7 +649,7 @@ func (a *App) background(ctx context.Context, busy string, run func(context.Cont
 		return
 	}
 	a.state.Busy, a.state.LastError = busy, ""
-	if busy == "Stopping" || busy == "Restarting" {
+	if busy == "Stopping" || busy == "Restarting" || busy == "Reclaiming disk space" {
 		a.stopping = true
 	}
 	a.gen++
@@ -662,4 +673,11 @@ func (a *App) background(ctx context.Context, busy string, run func(context.Cont
 			a.observe(ctx, "action done")
 		})
 	})
+}
+
+func humanOrUnknown(n int64) string {
+	if n < 0 {
+		return "an unknown amount"
+	}
+	return config.HumanSize(n)
 }

@@ -25,6 +25,10 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/version"
 )
 
+// VolumeSize is the size of the store volume Apple's CLI creates: a sparse
+// 512 GiB image (VolumeStorage.defaultVolumeSizeBytes, 0.6.0 … 1.2.2).
+const VolumeSize = 512 << 30
+
 // Store backends for the builder's /nix.
 const (
 	StoreVolume    = "volume"    // an Apple named volume (ext4 image): the default
@@ -197,8 +201,11 @@ var keys = map[string]key{
 		c.ImageArchive = p
 		return err
 	}},
-	"store-size-cap": {`a size with a unit of at least "1GiB", e.g. "100GiB"`, func(c *Config, v any) error {
-		n, err := sizeIn(v, 1<<30, 1<<50)
+	// At most what the store volume holds: Apple's volumes are 512 GiB
+	// (VolumeStorage.defaultVolumeSizeBytes; we never pass -s), and a larger
+	// cap would never collect before the volume is full.
+	"store-size-cap": {`a size with a unit from "1GiB" to "512GiB" (the store volume's size), e.g. "100GiB"`, func(c *Config, v any) error {
+		n, err := sizeIn(v, 1<<30, VolumeSize)
 		c.StoreSizeCap = n
 		return err
 	}},

@@ -70,6 +70,8 @@ func TestBadValuesNameFileKeyAndAllowed(t *testing.T) {
 		{`container-cli = "/nonexistent/container"`, "container-cli", "no such file"},
 		{`container-cli = "/"`, "container-cli", "not a regular file"},
 		{`container-cli = "/etc/passwd"`, "container-cli", "not executable"},
+		{`store-size-cap = "1PiB"`, "store-size-cap", `"512GiB"`}, // more than the store volume holds
+		{`store-size-cap = "600GiB"`, "store-size-cap", "the store volume's size"},
 		{`cpu = 4`, "cpu", "cpus"}, // unknown key: the fix lists the known ones
 	}
 	for _, tc := range cases {

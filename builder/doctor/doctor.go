@@ -26,6 +26,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/runtime"
 	"github.com/wrapix/wrapix-builder/builder/setup"
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
+	"github.com/wrapix/wrapix-builder/builder/status"
 	"github.com/wrapix/wrapix-builder/builder/textclean"
 )
 
@@ -161,7 +162,13 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		}
 		if err == nil && !c.Running() {
 			// start would refuse: the runtime itself lets two VMs attach one store.
-			if id, store, herr := b.StoreHeldBy(ctx); herr == nil && id != "" {
+			id, store, herr := b.StoreHeldBy(ctx)
+			switch {
+			case herr != nil || id == "":
+			case id == lifecycle.ReclaimContainer:
+				add(Check{Name: "store", Result: Warn, Detail: "`gc --compact` is copying the store into a fresh volume (the builder is stopped meanwhile)",
+					Fix: "wait for it to finish; if it was killed, `wrapix-builder start` undoes it"})
+			default:
 				add(Check{Name: "store", Result: Fail, Detail: "the " + store + " is attached to the running container " + id,
 					Fix: "stop it first: `container stop " + id + "`", Kind: problem.Conflict})
 			}
@@ -222,6 +229,12 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		skip("SSH as the user (pinned host key)", "builder not running or no keys")
 		skip("nix-daemon on the builder", "builder not running or no keys")
 		skip("store directory", "builder not running or no keys")
+	}
+
+	if b.Config.Store == config.StoreVolume && runtimeOK {
+		add(checkStoreDisk(ctx, b, up && keyErr == nil))
+	} else {
+		skip("store volume on the Mac", "no container system, or the store is a directory on the Mac")
 	}
 
 	out = append(out, checkWaker(b)...)
@@ -401,6 +414,47 @@ func RouteInterface(out string) string {
 		}
 	}
 	return ""
+}
+
+// checkStoreDisk shows the store in use beside the disk its volume takes on
+// the Mac, which only grows: `gc --compact` gives the difference back.
+func checkStoreDisk(ctx context.Context, b *lifecycle.Builder, up bool) Check {
+	u, err := b.VolumeUsage(ctx)
+	if err != nil {
+		return Check{Name: "store volume on the Mac", Result: Warn, Detail: "cannot measure: " + err.Error()}
+	}
+	if up {
+		if n, err := b.StoreInUse(ctx); err == nil {
+			u.UsedBytes = n
+		}
+	}
+	return StoreDiskCheck(u, b.ReclaimPending())
+}
+
+// StoreDiskCheck decides the check from the numbers.
+func StoreDiskCheck(u lifecycle.Usage, reclaimPending bool) Check {
+	c := Check{Name: "store volume on the Mac", Result: OK}
+	if reclaimPending {
+		c.Result, c.Detail = Warn, "a `gc --compact` was interrupted; the old volume is still the store"
+		c.Fix = "`wrapix-builder start` or `wrapix-builder gc --compact` finishes or undoes it"
+		return c
+	}
+	if u.DiskBytes < 0 {
+		c.Result, c.Detail = Skip, "no store volume yet"
+		return c
+	}
+	c.Detail = config.HumanSize(u.DiskBytes) + " disk taken"
+	if u.UsedBytes >= 0 {
+		c.Detail = config.HumanSize(u.UsedBytes) + " in use, " + c.Detail
+	} else {
+		c.Detail += " (the store in use is measured while the builder runs)"
+	}
+	if n, ok := status.Reclaimable(u.DiskBytes, u.UsedBytes); ok {
+		c.Result = Warn
+		c.Detail += "; " + config.HumanSize(n) + " of it is freed space macOS does not get back by itself"
+		c.Fix = "wrapix-builder gc --compact (copies the store into a fresh volume; the builder stops meanwhile)"
+	}
+	return c
 }
 
 func checkDisk(dir string) Check {

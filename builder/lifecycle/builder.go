@@ -141,6 +141,11 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 			return false, err
 		}
 	}
+	if b.Config.Store == config.StoreVolume { // a compaction killed mid-way is finished or undone first
+		if _, err := b.recoverReclaim(ctx); err != nil {
+			return false, err
+		}
+	}
 	if err := b.ensureImage(ctx); err != nil {
 		return false, err
 	}
@@ -228,14 +233,18 @@ func (b *Builder) ensureImage(ctx context.Context) error {
 // ensureStore creates the store backend and returns the mount source.
 func (b *Builder) ensureStore(ctx context.Context) (string, error) {
 	if b.Config.Store == config.StoreVolume {
-		created, err := b.CLI.VolumeEnsure(ctx, b.Config.Volume)
+		name, err := b.StoreVolume()
+		if err != nil {
+			return "", err
+		}
+		created, err := b.CLI.VolumeEnsure(ctx, name)
 		if err != nil {
 			return "", err
 		}
 		if created {
-			b.say("created store volume %s", b.Config.Volume)
+			b.say("created store volume %s", name)
 		}
-		return b.Config.Volume, nil
+		return name, nil
 	}
 	dir := b.Layout.StoreDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -303,9 +312,11 @@ func (b *Builder) checkStoreFree(ctx context.Context, storeSource string) error 
 // 1.2.2), and two VMs writing one ext4 image, or two daemons on one store
 // directory, corrupt the store.
 func (b *Builder) StoreHeldBy(ctx context.Context) (id, store string, err error) {
-	source := b.Config.Volume
-	if b.Config.Store != config.StoreVolume {
-		source = b.Layout.StoreDir()
+	source := b.Layout.StoreDir()
+	if b.Config.Store == config.StoreVolume {
+		if source, err = b.StoreVolume(); err != nil {
+			return "", "", err
+		}
 	}
 	id, err = b.storeHeldBy(ctx, source)
 	return id, b.storeName(source), err
@@ -359,6 +370,11 @@ func (b *Builder) Stop(ctx context.Context) (wasRunning bool, err error) {
 		return false, err
 	}
 	defer l.Release()
+	return b.stopLocked(ctx)
+}
+
+// stopLocked is Stop with the lock already held.
+func (b *Builder) stopLocked(ctx context.Context) (wasRunning bool, err error) {
 	c, err := b.CLI.Get(ctx, ContainerName)
 	if err != nil {
 		return false, err

@@ -45,10 +45,22 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 		Versions:  status.Versions{WrapixBuilder: version.Version},
 	}
 	r.Waker = b.wakerStatus()
-	r.Store.Location = b.Config.Volume
-	if b.Config.Store != "volume" {
-		r.Store.Location = b.Layout.StoreDir()
+	r.Store.Location = b.Layout.StoreDir()
+	if b.Config.Store == "volume" {
+		name, err := b.StoreVolume()
+		if err != nil {
+			r.Decide(err)
+			return r
+		}
+		r.Store.Location = name
 	}
+	defer func() { // both numbers known: is compacting worth it?
+		if r.Store.SizeBytes != nil && r.Store.UsedBytes != nil {
+			if n, ok := status.Reclaimable(*r.Store.SizeBytes, *r.Store.UsedBytes); ok {
+				r.Store.ReclaimableBytes = &n
+			}
+		}
+	}()
 	// The slow observations run concurrently: the host's `nix --version`
 	// and the SSH probe (tried speculatively; it fails fast when nothing listens).
 	nixVersion := make(chan string, 1)
@@ -69,11 +81,16 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 	}
 	probed := make(chan probeOutcome, 1)
 	var running *status.Builds // written by the probe before it reports
+	var used int64 = -1        // likewise
 	if keyErr == nil {
 		go func() {
-			var extra func(context.Context, *sshclient.Client)
-			if opt.Builds {
-				extra = func(ctx context.Context, c *sshclient.Client) {
+			extra := func(ctx context.Context, c *sshclient.Client) {
+				if out, err := c.Output(ctx, statFSCommand); err == nil {
+					if n, err := parseStatFS(string(out)); err == nil {
+						used = n
+					}
+				}
+				if opt.Builds {
 					if h, _, err := LoadBuilds(ctx, c, 0); err == nil {
 						running = &status.Builds{Running: h.Doc(time.Now(), 0).Running}
 					}
@@ -129,6 +146,17 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 			}
 		}
 	}
+	if b.Config.Store == "volume" && r.Store.SizeBytes == nil {
+		// No container (stop deletes it): the image's path from the volume itself.
+		if u, err := b.VolumeUsage(ctx); err == nil {
+			if u.DiskBytes >= 0 {
+				r.Store.SizeBytes = &u.DiskBytes
+			}
+			if u.VolumeBytes > 0 {
+				r.Store.VolumeBytes = &u.VolumeBytes
+			}
+		}
+	}
 	if c.Running() && keyErr == nil {
 		out := <-probed
 		res, err := out.res, out.err
@@ -146,6 +174,9 @@ func (b *Builder) Status(ctx context.Context, opt StatusOptions) (r *status.Repo
 		} else {
 			r.NixDaemon = status.NixDaemon{OK: true, Version: res.Daemon, Protocol: res.Protocol}
 			r.Builds = running
+			if used >= 0 {
+				r.Store.UsedBytes = &used
+			}
 		}
 	} else if c.Running() {
 		r.SSH.Error = keyErr.Error()

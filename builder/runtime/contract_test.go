@@ -139,3 +139,51 @@ func TestVersionProbedAgainAfterFailure(t *testing.T) {
 		t.Fatalf("success not cached: %v, %d → %d calls", err, before, len(w.CallsStarting("--version")))
 	}
 }
+
+// Volumes per version: `volume inspect` prints the Volume struct before 1.0
+// and {id, configuration} from 1.0 (VolumeInspect.swift); both name the
+// image file and the size. A missing volume is nil, removing one twice is
+// fine, and a volume made again under the same name starts empty.
+func TestVolumeContractPerVersion(t *testing.T) {
+	for _, v := range contractVersions {
+		t.Run(v, func(t *testing.T) {
+			w := testenv.New(t)
+			t.Setenv("CONTAINER_STANDIN_VERSION", v)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cli := runtime.New("container")
+			if info, err := cli.VolumeInspect(ctx, "store"); info != nil || err != nil {
+				t.Fatalf("VolumeInspect(missing) = %+v, %v", info, err)
+			}
+			if _, err := cli.VolumeEnsure(ctx, "store"); err != nil {
+				t.Fatal(err)
+			}
+			info, err := cli.VolumeInspect(ctx, "store")
+			want := filepath.Join(w.StandinDir, "volumes", "store", "volume.img")
+			if err != nil || info == nil || info.Source != want || info.SizeBytes != 512<<30 {
+				t.Fatalf("VolumeInspect = %+v, %v; want source %s, 512 GiB", info, err, want)
+			}
+			if err := os.WriteFile(info.Source, []byte("old contents"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				if err := cli.VolumeRemove(ctx, "store"); err != nil {
+					t.Fatalf("VolumeRemove: %v", err)
+				}
+			}
+			if _, err := cli.VolumeEnsure(ctx, "store"); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			head := make([]byte, 64) // the image is a sparse 512 GiB file
+			n, _ := f.Read(head)
+			f.Close()
+			if strings.Contains(string(head[:n]), "old contents") {
+				t.Fatal("a volume made again under a removed one's name kept its image")
+			}
+		})
+	}
+}

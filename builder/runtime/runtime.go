@@ -345,6 +345,11 @@ type RunSpec struct {
 	// is mounted at /nix by the runtime, and the sandbox's namespaces are
 	// user namespaces).
 	FullProc bool
+	// Entrypoint replaces the image's entrypoint (one string, not split;
+	// the image's CMD is then dropped: Parser.swift processArguments);
+	// Args follow the image reference.
+	Entrypoint string
+	Args       []string
 }
 
 // RunArgs renders `container run` arguments for CLI version v.
@@ -353,8 +358,10 @@ func RunArgs(v Version, s RunSpec) ([]string, error) {
 	for _, k := range slices.Sorted(maps.Keys(s.Labels)) {
 		args = append(args, "--label", k+"="+s.Labels[k])
 	}
-	// Never the default 0.0.0.0: that would expose the builder's sshd to the LAN.
-	args = append(args, "--publish", "127.0.0.1:"+strconv.Itoa(s.HostPort)+":22/tcp")
+	if s.HostPort > 0 {
+		// Never the default 0.0.0.0: that would expose the builder's sshd to the LAN.
+		args = append(args, "--publish", "127.0.0.1:"+strconv.Itoa(s.HostPort)+":22/tcp")
+	}
 	args = append(args, "--cpus", strconv.Itoa(s.CPUs), "--memory", MemoryArg(s.MemoryBytes))
 	for _, m := range s.Mounts {
 		a, err := mountArgs(m)
@@ -372,7 +379,10 @@ func RunArgs(v Version, s RunSpec) ([]string, error) {
 	if v.HasProgressFlag() {
 		args = append(args, "--progress", "none")
 	}
-	return append(args, s.Image), nil
+	if s.Entrypoint != "" {
+		args = append(args, "--entrypoint", s.Entrypoint)
+	}
+	return append(append(args, s.Image), s.Args...), nil
 }
 
 func mountArgs(m MountSpec) ([]string, error) {

@@ -115,10 +115,52 @@ type NixDaemon struct {
 }
 
 type Store struct {
-	Backend   string `json:"backend"`  // volume or directory
-	Location  string `json:"location"` // volume name or host directory
+	Backend  string `json:"backend"`  // volume or directory
+	Location string `json:"location"` // volume name or host directory
+	// SizeBytes is the disk the store volume takes on the Mac (its sparse
+	// image's allocated blocks): it only grows, whatever garbage collection frees.
 	SizeBytes *int64 `json:"sizeBytes,omitempty"`
-	CapBytes  int64  `json:"capBytes"`
+	// UsedBytes is the store in use: what the filesystem inside the volume
+	// uses (measured on the running builder).
+	UsedBytes *int64 `json:"usedBytes,omitempty"`
+	// VolumeBytes is the volume's size, the most the store can hold.
+	VolumeBytes *int64 `json:"volumeBytes,omitempty"`
+	// ReclaimableBytes is what `gc --compact` would give back to macOS, when
+	// that is worth doing (see Reclaimable).
+	ReclaimableBytes *int64 `json:"reclaimableBytes,omitempty"`
+	CapBytes         int64  `json:"capBytes"`
+}
+
+// Reclaimable says whether the disk the store volume takes (disk) is so much
+// more than the store in use (used) that `gc --compact` is worth its copy:
+// at least 1 GiB and half as much again. Negative numbers are unknown.
+func Reclaimable(disk, used int64) (int64, bool) {
+	if disk < 0 || used < 0 || disk-used < 1<<30 || disk < used+used/2 {
+		return 0, false
+	}
+	return disk - used, true
+}
+
+// Text is the store line: where, in use, disk taken, cap.
+func (s Store) Text() string {
+	st := s.Backend + " " + s.Location
+	var parts []string
+	if s.UsedBytes != nil {
+		parts = append(parts, config.HumanSize(*s.UsedBytes)+" in use")
+	}
+	if s.SizeBytes != nil {
+		parts = append(parts, config.HumanSize(*s.SizeBytes)+" disk taken on the Mac")
+	}
+	limit := "cap " + config.HumanSize(s.CapBytes)
+	if s.VolumeBytes != nil {
+		limit += " of a " + config.HumanSize(*s.VolumeBytes) + " volume"
+	}
+	parts = append(parts, limit)
+	st += ": " + strings.Join(parts, ", ")
+	if s.ReclaimableBytes != nil {
+		st += fmt.Sprintf(" (`wrapix-builder gc --compact` gives %s back)", config.HumanSize(*s.ReclaimableBytes))
+	}
+	return st
 }
 
 type Setup struct {
@@ -269,11 +311,7 @@ func (r *Report) Text() string {
 		}
 		line("nix-daemon", nd)
 	}
-	st := r.Store.Backend + " " + r.Store.Location
-	if r.Store.SizeBytes != nil {
-		st += fmt.Sprintf(", %s used of %s cap", config.HumanSize(*r.Store.SizeBytes), config.HumanSize(r.Store.CapBytes))
-	}
-	line("Store", st)
+	line("Store", r.Store.Text())
 	line("Waker", r.Waker.Text(time.Now()))
 	line("Setup", fmt.Sprintf("trust %s, nix config %s (managed by %s)", r.Setup.Trust, r.Setup.NixConfig, r.Setup.ManagedBy))
 	v := "wrapix-builder " + r.Versions.WrapixBuilder

@@ -57,3 +57,34 @@ func TestTextShowsWarnings(t *testing.T) {
 		t.Fatalf("%s", text)
 	}
 }
+
+// Both numbers users ask about: the store in use and the disk the volume
+// takes on the Mac, and `gc --compact` suggested only when it is worth a copy.
+func TestStoreLineShowsInUseAndDiskTaken(t *testing.T) {
+	used, disk, vol := int64(25<<20), int64(346<<20), int64(512<<30)
+	s := Store{Backend: "volume", Location: "wrapix-builder-nix", UsedBytes: &used, SizeBytes: &disk, VolumeBytes: &vol, CapBytes: 100 << 30}
+	if got, want := s.Text(), "volume wrapix-builder-nix: 25.0 MiB in use, 346.0 MiB disk taken on the Mac, cap 100.0 GiB of a 512.0 GiB volume"; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	cases := []struct {
+		disk, used int64
+		ok         bool
+	}{
+		{346 << 20, 25 << 20, false}, // < 1 GiB to gain
+		{40 << 30, 8 << 30, true},
+		{40 << 30, 30 << 30, false}, // not half as much again
+		{40 << 30, -1, false},       // stopped: in use unknown
+		{-1, 1 << 30, false},
+	}
+	for _, tc := range cases {
+		if n, ok := Reclaimable(tc.disk, tc.used); ok != tc.ok || (ok && n != tc.disk-tc.used) {
+			t.Errorf("Reclaimable(%d, %d) = %d, %v", tc.disk, tc.used, n, ok)
+		}
+	}
+	disk, used = 40<<30, 8<<30
+	n, _ := Reclaimable(disk, used)
+	s = Store{Backend: "volume", Location: "v", UsedBytes: &used, SizeBytes: &disk, ReclaimableBytes: &n, CapBytes: 100 << 30}
+	if !strings.Contains(s.Text(), "(`wrapix-builder gc --compact` gives 32.0 GiB back)") {
+		t.Error(s.Text())
+	}
+}

@@ -242,6 +242,18 @@ func TestBadInputs(t *testing.T) {
 		{"port URI on old Nix", func(t *testing.T, w *testenv.World) { wb(t, "keys", "rotate") },
 			[]string{"config", "--uri", "port"}, 2, []string{"needs Nix 2.31"}},
 		{"unknown flag", nil, []string{"start", "--bogus"}, 2, []string{"unknown flag: --bogus"}},
+		{"cap over the volume", nil, []string{"gc", "--cap", "1PiB"}, 2, []string{"more than the store volume holds", "512GiB"}},
+		{"reset without --yes", nil, []string{"reset-store"}, 2, []string{"deletes the builder's whole store", "reset-store --yes"}},
+		{"compact a directory store", func(t *testing.T, w *testenv.World) { w.WriteConfig(`store = "directory"` + "\n") },
+			[]string{"gc", "--compact"}, 3, []string{"this store is the directory", "a directory store gives deleted files back"}},
+		{"damaged store record", func(t *testing.T, w *testenv.World) {
+			os.MkdirAll(w.DataDir, 0o700)
+			os.WriteFile(filepath.Join(w.DataDir, "store-volume.json"), []byte("{\x1b[2J"), 0o644)
+		}, []string{"start"}, 3, []string{"store-volume.json is damaged", "docs/reclaim.md"}},
+		{"store record naming another volume", func(t *testing.T, w *testenv.World) {
+			os.MkdirAll(w.DataDir, 0o700)
+			os.WriteFile(filepath.Join(w.DataDir, "store-volume.json"), []byte(`{"configured":"wrapix-builder-nix","volume":"someone-else"}`), 0o644)
+		}, []string{"start"}, 3, []string{`names the store volume "someone-else"`, "wrapix-builder-nix-b"}},
 		{"ssh when stopped", func(t *testing.T, w *testenv.World) { wb(t, "keys", "rotate") },
 			[]string{"ssh", "true"}, 1, []string{"cannot connect to the builder", "wrapix-builder status"}},
 	}

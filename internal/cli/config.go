@@ -12,6 +12,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/builder/doctor"
 	"github.com/wrapix/wrapix-builder/builder/keys"
+	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/problem"
 )
@@ -173,11 +174,17 @@ The old files are moved to builder-keys/old/<time>/, never deleted. Afterwards r
 
 func gcCmd(e *env) *cobra.Command {
 	var capFlag string
+	var compact bool
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Collect garbage on the builder until its store is under store-size-cap",
 		Long: `Measure the builder's store and, when it is over store-size-cap (config.toml, default 100GiB)
-or --cap, collect garbage there until it is under. The builder's own tools are GC roots and stay.`,
+or --cap, collect garbage there until it is under. The builder's own tools are GC roots and stay.
+
+With --compact, then give the freed space back to macOS: the store volume only grows on the Mac
+(nothing trims it), so the live store is copied into a fresh volume, verified, and the old volume
+deleted. The builder is stopped meanwhile and started again if it was running. Interrupted at any
+point, the old volume stays the store; the next start or --compact finishes or undoes the move.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b, err := e.builder(true)
@@ -189,6 +196,12 @@ or --cap, collect garbage there until it is under. The builder's own tools are G
 				if limit, err = config.ParseSize(capFlag); err != nil {
 					return problem.Wrap(problem.Usage, err, "bad --cap", `use a size with a unit, e.g. --cap 50GiB`)
 				}
+				if limit > config.VolumeSize {
+					return problem.Newf(problem.Usage, `use at most --cap 512GiB`, "--cap %s is more than the store volume holds (512 GiB)", capFlag)
+				}
+			}
+			if compact {
+				return runCompact(cmd, e, b, limit)
 			}
 			res, err := b.GC(cmd.Context(), limit)
 			if err != nil {
@@ -203,5 +216,64 @@ or --cap, collect garbage there until it is under. The builder's own tools are G
 		},
 	}
 	cmd.Flags().StringVar(&capFlag, "cap", "", "size to bring the store under (default: store-size-cap)")
+	cmd.Flags().BoolVar(&compact, "compact", false, "then give the freed space back to macOS: move the store into a fresh volume and delete the old one")
 	return cmd
+}
+
+func resetStoreCmd(e *env) *cobra.Command {
+	var yes, keepHostKey bool
+	cmd := &cobra.Command{
+		Use:   "reset-store --yes",
+		Short: "Recreate the builder's store from nothing (after a suspected compromise)",
+		Long: `Stop and delete the builder container, delete its store (the store volume, or builder-nix/
+with store = "directory") and rotate the host key (the builder's sshd could read it; the old one
+is kept in builder-keys/old/). The client key never entered the builder and stays. The next
+start initialises a fresh store from the image; every cached build output is gone.
+Afterwards run ` + "`sudo wrapix-builder setup`" + ` (or update your nix-darwin config) so root trusts
+the new host key. --keep-host-key keeps it (then setup needs no rerun).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !yes {
+				return problem.New(problem.Usage, "reset-store deletes the builder's whole store (every cached build)", "run `wrapix-builder reset-store --yes` to go ahead")
+			}
+			b, err := e.builder(true)
+			if err != nil {
+				return err
+			}
+			res, err := b.ResetStore(cmd.Context(), keepHostKey, time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "store deleted (%s); the next `wrapix-builder start` makes a fresh one\n", strings.Join(res.Removed, ", "))
+			if res.KeyBackup != "" {
+				fmt.Fprintf(e.stdout, "new host key; the old one is in %s. Now run `sudo wrapix-builder setup` (or update your nix-darwin config from `wrapix-builder config`)\n", res.KeyBackup)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&yes, "yes", false, "really delete the store")
+	cmd.Flags().BoolVar(&keepHostKey, "keep-host-key", false, "keep the host key (by default it is rotated)")
+	return cmd
+}
+
+// runCompact is `gc --compact` (docs/reclaim.md).
+func runCompact(cmd *cobra.Command, e *env, b *lifecycle.Builder, limit int64) error {
+	res, err := b.Reclaim(cmd.Context(), limit)
+	if err != nil {
+		return err
+	}
+	if res.GC.Collected {
+		fmt.Fprintf(e.stdout, "garbage: store went from %s to %s (cap %s)\n", config.HumanSize(res.GC.Before), config.HumanSize(res.GC.After), config.HumanSize(res.GC.Cap))
+	}
+	fmt.Fprintf(e.stdout, "disk taken on the Mac: %s before, %s after (store in use: %s); store volume %s → %s, %s\n",
+		humanOrUnknown(res.Before.DiskBytes), humanOrUnknown(res.After.DiskBytes), humanOrUnknown(res.Before.UsedBytes),
+		res.From, res.To, res.Elapsed.Round(time.Second))
+	return nil
+}
+
+func humanOrUnknown(n int64) string {
+	if n < 0 {
+		return "unknown"
+	}
+	return config.HumanSize(n)
 }

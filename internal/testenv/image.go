@@ -159,7 +159,7 @@ func BuildImage(dir string, opts ImageOptions) (string, error) {
 	cmd := exec.Command("sh", filepath.Join(imageDir, "layout.sh"), rootfs)
 	cmd.Env = append(os.Environ(),
 		"BUSYBOX="+DebianBusybox, "APPLETS="+filepath.Join(dir, "applets"), "LIBS=",
-		"ENTRYPOINT="+filepath.Join(imageDir, "entrypoint.sh"), "CA_BUNDLE="+caBundle,
+		"ENTRYPOINT="+filepath.Join(imageDir, "entrypoint.sh"), "COMPACT="+filepath.Join(imageDir, "compact.sh"), "CA_BUNDLE="+caBundle,
 		"STORE_ROOT="+seedStore, "STORE_PATHS="+filepath.Join(dir, "store-paths"),
 		"REGISTRATION="+filepath.Join(dir, "registration"), "PROFILE="+profile,
 		"ROOTS="+filepath.Join(dir, "roots"), "SEED_ID="+hex.EncodeToString(sum[:8]))

@@ -678,15 +678,22 @@ func (c *cli) volumeCmd(args []string) error {
 		fmt.Println(pos[0])
 		return nil
 	case "inspect":
+		var items []any
 		for _, n := range args[1:] {
-			if _, ok := c.st.st.Volumes[n]; !ok {
+			v, ok := c.st.st.Volumes[n]
+			if !ok {
 				if c.atLeast(1, 0, 0) { // 1.x checks the listing client-side (VolumeInspect.swift)
 					return c.errorf("notFound", "volume not found: %s", n)
 				}
 				return c.volumeError("not found", n)
 			}
+			items = append(items, c.volumeJSON(v))
 		}
-		fmt.Println("[]")
+		if len(items) == 0 {
+			return c.usage("volume inspect", "Missing expected argument '<names> ...'")
+		}
+		out, _ := json.MarshalIndent(items, "", "  ")
+		fmt.Println(strings.ReplaceAll(string(out), "/", `\/`)) // Swift's JSONEncoder escapes '/' before 1.4.1
 		return nil
 	case "rm", "delete":
 		for _, n := range args[1:] {
@@ -698,7 +705,16 @@ func (c *cli) volumeCmd(args []string) error {
 					return c.errorf("invalidState", "volume '%s' is currently in use and cannot be accessed by another container, or deleted", n)
 				}
 			}
-			unmountVolume(c.st.st.Volumes[n])
+			// The real CLI removes the volume's directory, image and all
+			// (VolumesService.swift _delete → removeItem(volumePath)): a
+			// volume created later under the same name starts empty.
+			v := c.st.st.Volumes[n]
+			unmountVolume(v)
+			if v.Image != "" {
+				if err := os.RemoveAll(filepath.Dir(v.Image)); err != nil {
+					return c.errorf("internalError", "storage error: %v", err)
+				}
+			}
 			delete(c.st.st.Volumes, n)
 		}
 		return nil
@@ -718,9 +734,9 @@ func (c *cli) volumeCmd(args []string) error {
 				fmt.Println(n)
 			}
 		case last(flags, "--format") == "json":
-			var items []map[string]any
+			var items []any
 			for _, n := range names {
-				items = append(items, map[string]any{"name": n, "driver": "local", "format": "ext4", "source": c.st.st.Volumes[n].Image})
+				items = append(items, c.volumeJSON(c.st.st.Volumes[n]))
 			}
 			fmt.Println(jsonLine(items))
 		default:
@@ -732,6 +748,26 @@ func (c *cli) volumeCmd(args []string) error {
 		return nil
 	}
 	return c.usage("volume", fmt.Sprintf("Unexpected argument '%s'", args[0]))
+}
+
+// volumeJSON is a volume as the imitated version encodes it: 0.x the
+// Volume struct (Volume.swift: name, driver, format, source, createdAt,
+// labels, options, sizeInBytes), 1.x a VolumeResource {id, configuration}
+// whose configuration says creationDate (VolumeResource.swift,
+// VolumeConfiguration.swift). source is the volume.img path on the host.
+func (c *cli) volumeJSON(v *volume) any {
+	created := v.Created
+	if created.IsZero() {
+		created = time.Unix(0, 0).UTC()
+	}
+	f := map[string]any{"name": v.Name, "driver": "local", "format": "ext4", "source": v.Image,
+		"labels": map[string]string{}, "options": v.Options, "sizeInBytes": int64(512 << 30)}
+	if !c.atLeast(1, 0, 0) {
+		f["createdAt"] = created.Format(time.RFC3339)
+		return f
+	}
+	f["creationDate"] = created.Format(time.RFC3339)
+	return map[string]any{"id": v.Name, "configuration": f}
 }
 
 // createVolume makes the volume's backing storage: a directory standing in
@@ -749,7 +785,7 @@ func (c *cli) createVolume(name string) (*volume, error) {
 		f.Truncate(512 << 30) // sparse 512 GiB, as the real default
 		f.Close()
 	}
-	v := &volume{Name: name, Options: map[string]string{}, Path: filepath.Join(base, "data"), Image: img}
+	v := &volume{Name: name, Options: map[string]string{}, Path: filepath.Join(base, "data"), Image: img, Created: time.Now().UTC().Truncate(time.Second)}
 	c.st.st.Volumes[name] = v
 	return v, nil
 }

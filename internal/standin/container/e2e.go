@@ -47,6 +47,10 @@ type e2eSpec struct {
 	// volumes' block devices that Apple's devtmpfs shows (the
 	// no-block-devices fault: a runtime that would hide them).
 	NoBlockDevices bool `json:"noBlockDevices"`
+	// Argv is the container's process: the image's entrypoint (/bin/sh
+	// /entrypoint) or --entrypoint, then the arguments after the image
+	// (Parser.swift processArguments: an --entrypoint drops the image's CMD).
+	Argv []string `json:"argv"`
 }
 
 type e2eMount struct {
@@ -117,6 +121,10 @@ func (c *cli) startE2E(ct *container) error {
 	}
 	run := filepath.Join(c.st.dir, "run", ct.ID)
 	spec := e2eSpec{Rootfs: rootfs, NewRoot: filepath.Join(run, "root"), RunDir: run, Hostname: ct.ID, Caps: c.capabilities(ct)}
+	spec.Argv = append([]string{"/bin/sh", "/entrypoint"}, ct.Arguments...)
+	if ct.Entrypoint != "" {
+		spec.Argv = append([]string{ct.Entrypoint}, ct.Arguments...)
+	}
 	if c.atLeast(1, 2, 0) {
 		spec.Masked = pathOverrides(defaultMaskedPaths, ct.MaskedPaths)
 		spec.ReadOnly = pathOverrides(defaultReadonlyPaths, ct.ReadonlyPaths)
@@ -256,7 +264,20 @@ func e2eInit(specFile string) error {
 	if err := dropCapabilities(s.Caps); err != nil {
 		return err
 	}
-	return syscall.Exec("/bin/sh", []string{"/bin/sh", "/entrypoint"}, s.Env)
+	argv := s.Argv
+	if len(argv) == 0 {
+		argv = []string{"/bin/sh", "/entrypoint"}
+	}
+	path := argv[0]
+	if !strings.Contains(path, "/") { // looked up on the container's PATH, as vminitd does
+		for _, dir := range []string{"/bin", "/usr/bin", "/usr/sbin", "/sbin"} {
+			if _, err := os.Stat(filepath.Join(dir, path)); err == nil {
+				path = filepath.Join(dir, path)
+				break
+			}
+		}
+	}
+	return syscall.Exec(path, argv, s.Env)
 }
 
 func assembleRoot(s e2eSpec) error {

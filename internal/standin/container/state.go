@@ -68,6 +68,7 @@ type volume struct {
 	Options map[string]string `json:"options"`
 	Path    string            `json:"path"` // the volume.img stand-in: a directory holding the volume's files
 	Image   string            `json:"image"`
+	Created time.Time         `json:"created"`
 }
 
 type store struct {
