@@ -130,10 +130,38 @@ const NixDarwinLabel = "org.nixos.wrapix-builder"
 // ErrNixDarwinAgent: nix-darwin's module already runs serve for this user.
 var ErrNixDarwinAgent = errors.New("nix-darwin's services.wrapix-builder already runs `wrapix-builder serve` at login (" + NixDarwinLabel + ")")
 
+// ErrNoGUISession: the user has no gui/<uid> launchd domain (nobody is
+// logged in to the desktop as them, e.g. setup over ssh), so the agent
+// cannot be loaded: `launchctl bootstrap gui/<uid>` fails with "5:
+// Input/output error". The user/<uid> domain is not a way out: Apple's
+// container services follow the session that starts them (gui/<uid> under
+// Aqua, user/<uid> under Background: apple/container
+// scripts/ensure-container-stopped.sh), and a LaunchAgent is loaded into
+// the gui domain at the next login anyway.
+var ErrNoGUISession = errors.New("no desktop (GUI) login session")
+
+// SessionFix is what to do about ErrNoGUISession.
+const SessionFix = "log in to this Mac's desktop as that user (at the screen or through Screen Sharing), then run `sudo wrapix-builder setup` again (from a Terminal there, or over ssh while that session stays open)"
+
+// CheckSession refuses, before anything is written, a user without a gui
+// domain: launchctl cannot print gui/<uid> then. With nix-darwin's agent
+// there, nothing will be loaded, and nothing is checked.
+func CheckSession(u User, run Runner) error {
+	if nixDarwinAgent(u.Home) {
+		return nil
+	}
+	domain := "gui/" + strconv.Itoa(u.UID)
+	if err := run([]string{"/bin/launchctl", "print", domain}); err != nil {
+		return fmt.Errorf("%w for uid %d: the login agent cannot be loaded into %s (%v)", ErrNoGUISession, u.UID, domain, err)
+	}
+	return nil
+}
+
 // Install writes the agent (owned by the user) and (re)loads it into the
 // user's gui domain, so the new program path takes effect now. When
 // nix-darwin's agent is there, it installs nothing (ErrNixDarwinAgent): two
-// serves would fight for the port at every login.
+// serves would fight for the port at every login. Without a gui domain it
+// writes nothing (ErrNoGUISession).
 func Install(u User, s Spec, run Runner) error {
 	text, err := Plist(s)
 	if err != nil {
@@ -141,6 +169,9 @@ func Install(u User, s Spec, run Runner) error {
 	}
 	if nixDarwinAgent(u.Home) {
 		return ErrNixDarwinAgent
+	}
+	if err := CheckSession(u, run); err != nil {
+		return err
 	}
 	p := Path(u.Home)
 	if err := asUser(u, text, "umask 022 && mkdir -p -- \"$1\" && tmp=$(mktemp \"$1/.agent.XXXXXX\") && "+

@@ -128,6 +128,14 @@ exactly what setup did.`,
 			if err != nil {
 				return err
 			}
+			// Without a desktop session the agent cannot be loaded (setup
+			// over ssh): say so before writing anything (issue 17 point 7).
+			if err := e.agentSession(b, root, uid, run); err != nil {
+				if !dryRun {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "note: setup would stop here: %v\n", err)
+			}
 			if dryRun {
 				fmt.Fprint(e.stdout, plan.Render(true))
 				return e.loginAgent(b, root, uid, false, true, run)
@@ -308,6 +316,22 @@ func (e *env) loginAgent(b *lifecycle.Builder, root string, uid int, undo, dryRu
 		return problem.Wrap(problem.Setup, err, "cannot install the login agent "+path, "run `wrapix-builder serve` yourself, and report this")
 	}
 	fmt.Fprintf(e.stdout, "login agent %s runs `wrapix-builder serve` (starts the builder when Nix connects)\n", path)
+	return nil
+}
+
+// agentSession checks that the login agent can be loaded for the user
+// (macOS; a user setup cannot name gets a note from loginAgent instead).
+func (e *env) agentSession(b *lifecycle.Builder, root string, uid int, run setup.Runner) error {
+	if goruntime.GOOS != "darwin" {
+		return nil
+	}
+	u, err := invokingUser(root, b.Layout.KeysDir(), uid)
+	if err != nil {
+		return nil
+	}
+	if err := agent.CheckSession(u, agent.Runner(run)); err != nil {
+		return problem.Newf(problem.Setup, agent.SessionFix, "%v; nothing was changed", err)
+	}
 	return nil
 }
 
