@@ -177,3 +177,55 @@ func TestInstallWithoutGUISession(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// The agent runs its program at every login. From a Nix profile the running
+// CLI is a /nix/store path, deleted by the garbage collection after the
+// next upgrade (issue 17 point 6): the agent records the profile's link
+// that leads to it, and refuses a store program no profile links to.
+func TestStableProgramOutlivesAnUpgrade(t *testing.T) {
+	base := t.TempDir()
+	defer func(s string) { StoreDir = s }(StoreDir)
+	StoreDir = filepath.Join(base, "nix", "store") + "/"
+	mk := func(p string) string {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	link := func(target, p string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1 := mk(StoreDir + "aaa-wrapix-builder-app-0.1.0/Applications/Wrapix Builder.app/Contents/MacOS/wrapix-builder")
+	link(v1, StoreDir+"aaa-wrapix-builder-app-0.1.0/bin/wrapix-builder")
+	v2 := mk(StoreDir + "bbb-wrapix-builder-0.2.0/bin/wrapix-builder")
+	profile := StoreDir + "ccc-profile"
+	link(StoreDir+"aaa-wrapix-builder-app-0.1.0/bin/wrapix-builder", profile+"/bin/wrapix-builder")
+	home := filepath.Join(base, "home")
+	link(profile, filepath.Join(home, ".nix-profile"))
+	u := User{Home: home, UID: os.Getuid(), GID: os.Getgid(), Name: "alice"}
+	want := filepath.Join(home, ".nix-profile", "bin", "wrapix-builder")
+
+	for _, self := range []string{v1, want} { // os.Executable's path, or the link it was run through
+		got, err := StableProgram(self, u)
+		if err != nil || got != want {
+			t.Errorf("StableProgram(%s) = %q, %v; want the profile's link %s", self, got, err, want)
+		}
+	}
+	if _, err := StableProgram(v2, u); err == nil || !strings.Contains(err.Error(), "no Nix profile of yours links to it") {
+		t.Errorf("a store program no profile links to (nix run): %v", err)
+	}
+	outside := mk(filepath.Join(base, "Applications", "Wrapix Builder.app", "Contents", "MacOS", "wrapix-builder"))
+	if got, err := StableProgram(outside, u); err != nil || got != outside {
+		t.Errorf("a program outside the store: %q, %v", got, err)
+	}
+}

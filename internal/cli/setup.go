@@ -304,9 +304,9 @@ func (e *env) loginAgent(b *lifecycle.Builder, root string, uid int, undo, dryRu
 		}
 		return nil
 	}
-	self, err := os.Executable()
+	self, err := agentProgram(u)
 	if err != nil {
-		return problem.Wrap(problem.Setup, err, "cannot find this program for the login agent", "")
+		return err
 	}
 	spec := agent.Spec{Program: self, DataDir: b.Layout.DataDir, ConfigDir: b.Layout.ConfigDir}
 	if err := agent.Install(u, spec, agent.Runner(run)); errors.Is(err, agent.ErrNixDarwinAgent) {
@@ -329,10 +329,27 @@ func (e *env) agentSession(b *lifecycle.Builder, root string, uid int, run setup
 	if err != nil {
 		return nil
 	}
+	if _, err := agentProgram(u); err != nil {
+		return err
+	}
 	if err := agent.CheckSession(u, agent.Runner(run)); err != nil {
 		return problem.Newf(problem.Setup, agent.SessionFix, "%v; nothing was changed", err)
 	}
 	return nil
+}
+
+// agentProgram is the path of this program the login agent runs: one that
+// outlives an upgrade (a Nix profile's link, not the store path).
+func agentProgram(u agent.User) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", problem.Wrap(problem.Setup, err, "cannot find this program for the login agent", "")
+	}
+	p, err := agent.StableProgram(self, u)
+	if err != nil {
+		return "", problem.Newf(problem.Setup, agent.StableProgramFix, "%v; nothing was changed", err)
+	}
+	return p, nil
 }
 
 // invokingUser is the user the login agent is for: invokingUID (sudo's,
@@ -359,7 +376,7 @@ func invokingUser(root, keysDir string, uid int) (agent.User, error) {
 		return agent.User{}, err
 	}
 	gid, _ := strconv.Atoi(u.Gid)
-	return agent.User{Home: filepath.Join(root, u.HomeDir), UID: uid, GID: gid}, nil
+	return agent.User{Home: filepath.Join(root, u.HomeDir), UID: uid, GID: gid, Name: u.Username}, nil
 }
 
 // reexecWithSudo runs this same setup as root. The user's directories are
