@@ -25,7 +25,9 @@ type Clipboard interface{ Copy(text string) error }
 
 // Admin runs a command with administrator rights after asking the user.
 // A prompt the user dismisses is ErrCancelled; one left unanswered for
-// AdminTimeout is ended (the error says so).
+// AdminTimeout is ended (the error says so). The command must accept
+// lifeline.Flag (`wrapix-builder setup` does) and stop when its lifeline
+// closes: on ctx's end (the app quits) it is told to stop.
 type Admin interface {
 	Run(ctx context.Context, argv []string) error
 }
@@ -33,13 +35,9 @@ type Admin interface {
 // ErrCancelled: the user dismissed the administrator prompt. Not a failure.
 var ErrCancelled = errors.New("cancelled by the user")
 
-// AdminTimeout bounds the administrator prompt and the command it runs.
+// AdminTimeout bounds the administrator prompt: once the password is
+// typed the command runs to its end (runAdmin).
 var AdminTimeout = 5 * time.Minute
-
-// adminContext applies AdminTimeout.
-func adminContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, AdminTimeout)
-}
 
 // adminTimedOut is the error for a prompt nobody answered.
 func adminTimedOut() error {

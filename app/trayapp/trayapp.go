@@ -22,7 +22,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -550,7 +552,14 @@ func (a *App) click(ctx context.Context, id string) {
 		// As root, setup acts for the user --for-uid names: macOS's
 		// administrator prompt sets no SUDO_UID.
 		argv := a.cliArgs("setup", "--for-uid", strconv.Itoa(os.Getuid()))
-		a.background(ctx, "Running setup", func(ctx context.Context) error { return a.Platform.Admin.Run(ctx, argv) },
+		a.background(ctx, "Running setup", func(ctx context.Context) error {
+			// Check first, ask second: what setup as root would refuse is
+			// refused before the password is asked for (issue 17 point 8).
+			if err := setupPreflight(a.CLI); err != nil {
+				return err
+			}
+			return a.Platform.Admin.Run(ctx, argv)
+		},
 			func() { a.notify("Wrapix Builder setup done", "Your Mac's Nix now uses the builder.") }, "Setup failed")
 	case menu.CopyConfig:
 		a.quick(ctx, "Copy failed", a.copyConfig)
@@ -595,6 +604,27 @@ func (a *App) click(ctx context.Context, id string) {
 			a.clickFinished(ctx, i)
 		}
 	}
+}
+
+// setupPreflight is what setup refuses about the program its login agent
+// runs (a path macOS removes later; on macOS a Nix store path no profile
+// links to), checked before the administrator prompt.
+func setupPreflight(cli string) error {
+	if err := agent.CheckProgram(cli); err != nil {
+		return fmt.Errorf("%w: %s", err, agent.ProgramFix)
+	}
+	if goruntime.GOOS != "darwin" {
+		return nil // only macOS installs the login agent
+	}
+	u := agent.User{UID: os.Getuid(), GID: os.Getgid()}
+	u.Home, _ = os.UserHomeDir()
+	if cur, err := user.Current(); err == nil {
+		u.Name = cur.Username
+	}
+	if _, err := agent.StableProgram(cli, u); err != nil {
+		return fmt.Errorf("%w: %s", err, agent.StableProgramFix)
+	}
+	return nil
 }
 
 // quick runs a short action in a goroutine and reports its failure.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,5 +212,22 @@ func TestNextPoll(t *testing.T) {
 		if got := a.nextPoll(); got != tc.want {
 			t.Errorf("%s: next poll in %s, want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+// Check first, ask second (issue 17 point 8): an app run from its disk
+// image or translocated is refused before the administrator prompt, not by
+// setup after the password.
+func TestSetupPreflightBeforeThePrompt(t *testing.T) {
+	for _, cli := range []string{
+		"/Volumes/Wrapix Builder/Wrapix Builder.app/Contents/MacOS/wrapix-builder",
+		"/private/var/folders/x/AppTranslocation/1234/d/Wrapix Builder.app/Contents/MacOS/wrapix-builder",
+	} {
+		if err := setupPreflight(cli); err == nil || !strings.Contains(err.Error(), "move Wrapix Builder to Applications") {
+			t.Errorf("%s: %v", cli, err)
+		}
+	}
+	if err := setupPreflight("/Applications/Wrapix Builder.app/Contents/MacOS/wrapix-builder"); err != nil {
+		t.Errorf("from /Applications: %v", err)
 	}
 }

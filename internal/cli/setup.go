@@ -23,6 +23,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/doctor"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
+	"github.com/wrapix/wrapix-builder/builder/lifeline"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/problem"
@@ -32,7 +33,7 @@ import (
 
 func setupCmd(e *env) *cobra.Command {
 	var dryRun, undo bool
-	var root, uri string
+	var root, uri, lifelinePath string
 	forUID := keys.AnyOwner
 	cmd := &cobra.Command{
 		Use:   "setup",
@@ -45,9 +46,19 @@ Runs through sudo when not root. Idempotent. --dry-run prints the plan; --undo r
 exactly what setup did.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			// Started by the app's administrator prompt: go on only while the
+			// app waits for us, and stop when it quits (issue 17 point 8).
+			if lifelinePath != "" {
+				held, err := lifeline.Hold(ctx, lifelinePath, forUID)
+				if err != nil {
+					return problem.Wrap(problem.Setup, err, "setup did not start: nothing was changed", "choose Run setup… in the app again")
+				}
+				ctx = held
+			}
 			done := make(chan struct{})
 			defer close(done)
-			go endOnSignal(cmd.Context(), done, e.stderr)
+			go endOnSignal(ctx, done, e.stderr)
 			// Root writes through --root and trusts the journal there: only
 			// a tree nobody but root can change (issue 16).
 			if os.Geteuid() == 0 && root != "/" {
@@ -81,7 +92,7 @@ exactly what setup did.`,
 				return err
 			}
 			if !dryRun && root == "/" && os.Geteuid() != 0 {
-				return e.reexecWithSudo(cmd.Context(), b.Layout.DataDir, b.Layout.ConfigDir, undo, uri)
+				return e.reexecWithSudo(ctx, b.Layout.DataDir, b.Layout.ConfigDir, undo, uri)
 			}
 			var probe setup.RouteProber
 			if goruntime.GOOS == "darwin" && root == "/" {
@@ -113,7 +124,7 @@ exactly what setup did.`,
 					return problem.Newf(problem.Setup, agent.ProgramFix, "%v", err)
 				}
 			}
-			form, err := uriForm(cmd.Context(), uri)
+			form, err := uriForm(ctx, uri)
 			if err != nil {
 				return err
 			}
@@ -161,6 +172,8 @@ exactly what setup did.`,
 	// directory the app's environment points at.
 	cmd.Flags().IntVar(&forUID, "for-uid", keys.AnyOwner, "as root: the user setup acts for (default: sudo's SUDO_UID)")
 	_ = cmd.Flags().MarkHidden("for-uid")
+	cmd.Flags().StringVar(&lifelinePath, strings.TrimPrefix(lifeline.Flag, "--"), "", "the app's lifeline socket (the administrator prompt's setup)")
+	_ = cmd.Flags().MarkHidden(strings.TrimPrefix(lifeline.Flag, "--"))
 	cmd.MarkFlagsMutuallyExclusive("dry-run", "undo")
 	return cmd
 }
@@ -221,7 +234,7 @@ func endOnSignal(ctx context.Context, done <-chan struct{}, stderr io.Writer) {
 	select {
 	case <-done:
 	case <-time.After(2 * time.Second):
-		fmt.Fprintln(stderr, "wrapix-builder: setup interrupted by a signal (fix: run it again to finish, or `wrapix-builder setup --undo` to reverse what it did)")
+		fmt.Fprintln(stderr, "wrapix-builder: setup interrupted by a signal or by the app that started it quitting (fix: run it again to finish, or `wrapix-builder setup --undo` to reverse what it did)")
 		os.Exit(problem.ExitCodeOf(problem.Setup))
 	}
 }
