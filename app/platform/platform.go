@@ -20,6 +20,14 @@ type Notifier interface {
 	Notify(title, body string) error
 }
 
+// ErrNotificationsDenied: the user chose "Don't Allow" for the app's
+// notifications; the app shows none (no other way around their choice).
+var ErrNotificationsDenied = errors.New("notifications are off for Wrapix Builder (System Settings ▸ Notifications ▸ Wrapix Builder turns them on)")
+
+// ErrNotificationsFailed: macOS refused the app's notifications without
+// asking the user (e.g. a bundle whose signature does not bind Info.plist).
+var ErrNotificationsFailed = errors.New("macOS refused notifications to Wrapix Builder")
+
 // Clipboard puts text on the clipboard.
 type Clipboard interface{ Copy(text string) error }
 

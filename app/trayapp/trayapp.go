@@ -100,6 +100,8 @@ type App struct {
 	wake  chan string // reasons to observe, from the watchers
 	posts chan func() // results from goroutines, run by the loop
 	work  sync.WaitGroup
+
+	notifyErrs sync.Map // reasons already logged by notifyFailed
 }
 
 // Run drives the app until ctx ends.
@@ -514,7 +516,18 @@ func (a *App) render() {
 // fallback takes a moment).
 func (a *App) notify(title, body string) {
 	if a.Platform.Notifier != nil {
-		go func() { _ = a.Platform.Notifier.Notify(title, body) }()
+		go func() { a.notifyFailed(a.Platform.Notifier.Notify(title, body)) }()
+	}
+}
+
+// notifyFailed reports, once per reason, why a notification was not shown
+// (issue 17 point 5: before, macOS dropped them silently) in the app's log.
+func (a *App) notifyFailed(err error) {
+	if err == nil {
+		return
+	}
+	if _, seen := a.notifyErrs.LoadOrStore(err.Error(), true); !seen {
+		fmt.Fprintf(os.Stderr, "wrapix-builder-app: notification not shown: %v\n", err)
 	}
 }
 
