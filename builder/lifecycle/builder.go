@@ -44,6 +44,10 @@ type Builder struct {
 	Config   config.Config
 	CLI      *runtime.CLI
 	Progress func(msg string) // start/stop steps, for the user; may be nil
+	// OnDemand: a start for a connecting build (serve). It never builds the
+	// image — that can take longer than the build waits to connect (issue
+	// 17 point 4); without one it fails at once, naming the fix.
+	OnDemand bool
 }
 
 // DefaultContainerCLI is the container CLI's name, looked up on $PATH and
@@ -206,6 +210,10 @@ func (b *Builder) ensureImage(ctx context.Context) error {
 		return err
 	}
 	archive := b.Config.ImageArchive
+	if archive == "" && b.OnDemand {
+		return problem.Newf(problem.Runtime, "run `wrapix-builder start` once (it builds the image, with progress), or choose Start in the app",
+			"the builder image %s is not loaded, and a start for a connecting build does not build it (that takes longer than the build waits)", b.Config.Image)
+	}
 	if archive == "" {
 		// First start without an image: build the one pinned to this version (docs/on-demand.md).
 		if archive, err = b.buildImage(ctx); err != nil {

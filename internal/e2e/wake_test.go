@@ -353,3 +353,34 @@ func TestSlowWakeStillBuilds(t *testing.T) {
 		t.Fatalf("a build that waited 12 s for the builder to start: %v\n%s\n--- serve\n%s", err, out, k.Output())
 	}
 }
+
+// A wake never builds the image (issue 17 point 4): that can outlast the
+// connecting build's wait. Without the image it fails at once, naming the
+// fix (`wrapix-builder start`, which builds it with progress), and runs no
+// Nix build and no image load; `start` then builds it.
+func TestWakeNeverBuildsTheImage(t *testing.T) {
+	w, h := wakeWorld(t, "")
+	flake := imageFlake(t)
+	w.WriteConfig(`systems = ["x86_64-linux"]` + "\n" + `image = "other:latest"` + "\n" + `image-flake = "path:` + flake + `"` + "\n")
+	t.Setenv("NIX_CONFIG", "build-users-group =\nsubstituters =")
+	loads := len(w.CallsStarting("image", "load"))
+	k := w.Serve()
+	drv := h.derivation("no-image", `echo no image > $out`)
+	t0 := time.Now()
+	out, err := h.build(filepath.Join(h.Work, "c1"), drv, 120*time.Second)
+	if err == nil {
+		t.Fatalf("the build succeeded without an image?\n%s", out)
+	}
+	d := time.Since(t0)
+	st := wakerState(t, w)
+	if st.LastFailure == nil || !strings.Contains(st.LastFailure.Reason, "wrapix-builder start") {
+		t.Fatalf("last failure %+v, want the fix `wrapix-builder start`\n--- serve\n%s", st.LastFailure, k.Output())
+	}
+	if n := len(w.CallsStarting("image", "load")); n != loads {
+		t.Fatalf("the wake loaded an image (%d loads): it built one", n-loads)
+	}
+	t.Logf("the wake without an image failed after %s", d.Round(100*time.Millisecond))
+	if d > 45*time.Second {
+		t.Fatalf("Nix waited %s for a wake without an image", d)
+	}
+}
