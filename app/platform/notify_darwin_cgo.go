@@ -35,7 +35,7 @@ type nativeNotifier struct {
 	auth   atomic.Pointer[error] // nil until macOS answers; then nil error (granted) or why not
 	seq    atomic.Int64
 	run    string // this run of the app, in notification identifiers
-	bundle error  // codesig.CheckBundle of our own bundle: why macOS may refuse us
+	bundle string // our .app, whose signature may be why macOS refuses us
 }
 
 // nextID names a notification request. A request with the identifier of
@@ -55,7 +55,7 @@ func nativeOrScriptNotifier() Notifier {
 	if !ok {
 		return scriptNotifier{}
 	}
-	n := &nativeNotifier{run: strconv.FormatInt(time.Now().UnixNano(), 36), bundle: codesig.CheckBundle(bundlePath)}
+	n := &nativeNotifier{run: strconv.FormatInt(time.Now().UnixNano(), 36), bundle: bundlePath}
 	dispatch.MainQueue().DispatchAsync(func() {
 		notifyClicks.ok = installClickDelegate()
 		close(notifyClicks.installed)
@@ -81,8 +81,8 @@ func nativeOrScriptNotifier() Notifier {
 // without asking the user: with a bundle not signed as a bundle, that is
 // the cause to name.
 func (n *nativeNotifier) authFailed(reason string) error {
-	if n.bundle != nil {
-		return fmt.Errorf("%w: %s (%v); install an app signed as a bundle (the flake's, make app, or the dmg)", ErrNotificationsFailed, reason, n.bundle)
+	if err := codesig.CheckBundle(n.bundle); err != nil {
+		return fmt.Errorf("%w: %s (%v); install an app signed as a bundle (the flake's, make app, or the dmg)", ErrNotificationsFailed, reason, err)
 	}
 	return fmt.Errorf("%w: %s", ErrNotificationsFailed, reason)
 }
