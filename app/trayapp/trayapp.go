@@ -101,7 +101,8 @@ type App struct {
 	posts chan func() // results from goroutines, run by the loop
 	work  sync.WaitGroup
 
-	notifyErrs sync.Map // reasons already logged by notifyFailed
+	notifyErrs sync.Map        // reasons already logged by notifyFailed
+	done       <-chan struct{} // Run's end
 }
 
 // Run drives the app until ctx ends.
@@ -117,6 +118,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.wake = make(chan string, 8)
 	a.posts = make(chan func(), 16)
+	a.done = ctx.Done()
 	a.backoff = FastPoll
 	a.state.StartupError = a.StartupError
 	if a.Builder != nil {
@@ -521,13 +523,22 @@ func (a *App) notify(title, body string) {
 }
 
 // notifyFailed reports, once per reason, why a notification was not shown
-// (issue 17 point 5: before, macOS dropped them silently) in the app's log.
+// (issue 17 point 5: before, macOS dropped them silently): in the app's
+// log, and when macOS refused without asking the user, in the menu. A
+// user's "Don't Allow" is their choice: logged only.
 func (a *App) notifyFailed(err error) {
 	if err == nil {
 		return
 	}
-	if _, seen := a.notifyErrs.LoadOrStore(err.Error(), true); !seen {
-		fmt.Fprintf(os.Stderr, "wrapix-builder-app: notification not shown: %v\n", err)
+	if _, seen := a.notifyErrs.LoadOrStore(err.Error(), true); seen {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "wrapix-builder-app: notification not shown: %v\n", err)
+	if errors.Is(err, platform.ErrNotificationsFailed) {
+		select {
+		case a.posts <- func() { a.state.LastError = "Notifications: " + err.Error(); a.render() }:
+		case <-a.done:
+		}
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wrapix/wrapix-builder/app/menu"
+	"github.com/wrapix/wrapix-builder/app/platform"
 	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
@@ -229,5 +232,54 @@ func TestSetupPreflightBeforeThePrompt(t *testing.T) {
 	}
 	if err := setupPreflight("/Applications/Wrapix Builder.app/Contents/MacOS/wrapix-builder"); err != nil {
 		t.Errorf("from /Applications: %v", err)
+	}
+}
+
+// failingNotifier refuses every notification with err.
+type failingNotifier struct{ err error }
+
+func (f failingNotifier) Notify(string, string) error { return f.err }
+
+// A notification macOS refused without asking is reported in the menu
+// (issue 17 point 5: before, it was dropped silently); the user's "Don't
+// Allow" is not an error.
+func TestNotificationRefusalIsReported(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("%w: Notifications are not allowed for this application", platform.ErrNotificationsFailed), "Error: Notifications: macOS refused"},
+		{platform.ErrNotificationsDenied, ""},
+	} {
+		tray := newFakeTray()
+		app := &App{Tray: tray, CLI: "wrapix-builder", Root: t.TempDir(), StartupError: errors.New("bad config.toml"),
+			Platform: platform.Platform{Notifier: failingNotifier{tc.err}}}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { app.Run(ctx); close(done) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, seen := app.notifyErrs.Load(tc.err.Error())
+			if seen || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		got := ""
+		for time.Now().Before(deadline) {
+			done := make(chan string, 1)
+			if !app.post(ctx, func() { done <- app.state.LastError }) {
+				break
+			}
+			if got = <-done; got != "" || tc.want == "" {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		if tc.want == "" && got != "" || tc.want != "" && !strings.HasPrefix("Error: "+got, tc.want) {
+			t.Errorf("%v: menu error %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }
