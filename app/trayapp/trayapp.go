@@ -582,6 +582,11 @@ func (a *App) click(ctx context.Context, id string) {
 			if err := setupPreflight(a.CLI); err != nil {
 				return err
 			}
+			// The keys root setup copies and the image a build's wake needs
+			// (never built inside a wake), made here with progress.
+			if err := a.Builder.Prepare(ctx); err != nil {
+				return err
+			}
 			return a.Platform.Admin.Run(ctx, argv)
 		},
 			func() { a.notify("Wrapix Builder setup done", "Your Mac's Nix now uses the builder.") }, "Setup failed")

@@ -90,6 +90,36 @@ func (b *Builder) lock(ctx context.Context, what string) (*lock.Lock, error) {
 	})
 }
 
+// Prepare makes ready, without running the builder, what a start needs and
+// cannot make quickly: the container system, the keys, and the image
+// (built with progress when missing). The app's Run setup… calls it before
+// the administrator prompt, so that the root setup finds the keys and a
+// build's on-demand start finds the image (issue 17 points 4 and 8).
+func (b *Builder) Prepare(ctx context.Context) error {
+	l, err := b.lock(ctx, "prepare")
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	if _, err := b.CLI.Version(ctx); err != nil {
+		return err
+	}
+	running, err := b.CLI.SystemRunning(ctx)
+	if err != nil {
+		return err
+	}
+	if !running {
+		b.say("starting the container system service (the first time downloads a Linux kernel)…")
+		if err := b.CLI.SystemStart(ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := keys.Ensure(b.Layout); err != nil {
+		return err
+	}
+	return b.ensureImage(ctx)
+}
+
 // Start makes the builder ready. It is idempotent: a ready builder is left
 // alone. It returns only when SSH answers with the pinned host key and
 // nix-daemon responds, or with the reason it could not.

@@ -29,3 +29,27 @@ func checkBundleCmd(e *env) *cobra.Command {
 		},
 	}
 }
+
+// prepareCmd makes the keys and the image ready without starting the
+// builder (lifecycle.Prepare): setup run as yourself does it before sudo,
+// so that a build's on-demand start, which never builds the image, finds
+// it (issue 17 point 4).
+func prepareCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:    "prepare",
+		Short:  "Make the keys and the builder image ready without starting the builder",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := e.builder(true)
+			if err != nil {
+				return err
+			}
+			if err := b.Prepare(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(e.stdout, "prepared: the keys and the image "+b.Config.Image+" are ready")
+			return nil
+		},
+	}
+}

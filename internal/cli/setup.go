@@ -92,6 +92,13 @@ exactly what setup did.`,
 				return err
 			}
 			if !dryRun && root == "/" && os.Geteuid() != 0 {
+				// As yourself, before sudo: the image (and keys) a build's
+				// on-demand start needs and never builds (issue 17 point 4).
+				if !undo && goruntime.GOOS == "darwin" {
+					if err := b.Prepare(ctx); err != nil {
+						return err
+					}
+				}
 				return e.reexecWithSudo(ctx, b.Layout.DataDir, b.Layout.ConfigDir, undo, uri)
 			}
 			var probe setup.RouteProber

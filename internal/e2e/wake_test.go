@@ -384,3 +384,33 @@ func TestWakeNeverBuildsTheImage(t *testing.T) {
 		t.Fatalf("Nix waited %s for a wake without an image", d)
 	}
 }
+
+// Prepare (setup as yourself before sudo, the app's Run setup… before its
+// prompt) builds and loads the image with progress without running the
+// builder, so a build's on-demand start finds it (issue 17 point 4).
+func TestPrepareBuildsTheImageUpFront(t *testing.T) {
+	w, _ := setupWithoutWaker(t, nil)
+	flake := imageFlake(t)
+	w.WriteConfig(`systems = ["x86_64-linux"]` + "\n" + `image-flake = "path:` + flake + `"` + "\n")
+	t.Setenv("CONTAINER_STANDIN_IMAGES", "") // nothing loaded
+	t.Setenv("NIX_CONFIG", "build-users-group =\nsubstituters =")
+	before := runs(w)
+	r := wb(t, "prepare")
+	if r.code != 0 {
+		t.Fatalf("prepare without an image: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"is not loaded: building it with Nix from path:" + flake + "#builder-image", "nix: building '/nix/store/", "loading the builder image from /nix/store/"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Fatalf("no %q in the progress:\n%s", want, r.stderr)
+		}
+	}
+	if n := len(w.CallsStarting("image", "load")); n != 1 {
+		t.Fatalf("%d image loads", n)
+	}
+	if runs(w) != before {
+		t.Fatal("prepare ran the builder")
+	}
+	if r := wb(t, "prepare"); r.code != 0 || len(w.CallsStarting("image", "load")) != 1 {
+		t.Fatalf("a second prepare: %d, %d loads\n%s", r.code, len(w.CallsStarting("image", "load")), r.stderr)
+	}
+}
