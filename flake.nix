@@ -65,7 +65,9 @@
         # per-file signing (autoSignDarwinBinariesHook, a fixupOutputHook:
         # pkgs/os-specific/darwin/signing-utils/auto-sign-hook.sh) names each
         # Mach-O after its file and binds no Info.plist, and macOS silently
-        # drops the notifications of such an app (issue 17 point 5).
+        # drops the notifications of such an app (issue 17 point 5). rcodesign
+        # names the main executable after CFBundleIdentifier and seals
+        # Info.plist and the resources (apple-codesign src/bundle_signing.rs).
         nativeBuildInputs = [ pkgs.rcodesign ];
         doCheck = false;
         postInstall = ''
