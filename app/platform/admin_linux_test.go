@@ -96,7 +96,15 @@ wait $!`)
 	return dir, typePassword, wait
 }
 
-func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+// alive: the process exists and is no zombie (an orphan's reaper may be slow).
+func alive(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(stat), ") ")
+	return !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
+}
 
 func setAdminTimeout(t *testing.T, d time.Duration) {
 	old := AdminTimeout
