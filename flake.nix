@@ -61,6 +61,14 @@
         src = ./.;
         subPackages = [ "app" "cmd/wrapix-builder" "assets/gen" ];
         buildInputs = [ pkgs.libffi (ffiInclude pkgs) ]; # darwinkit's objc calls through libffi
+        # rcodesign (apple-codesign) signs the whole bundle ad hoc: nixpkgs'
+        # per-file signing (autoSignDarwinBinariesHook, a fixupOutputHook:
+        # pkgs/os-specific/darwin/signing-utils/auto-sign-hook.sh) names each
+        # Mach-O after its file and binds no Info.plist, and macOS silently
+        # drops the notifications of such an app (issue 17 point 5). rcodesign
+        # names the main executable after CFBundleIdentifier and seals
+        # Info.plist and the resources (apple-codesign src/bundle_signing.rs).
+        nativeBuildInputs = [ pkgs.rcodesign ];
         doCheck = false;
         postInstall = ''
           app="$out/Applications/Wrapix Builder.app/Contents"
@@ -71,6 +79,13 @@
           sed "s/@VERSION@/${version}/g" ${./Info.plist} > "$app/Info.plist"
           # The icon Info.plist names, without iconutil (not in the sandbox).
           $out/bin/gen -icns "$app/Resources/AppIcon.icns" && rm $out/bin/gen
+        '';
+        # After fixup (stripping, then the per-file signatures): the bundle's
+        # signature binds Info.plist and names org.wrapix.builder, which the
+        # bundled CLI checks, failing the build otherwise.
+        postFixup = ''
+          rcodesign sign "$out/Applications/Wrapix Builder.app"
+          "$out/Applications/Wrapix Builder.app/Contents/MacOS/wrapix-builder" check-bundle "$out/Applications/Wrapix Builder.app"
         '';
         meta = { description = "Wrapix Builder menu-bar app"; mainProgram = "wrapix-builder"; platforms = nixpkgs.lib.platforms.darwin; };
       };

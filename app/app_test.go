@@ -20,6 +20,7 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/wrapix/wrapix-builder/builder/lifeline"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -379,9 +380,10 @@ func TestAppOverDBus(t *testing.T) {
 	waitFor(t, 5*time.Second, "pkexec", func() bool { _, err := os.Stat(pkexecLog); return err == nil })
 	raw, _ := os.ReadFile(pkexecLog)
 	got := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
-	wantArgv := []string{cli, "--data-dir", w.DataDir, "--config-dir", w.ConfigDir, "setup", "--for-uid", strconv.Itoa(os.Getuid())}
-	if strings.Join(got, "|") != strings.Join(wantArgv, "|") {
-		t.Fatalf("pkexec argv %q, want %q", got, wantArgv)
+	// The last two: the app's lifeline (issue 17 point 8), a socket path.
+	wantArgv := []string{cli, "--data-dir", w.DataDir, "--config-dir", w.ConfigDir, "setup", "--for-uid", strconv.Itoa(os.Getuid()), lifeline.Flag}
+	if len(got) != len(wantArgv)+1 || strings.Join(got[:len(wantArgv)], "|") != strings.Join(wantArgv, "|") || !filepath.IsAbs(got[len(got)-1]) {
+		t.Fatalf("pkexec argv %q, want %q and a socket path", got, wantArgv)
 	}
 	waitFor(t, 5*time.Second, "setup notification", func() bool { return b.notified("Wrapix Builder setup done") }, b)
 	filepath.Walk(w.Home, func(p string, fi os.FileInfo, err error) error {

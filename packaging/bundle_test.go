@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/wrapix/wrapix-builder/builder/codesig"
 )
 
 // plistDict reads the top-level <dict> of an XML property list.
@@ -101,6 +103,22 @@ func TestMakeAppBundle(t *testing.T) {
 			t.Errorf("%s reports version %q, Info.plist %q", bin, got, v)
 		}
 		f.Close()
+	}
+	// The signature (builder/codesig reads it and checks every page): on a
+	// Mac, codesign binds Info.plist and the bundle identifier (notifications
+	// need both, issue 17 point 5); here the binaries carry only Go's
+	// per-file signature, which check-bundle tells apart.
+	for _, bin := range []string{"wrapix-builder", "wrapix-builder-app"} {
+		if _, err := codesig.Read(filepath.Join(app, "MacOS", bin)); err != nil {
+			t.Errorf("%s: %v", bin, err)
+		}
+	}
+	err := codesig.CheckBundle(filepath.Dir(app))
+	if runtime.GOOS == "darwin" && err != nil {
+		t.Errorf("make app on a Mac: %v", err)
+	}
+	if runtime.GOOS != "darwin" && (err == nil || !strings.Contains(err.Error(), "not signed as a bundle")) {
+		t.Errorf("the bundle assembled without codesign passes check-bundle: %v", err)
 	}
 	// Info.plist names AppIcon: the bundle has AppIcon.icns (no iconutil
 	// needed), with the 512 pt @2x entry macOS shows in Finder.

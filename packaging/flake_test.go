@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,14 +20,17 @@ import (
 // ship), libffi's dev output pointing at libffiDev, and returns what the
 // tests check of the macOS app bundle and the CLI.
 type flakeApp struct {
-	Pname, GoVersion, CLIGoVersion, VendorHash, PostInstall string
-	BuildInputs                                             []struct{ Name, Cmd string }
+	Pname, GoVersion, CLIGoVersion, VendorHash, PostInstall, PostFixup string
+	BuildInputs                                                        []struct{ Name, Cmd string }
+	NativeBuildInputs                                                  []string
 }
 
 func evalFlake(t *testing.T, libffiDev string) flakeApp {
 	t.Helper()
 	out, err := flakeEval(t, libffiDev, "pkgs", `{
   inherit (app) pname vendorHash postInstall;
+  postFixup = app.postFixup or "";
+  nativeBuildInputs = map (d: d.name) (app.nativeBuildInputs or [ ]);
   goVersion = app.go.version;
   cliGoVersion = out.packages.aarch64-linux.wrapix-builder.go.version;
   buildInputs = map (d: { name = d.name; cmd = d.buildCommand or ""; }) app.buildInputs;
@@ -232,5 +236,25 @@ func TestFlakeCheckModuleMatchesCLI(t *testing.T) {
 	out, err := flakeEval(t, t.TempDir(), "pkgs", `out.checks.aarch64-darwin.module-matches-cli.buildCommand`)
 	if err != nil || out != `"touch $out"` {
 		t.Errorf("the flake's module-matches-cli check fails: %v\n%s", err, out)
+	}
+}
+
+// The Nix-built app is signed as a bundle (issue 17 point 5): after
+// nixpkgs' per-file signing in fixup, rcodesign signs the bundle, and the
+// bundled CLI's check-bundle (builder/codesig, tested on Go-linked Mach-O
+// files) fails the build unless the main executable is signed as
+// org.wrapix.builder with Info.plist bound.
+func TestFlakeSignsTheAppBundle(t *testing.T) {
+	app := evalFlake(t, t.TempDir())
+	sign := strings.Index(app.PostFixup, `rcodesign sign "$out/Applications/Wrapix Builder.app"`)
+	check := strings.Index(app.PostFixup, `check-bundle "$out/Applications/Wrapix Builder.app"`)
+	if sign < 0 || check < sign {
+		t.Errorf("postFixup does not sign the bundle, then check it:\n%s", app.PostFixup)
+	}
+	if !slices.ContainsFunc(app.NativeBuildInputs, func(n string) bool { return strings.HasPrefix(n, "rcodesign-") }) {
+		t.Errorf("nativeBuildInputs %v lack rcodesign", app.NativeBuildInputs)
+	}
+	if strings.Contains(app.PostInstall, "codesign") {
+		t.Error("the bundle is signed in postInstall: fixup's stripping and per-file signing would undo it")
 	}
 }

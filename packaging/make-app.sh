@@ -40,6 +40,7 @@ go run ./assets/gen -icns "$app/Contents/Resources/AppIcon.icns"
 
 if command -v codesign >/dev/null 2>&1; then
 	codesign --force --sign - --identifier org.wrapix.builder "$app"   # ad-hoc; no --deep (one executable per slot)
+	go run ./cmd/wrapix-builder check-bundle "$app" >/dev/null          # identifier and Info.plist bound (notifications)
 fi
 
 case "$package" in

@@ -23,7 +23,6 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/progrium/darwinkit/dispatch"
 	"github.com/progrium/darwinkit/objc"
 )
 
@@ -34,14 +33,14 @@ var errNoActions = errors.New("notification actions are not available")
 // List (1<<3) | Sound (1<<1), macOS 11+ (UNUserNotificationCenter.h).
 const unPresentBannerListSound = uint64(1<<4 | 1<<3 | 1<<1)
 
-var notifyClicks struct {
-	once     sync.Once
-	ok       bool
-	delegate objc.Object
-	mu       sync.Mutex
-	pending  map[string]func()
-	order    []string // pending's ids, oldest first
-}
+var notifyClicks = struct {
+	installed chan struct{} // closed once installClickDelegate ran (at launch)
+	ok        bool
+	delegate  objc.Object
+	mu        sync.Mutex
+	pending   map[string]func()
+	order     []string // pending's ids, oldest first
+}{installed: make(chan struct{})}
 
 // maxPendingClicks bounds the actions kept for notifications nobody clicks
 // (Notification Center keeps only recent ones anyway).
@@ -85,14 +84,10 @@ func installClickDelegate() (ok bool) {
 // the native center cannot be used it returns an error: the caller then
 // posts a plain notification.
 func (n *nativeNotifier) NotifyWithAction(title, body, _ string, onClick func()) error {
-	if n.denied.Load() {
-		return errNoActions
+	if err := n.authorized(); err != nil {
+		return err
 	}
-	notifyClicks.once.Do(func() {
-		done := make(chan bool)
-		dispatch.MainQueue().DispatchAsync(func() { done <- installClickDelegate() })
-		notifyClicks.ok = <-done
-	})
+	<-notifyClicks.installed // on the main queue at launch; never called from it
 	if !notifyClicks.ok {
 		return errNoActions
 	}

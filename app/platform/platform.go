@@ -20,12 +20,22 @@ type Notifier interface {
 	Notify(title, body string) error
 }
 
+// ErrNotificationsDenied: the user chose "Don't Allow" for the app's
+// notifications; the app shows none (no other way around their choice).
+var ErrNotificationsDenied = errors.New("notifications are off for Wrapix Builder (System Settings ▸ Notifications ▸ Wrapix Builder turns them on)")
+
+// ErrNotificationsFailed: macOS refused the app's notifications without
+// asking the user (e.g. a bundle whose signature does not bind Info.plist).
+var ErrNotificationsFailed = errors.New("macOS refused notifications to Wrapix Builder")
+
 // Clipboard puts text on the clipboard.
 type Clipboard interface{ Copy(text string) error }
 
 // Admin runs a command with administrator rights after asking the user.
 // A prompt the user dismisses is ErrCancelled; one left unanswered for
-// AdminTimeout is ended (the error says so).
+// AdminTimeout is ended (the error says so). The command must accept
+// lifeline.Flag (`wrapix-builder setup` does) and stop when its lifeline
+// closes: on ctx's end (the app quits) it is told to stop.
 type Admin interface {
 	Run(ctx context.Context, argv []string) error
 }
@@ -33,13 +43,9 @@ type Admin interface {
 // ErrCancelled: the user dismissed the administrator prompt. Not a failure.
 var ErrCancelled = errors.New("cancelled by the user")
 
-// AdminTimeout bounds the administrator prompt and the command it runs.
+// AdminTimeout bounds the administrator prompt: once the password is
+// typed the command runs to its end (runAdmin).
 var AdminTimeout = 5 * time.Minute
-
-// adminContext applies AdminTimeout.
-func adminContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, AdminTimeout)
-}
 
 // adminTimedOut is the error for a prompt nobody answered.
 func adminTimedOut() error {

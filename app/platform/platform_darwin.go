@@ -3,7 +3,6 @@ package platform
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,16 +50,13 @@ func (pbcopy) Copy(text string) error {
 
 type osascriptAdmin struct{}
 
-// Run shows macOS's administrator prompt and runs argv as root. Ending
-// osascript (the timeout) withdraws its authorization request.
+// Run shows macOS's administrator prompt and runs argv as root. osascript
+// runs it through a setuid-root helper we cannot signal: runAdmin's
+// lifeline stops the root command; killing osascript's process group
+// withdraws a prompt nobody answered.
 func (osascriptAdmin) Run(ctx context.Context, argv []string) error {
-	ctx, cancel := adminContext(ctx)
-	defer cancel()
-	err := osascript(ctx, AdminArgs(argv))
-	if errors.Is(err, context.DeadlineExceeded) {
-		return adminTimedOut()
-	}
-	return err
+	return runAdmin(ctx, argv, func(argv []string) *exec.Cmd { return exec.Command("/usr/bin/osascript", AdminArgs(argv)...) },
+		func(err error, out string) error { return OsascriptError(err, out) })
 }
 
 type terminalApp struct{}

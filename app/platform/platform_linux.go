@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -63,26 +62,19 @@ type pkexec struct{}
 const pkexecDismissed = 126
 
 // Run passes argv to pkexec as separate arguments: no shell is involved.
+// pkexec execs the command as root (polkit src/programs/pkexec.c), out of
+// our reach for signals: runAdmin's lifeline stops it.
 func (pkexec) Run(ctx context.Context, argv []string) error {
-	ctx, cancel := adminContext(ctx)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "pkexec", argv...)
-	cmd.WaitDelay = 2 * time.Second // the command, as root, may outlive a killed pkexec holding our pipe
-	out, err := cmd.CombinedOutput()
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return adminTimedOut()
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.ExitCode() == pkexecDismissed {
-		return ErrCancelled
-	}
-	if err != nil {
-		return fmt.Errorf("pkexec: %w: %s", err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return runAdmin(ctx, argv, func(argv []string) *exec.Cmd { return exec.Command("pkexec", argv...) },
+		func(err error, out string) error {
+			if err == nil {
+				return nil
+			}
+			if exitCode(err) == pkexecDismissed {
+				return ErrCancelled
+			}
+			return fmt.Errorf("pkexec: %w: %s", err, strings.TrimSpace(out))
+		})
 }
 
 type xterm struct{}

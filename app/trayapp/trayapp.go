@@ -22,7 +22,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -100,6 +102,9 @@ type App struct {
 	wake  chan string // reasons to observe, from the watchers
 	posts chan func() // results from goroutines, run by the loop
 	work  sync.WaitGroup
+
+	notifyErrs sync.Map        // reasons already logged by notifyFailed
+	done       <-chan struct{} // Run's end
 }
 
 // Run drives the app until ctx ends.
@@ -115,6 +120,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.wake = make(chan string, 8)
 	a.posts = make(chan func(), 16)
+	a.done = ctx.Done()
 	a.backoff = FastPoll
 	a.state.StartupError = a.StartupError
 	if a.Builder != nil {
@@ -516,7 +522,27 @@ func (a *App) notify(title, body string) {
 	// Both can carry text from the builder: one line, no control or bidi characters.
 	title, body = textclean.Line(title, 0), textclean.Line(body, 0)
 	if a.Platform.Notifier != nil {
-		go func() { _ = a.Platform.Notifier.Notify(title, body) }()
+		go func() { a.notifyFailed(a.Platform.Notifier.Notify(title, body)) }()
+	}
+}
+
+// notifyFailed reports, once per reason, why a notification was not shown
+// (issue 17 point 5: before, macOS dropped them silently): in the app's
+// log, and when macOS refused without asking the user, in the menu. A
+// user's "Don't Allow" is their choice: logged only.
+func (a *App) notifyFailed(err error) {
+	if err == nil {
+		return
+	}
+	if _, seen := a.notifyErrs.LoadOrStore(err.Error(), true); seen {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "wrapix-builder-app: notification not shown: %v\n", err)
+	if errors.Is(err, platform.ErrNotificationsFailed) {
+		select {
+		case a.posts <- func() { a.state.LastError = "Notifications: " + err.Error(); a.render() }:
+		case <-a.done:
+		}
 	}
 }
 
@@ -564,7 +590,19 @@ func (a *App) click(ctx context.Context, id string) {
 		// As root, setup acts for the user --for-uid names: macOS's
 		// administrator prompt sets no SUDO_UID.
 		argv := a.cliArgs("setup", "--for-uid", strconv.Itoa(os.Getuid()))
-		a.background(ctx, "Running setup", func(ctx context.Context) error { return a.Platform.Admin.Run(ctx, argv) },
+		a.background(ctx, "Running setup", func(ctx context.Context) error {
+			// Check first, ask second: what setup as root would refuse is
+			// refused before the password is asked for (issue 17 point 8).
+			if err := setupPreflight(a.CLI); err != nil {
+				return err
+			}
+			// The keys root setup copies and the image a build's wake needs
+			// (never built inside a wake), made here with progress.
+			if err := a.Builder.Prepare(ctx); err != nil {
+				return err
+			}
+			return a.Platform.Admin.Run(ctx, argv)
+		},
 			func() { a.notify("Wrapix Builder setup done", "Your Mac's Nix now uses the builder.") }, "Setup failed")
 	case menu.CopyConfig:
 		a.quick(ctx, "Copy failed", a.copyConfig)
@@ -609,6 +647,27 @@ func (a *App) click(ctx context.Context, id string) {
 			a.clickFinished(ctx, i)
 		}
 	}
+}
+
+// setupPreflight is what setup refuses about the program its login agent
+// runs (a path macOS removes later; on macOS a Nix store path no profile
+// links to), checked before the administrator prompt.
+func setupPreflight(cli string) error {
+	if err := agent.CheckProgram(cli); err != nil {
+		return fmt.Errorf("%w: %s", err, agent.ProgramFix)
+	}
+	if goruntime.GOOS != "darwin" {
+		return nil // only macOS installs the login agent
+	}
+	u := agent.User{UID: os.Getuid(), GID: os.Getgid()}
+	u.Home, _ = os.UserHomeDir()
+	if cur, err := user.Current(); err == nil {
+		u.Name = cur.Username
+	}
+	if _, err := agent.StableProgram(cli, u); err != nil {
+		return fmt.Errorf("%w: %s", err, agent.StableProgramFix)
+	}
+	return nil
 }
 
 // quick runs a short action in a goroutine and reports its failure.

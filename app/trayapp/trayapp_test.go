@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/wrapix/wrapix-builder/app/menu"
+	"github.com/wrapix/wrapix-builder/app/platform"
 	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
@@ -217,6 +221,72 @@ func TestNextPoll(t *testing.T) {
 		}
 		if got := a.nextPoll(); got != tc.want {
 			t.Errorf("%s: next poll in %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// Check first, ask second (issue 17 point 8): an app run from its disk
+// image or translocated is refused before the administrator prompt, not by
+// setup after the password.
+func TestSetupPreflightBeforeThePrompt(t *testing.T) {
+	for _, cli := range []string{
+		"/Volumes/Wrapix Builder/Wrapix Builder.app/Contents/MacOS/wrapix-builder",
+		"/private/var/folders/x/AppTranslocation/1234/d/Wrapix Builder.app/Contents/MacOS/wrapix-builder",
+	} {
+		if err := setupPreflight(cli); err == nil || !strings.Contains(err.Error(), "move Wrapix Builder to Applications") {
+			t.Errorf("%s: %v", cli, err)
+		}
+	}
+	if err := setupPreflight("/Applications/Wrapix Builder.app/Contents/MacOS/wrapix-builder"); err != nil {
+		t.Errorf("from /Applications: %v", err)
+	}
+}
+
+// failingNotifier refuses every notification with err.
+type failingNotifier struct{ err error }
+
+func (f failingNotifier) Notify(string, string) error { return f.err }
+
+// A notification macOS refused without asking is reported in the menu
+// (issue 17 point 5: before, it was dropped silently); the user's "Don't
+// Allow" is not an error.
+func TestNotificationRefusalIsReported(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("%w: Notifications are not allowed for this application", platform.ErrNotificationsFailed), "Error: Notifications: macOS refused"},
+		{platform.ErrNotificationsDenied, ""},
+	} {
+		tray := newFakeTray()
+		app := &App{Tray: tray, CLI: "wrapix-builder", Root: t.TempDir(), StartupError: errors.New("bad config.toml"),
+			Platform: platform.Platform{Notifier: failingNotifier{tc.err}}}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { app.Run(ctx); close(done) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, seen := app.notifyErrs.Load(tc.err.Error())
+			if seen || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		got := ""
+		for time.Now().Before(deadline) {
+			done := make(chan string, 1)
+			if !app.post(ctx, func() { done <- app.state.LastError }) {
+				break
+			}
+			if got = <-done; got != "" || tc.want == "" {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		if tc.want == "" && got != "" || tc.want != "" && !strings.HasPrefix("Error: "+got, tc.want) {
+			t.Errorf("%v: menu error %q, want %q", tc.err, got, tc.want)
 		}
 	}
 }

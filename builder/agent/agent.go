@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -59,6 +60,46 @@ func CheckProgram(path string) error {
 	}
 	return nil
 }
+
+// StoreDir is where Nix keeps packages (a variable for the tests).
+var StoreDir = "/nix/store/"
+
+// profileLinks are where a Nix profile puts the CLI for the user: nix
+// profile's ~/.nix-profile (and its XDG form), nix-darwin's per-user and
+// system profiles, the default profile. Each is a link that an upgrade moves
+// to the new version, while the /nix/store path behind it is deleted by the
+// next garbage collection.
+func profileLinks(u User) []string {
+	links := []string{
+		filepath.Join(u.Home, ".nix-profile", "bin", "wrapix-builder"),
+		filepath.Join(u.Home, ".local", "state", "nix", "profile", "bin", "wrapix-builder"),
+	}
+	if u.Name != "" {
+		links = append(links, "/etc/profiles/per-user/"+u.Name+"/bin/wrapix-builder")
+	}
+	return append(links, "/run/current-system/sw/bin/wrapix-builder", "/nix/var/nix/profiles/default/bin/wrapix-builder")
+}
+
+// StableProgram is the path the agent should run for program (the running
+// CLI): program itself unless it is in the Nix store; then a profile's link
+// that leads to this very program (issue 17 point 6). A store program no
+// profile links to (`nix run`, a build result) is refused with the fix.
+func StableProgram(program string, u User) (string, error) {
+	real, err := filepath.EvalSymlinks(program)
+	if err != nil || !strings.HasPrefix(real, StoreDir) {
+		return program, nil
+	}
+	for _, link := range profileLinks(u) {
+		if r, err := filepath.EvalSymlinks(link); err == nil && r == real {
+			return link, nil
+		}
+	}
+	return "", fmt.Errorf("%s is in the Nix store, which the next upgrade and garbage collection delete, and no Nix profile of yours links to it (looked at %s)",
+		real, strings.Join(profileLinks(u), ", "))
+}
+
+// StableProgramFix is what to do about a program StableProgram refuses.
+const StableProgramFix = "install Wrapix Builder into your profile (`nix profile install github:wrapix/wrapix-builder`, or the nix-darwin module) and run setup with that one: `sudo ~/.nix-profile/bin/wrapix-builder setup`"
 
 // Plist renders the agent. Every value is XML-escaped; control characters
 // are refused (a plist string cannot carry them, and no real path has them).
@@ -121,6 +162,7 @@ type Runner func(argv []string) error
 type User struct {
 	Home     string
 	UID, GID int
+	Name     string // the login name (nix-darwin's /etc/profiles/per-user/<name>)
 }
 
 // NixDarwinLabel is the agent nix-darwin's services.wrapix-builder installs
@@ -130,10 +172,38 @@ const NixDarwinLabel = "org.nixos.wrapix-builder"
 // ErrNixDarwinAgent: nix-darwin's module already runs serve for this user.
 var ErrNixDarwinAgent = errors.New("nix-darwin's services.wrapix-builder already runs `wrapix-builder serve` at login (" + NixDarwinLabel + ")")
 
+// ErrNoGUISession: the user has no gui/<uid> launchd domain (nobody is
+// logged in to the desktop as them, e.g. setup over ssh), so the agent
+// cannot be loaded: `launchctl bootstrap gui/<uid>` fails with "5:
+// Input/output error". The user/<uid> domain is not a way out: Apple's
+// container services follow the session that starts them (gui/<uid> under
+// Aqua, user/<uid> under Background: apple/container
+// scripts/ensure-container-stopped.sh), and a LaunchAgent is loaded into
+// the gui domain at the next login anyway.
+var ErrNoGUISession = errors.New("no desktop (GUI) login session")
+
+// SessionFix is what to do about ErrNoGUISession.
+const SessionFix = "log in to this Mac's desktop as that user (at the screen or through Screen Sharing), then run `sudo wrapix-builder setup` again (from a Terminal there, or over ssh while that session stays open)"
+
+// CheckSession refuses, before anything is written, a user without a gui
+// domain: launchctl cannot print gui/<uid> then. With nix-darwin's agent
+// there, nothing will be loaded, and nothing is checked.
+func CheckSession(u User, run Runner) error {
+	if nixDarwinAgent(u.Home) {
+		return nil
+	}
+	domain := "gui/" + strconv.Itoa(u.UID)
+	if err := run([]string{"/bin/launchctl", "print", domain}); err != nil {
+		return fmt.Errorf("%w for uid %d: the login agent cannot be loaded into %s (%v)", ErrNoGUISession, u.UID, domain, err)
+	}
+	return nil
+}
+
 // Install writes the agent (owned by the user) and (re)loads it into the
 // user's gui domain, so the new program path takes effect now. When
 // nix-darwin's agent is there, it installs nothing (ErrNixDarwinAgent): two
-// serves would fight for the port at every login.
+// serves would fight for the port at every login. Without a gui domain it
+// writes nothing (ErrNoGUISession).
 func Install(u User, s Spec, run Runner) error {
 	text, err := Plist(s)
 	if err != nil {
@@ -141,6 +211,9 @@ func Install(u User, s Spec, run Runner) error {
 	}
 	if nixDarwinAgent(u.Home) {
 		return ErrNixDarwinAgent
+	}
+	if err := CheckSession(u, run); err != nil {
+		return err
 	}
 	p := Path(u.Home)
 	if err := asUser(u, text, "umask 022 && mkdir -p -- \"$1\" && tmp=$(mktemp \"$1/.agent.XXXXXX\") && "+
@@ -212,7 +285,14 @@ func InstallForCurrentUser(s Spec) error {
 	if err != nil {
 		return err
 	}
-	return Ensure(User{Home: home, UID: os.Getuid(), GID: os.Getgid()}, s, launchctl)
+	u := User{Home: home, UID: os.Getuid(), GID: os.Getgid()}
+	if cur, err := user.Current(); err == nil {
+		u.Name = cur.Username
+	}
+	if s.Program, err = StableProgram(s.Program, u); err != nil {
+		return fmt.Errorf("%w: %s", err, StableProgramFix)
+	}
+	return Ensure(u, s, launchctl)
 }
 
 // Ensure is Install, except that an agent already written with this very

@@ -126,7 +126,7 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 			add(Check{Name: "builder image", Result: Warn, Detail: b.Config.Image + " is not loaded yet; start loads it from " + b.Config.ImageArchive})
 		case !ok:
 			if nix, err := lifecycle.FindNix(); err == nil {
-				add(Check{Name: "builder image", Result: Warn, Detail: b.Config.Image + " is not loaded yet; the first start builds it with " + nix + " from " + b.Config.ImageFlake + "#builder-image"})
+				add(Check{Name: "builder image", Result: Warn, Detail: b.Config.Image + " is not loaded yet; `wrapix-builder start` (or Start in the app) builds it with " + nix + " from " + b.Config.ImageFlake + "#builder-image; a build's on-demand start does not"})
 			} else {
 				add(Check{Name: "builder image", Result: Fail, Detail: b.Config.Image + " is not loaded, and there is no Nix to build it", Fix: "install Nix, or set image-archive in " + b.Layout.ConfigFile(), Kind: problem.Runtime})
 			}

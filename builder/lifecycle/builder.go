@@ -43,6 +43,10 @@ type Builder struct {
 	Config   config.Config
 	CLI      *runtime.CLI
 	Progress func(msg string) // start/stop steps, for the user; may be nil
+	// OnDemand: a start for a connecting build (serve). It never builds the
+	// image — that can take longer than the build waits to connect (issue
+	// 17 point 4); without one it fails at once, naming the fix.
+	OnDemand bool
 }
 
 // DefaultContainerCLI is the container CLI's name, looked up on $PATH and
@@ -84,6 +88,36 @@ func (b *Builder) lock(ctx context.Context, what string) (*lock.Lock, error) {
 	return lock.Acquire(ctx, b.Layout.LockFile(), what, func(holder string) {
 		b.say("waiting for another operation to finish (%s)…", holder)
 	})
+}
+
+// Prepare makes ready, without running the builder, what a start needs and
+// cannot make quickly: the container system, the keys, and the image
+// (built with progress when missing). The app's Run setup… calls it before
+// the administrator prompt, so that the root setup finds the keys and a
+// build's on-demand start finds the image (issue 17 points 4 and 8).
+func (b *Builder) Prepare(ctx context.Context) error {
+	l, err := b.lock(ctx, "prepare")
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	if _, err := b.CLI.Version(ctx); err != nil {
+		return err
+	}
+	running, err := b.CLI.SystemRunning(ctx)
+	if err != nil {
+		return err
+	}
+	if !running {
+		b.say("starting the container system service (the first time downloads a Linux kernel)…")
+		if err := b.CLI.SystemStart(ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := keys.Ensure(b.Layout); err != nil {
+		return err
+	}
+	return b.ensureImage(ctx)
 }
 
 // Start makes the builder ready. It is idempotent: a ready builder is left
@@ -210,6 +244,10 @@ func (b *Builder) ensureImage(ctx context.Context) error {
 		return err
 	}
 	archive := b.Config.ImageArchive
+	if archive == "" && b.OnDemand {
+		return problem.Newf(problem.Runtime, "run `wrapix-builder start` once (it builds the image, with progress), or choose Start in the app",
+			"the builder image %s is not loaded, and a start for a connecting build does not build it (that takes longer than the build waits)", b.Config.Image)
+	}
 	if archive == "" {
 		// First start without an image: build the one pinned to this version (docs/on-demand.md).
 		if archive, err = b.buildImage(ctx); err != nil {

@@ -159,7 +159,7 @@ Typical first use:
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return problem.Wrap(problem.Usage, err, "bad usage of `"+c.CommandPath()+"`", "see `"+c.CommandPath()+" --help`")
 	})
-	root.AddCommand(startCmd(e), stopCmd(e), serveCmd(e), statusCmd(e), sshCmd(e), setupCmd(e), configCmd(e), doctorCmd(e), logsCmd(e), keysCmd(e), gcCmd(e), resetStoreCmd(e), buildsCmd(e))
+	root.AddCommand(startCmd(e), stopCmd(e), serveCmd(e), statusCmd(e), sshCmd(e), setupCmd(e), configCmd(e), doctorCmd(e), logsCmd(e), keysCmd(e), gcCmd(e), resetStoreCmd(e), buildsCmd(e), checkBundleCmd(e), prepareCmd(e))
 	wrapErrors(root)
 	return root
 }

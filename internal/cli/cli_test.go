@@ -18,6 +18,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/wrapix/wrapix-builder/builder/lifeline"
+	"github.com/wrapix/wrapix-builder/builder/problem"
 	"github.com/wrapix/wrapix-builder/builder/status"
 	"github.com/wrapix/wrapix-builder/builder/wakestate"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
@@ -585,5 +587,41 @@ func TestDoctorNamesContainerHoldingTheStore(t *testing.T) {
 	}
 	if r := wb(t, "doctor"); strings.Contains(r.stdout, "[FAIL] store") {
 		t.Fatalf("doctor after the other container stopped: %d\n%s", r.code, r.stdout)
+	}
+}
+
+// Setup started by the app's administrator prompt holds the app's
+// lifeline (issue 17 point 8): when the app no longer waits (its prompt
+// timed out, it quit), setup changes nothing; while it waits, setup runs.
+func TestSetupHoldsTheAppsLifeline(t *testing.T) {
+	testenv.New(t)
+	wb(t, "keys", "rotate")
+	root := t.TempDir()
+	gone, err := lifeline.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := gone.Path()
+	gone.StopListening()
+	r := wb(t, "setup", "--root", root, "--lifeline", stale)
+	oneErrorLine(t, r, problem.ExitCodeOf(problem.Setup), "nothing was changed", "Run setup")
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatal("setup wrote files for an app that no longer waits")
+	}
+
+	live, err := lifeline.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.StopListening()
+	go func() {
+		c := <-live.Connected()
+		live.Accept(c)
+	}()
+	if r := wb(t, "setup", "--root", root, "--lifeline", live.Path()); r.code != 0 {
+		t.Fatalf("setup with the app waiting: %s", r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc", "nix", "machines")); err != nil {
+		t.Errorf("setup with the app waiting wrote no machines file: %v", err)
 	}
 }

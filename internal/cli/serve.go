@@ -26,7 +26,8 @@ setup installs it as a LaunchAgent. See docs/on-demand.md.`,
 			if err != nil {
 				return err
 			}
-			b.Progress = nil // a start's steps are not for Nix's connection; the waker logs the outcome
+			b.Progress = nil  // a start's steps are not for Nix's connection; the waker logs the outcome
+			b.OnDemand = true // never an image build inside a wake
 			ln, err := waker.Listen(b.Config.Port)
 			if err != nil {
 				return err

@@ -23,6 +23,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/doctor"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
+	"github.com/wrapix/wrapix-builder/builder/lifeline"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/problem"
@@ -32,7 +33,7 @@ import (
 
 func setupCmd(e *env) *cobra.Command {
 	var dryRun, undo bool
-	var root, uri string
+	var root, uri, lifelinePath string
 	forUID := keys.AnyOwner
 	cmd := &cobra.Command{
 		Use:   "setup",
@@ -45,9 +46,19 @@ Runs through sudo when not root. Idempotent. --dry-run prints the plan; --undo r
 exactly what setup did.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			// Started by the app's administrator prompt: go on only while the
+			// app waits for us, and stop when it quits (issue 17 point 8).
+			if lifelinePath != "" {
+				held, err := lifeline.Hold(ctx, lifelinePath, forUID)
+				if err != nil {
+					return problem.Wrap(problem.Setup, err, "setup did not start: nothing was changed", "choose Run setup… in the app again")
+				}
+				ctx = held
+			}
 			done := make(chan struct{})
 			defer close(done)
-			go endOnSignal(cmd.Context(), done, e.stderr)
+			go endOnSignal(ctx, done, e.stderr)
 			// Root writes through --root and trusts the journal there: only
 			// a tree nobody but root can change (issue 16).
 			if os.Geteuid() == 0 && root != "/" {
@@ -81,7 +92,14 @@ exactly what setup did.`,
 				return err
 			}
 			if !dryRun && root == "/" && os.Geteuid() != 0 {
-				return e.reexecWithSudo(cmd.Context(), b.Layout.DataDir, b.Layout.ConfigDir, undo, uri)
+				// As yourself, before sudo: the image (and keys) a build's
+				// on-demand start needs and never builds (issue 17 point 4).
+				if !undo && goruntime.GOOS == "darwin" {
+					if err := b.Prepare(ctx); err != nil {
+						return err
+					}
+				}
+				return e.reexecWithSudo(ctx, b.Layout.DataDir, b.Layout.ConfigDir, undo, uri)
 			}
 			var probe setup.RouteProber
 			if goruntime.GOOS == "darwin" && root == "/" {
@@ -113,7 +131,7 @@ exactly what setup did.`,
 					return problem.Newf(problem.Setup, agent.ProgramFix, "%v", err)
 				}
 			}
-			form, err := uriForm(cmd.Context(), uri)
+			form, err := uriForm(ctx, uri)
 			if err != nil {
 				return err
 			}
@@ -127,6 +145,14 @@ exactly what setup did.`,
 			plan, err := setup.Compute(envr, b.Params(ks, form), rootKey)
 			if err != nil {
 				return err
+			}
+			// Without a desktop session the agent cannot be loaded (setup
+			// over ssh): say so before writing anything (issue 17 point 7).
+			if err := e.agentSession(b, root, uid, run); err != nil {
+				if !dryRun {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "note: setup would stop here: %v\n", err)
 			}
 			if dryRun {
 				fmt.Fprint(e.stdout, plan.Render(true))
@@ -153,6 +179,8 @@ exactly what setup did.`,
 	// directory the app's environment points at.
 	cmd.Flags().IntVar(&forUID, "for-uid", keys.AnyOwner, "as root: the user setup acts for (default: sudo's SUDO_UID)")
 	_ = cmd.Flags().MarkHidden("for-uid")
+	cmd.Flags().StringVar(&lifelinePath, strings.TrimPrefix(lifeline.Flag, "--"), "", "the app's lifeline socket (the administrator prompt's setup)")
+	_ = cmd.Flags().MarkHidden(strings.TrimPrefix(lifeline.Flag, "--"))
 	cmd.MarkFlagsMutuallyExclusive("dry-run", "undo")
 	return cmd
 }
@@ -213,7 +241,7 @@ func endOnSignal(ctx context.Context, done <-chan struct{}, stderr io.Writer) {
 	select {
 	case <-done:
 	case <-time.After(2 * time.Second):
-		fmt.Fprintln(stderr, "wrapix-builder: setup interrupted by a signal (fix: run it again to finish, or `wrapix-builder setup --undo` to reverse what it did)")
+		fmt.Fprintln(stderr, "wrapix-builder: setup interrupted by a signal or by the app that started it quitting (fix: run it again to finish, or `wrapix-builder setup --undo` to reverse what it did)")
 		os.Exit(problem.ExitCodeOf(problem.Setup))
 	}
 }
@@ -296,9 +324,9 @@ func (e *env) loginAgent(b *lifecycle.Builder, root string, uid int, undo, dryRu
 		}
 		return nil
 	}
-	self, err := os.Executable()
+	self, err := agentProgram(u)
 	if err != nil {
-		return problem.Wrap(problem.Setup, err, "cannot find this program for the login agent", "")
+		return err
 	}
 	spec := agent.Spec{Program: self, DataDir: b.Layout.DataDir, ConfigDir: b.Layout.ConfigDir}
 	if err := agent.Install(u, spec, agent.Runner(run)); errors.Is(err, agent.ErrNixDarwinAgent) {
@@ -309,6 +337,39 @@ func (e *env) loginAgent(b *lifecycle.Builder, root string, uid int, undo, dryRu
 	}
 	fmt.Fprintf(e.stdout, "login agent %s runs `wrapix-builder serve` (starts the builder when Nix connects)\n", path)
 	return nil
+}
+
+// agentSession checks that the login agent can be loaded for the user
+// (macOS; a user setup cannot name gets a note from loginAgent instead).
+func (e *env) agentSession(b *lifecycle.Builder, root string, uid int, run setup.Runner) error {
+	if goruntime.GOOS != "darwin" {
+		return nil
+	}
+	u, err := invokingUser(root, b.Layout.KeysDir(), uid)
+	if err != nil {
+		return nil
+	}
+	if _, err := agentProgram(u); err != nil {
+		return err
+	}
+	if err := agent.CheckSession(u, agent.Runner(run)); err != nil {
+		return problem.Newf(problem.Setup, agent.SessionFix, "%v; nothing was changed", err)
+	}
+	return nil
+}
+
+// agentProgram is the path of this program the login agent runs: one that
+// outlives an upgrade (a Nix profile's link, not the store path).
+func agentProgram(u agent.User) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", problem.Wrap(problem.Setup, err, "cannot find this program for the login agent", "")
+	}
+	p, err := agent.StableProgram(self, u)
+	if err != nil {
+		return "", problem.Newf(problem.Setup, agent.StableProgramFix, "%v; nothing was changed", err)
+	}
+	return p, nil
 }
 
 // invokingUser is the user the login agent is for: invokingUID (sudo's,
@@ -335,7 +396,7 @@ func invokingUser(root, keysDir string, uid int) (agent.User, error) {
 		return agent.User{}, err
 	}
 	gid, _ := strconv.Atoi(u.Gid)
-	return agent.User{Home: filepath.Join(root, u.HomeDir), UID: uid, GID: gid}, nil
+	return agent.User{Home: filepath.Join(root, u.HomeDir), UID: uid, GID: gid, Name: u.Username}, nil
 }
 
 // reexecWithSudo runs this same setup as root. The user's directories are

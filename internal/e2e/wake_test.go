@@ -366,3 +366,64 @@ func TestSlowWakeStillBuilds(t *testing.T) {
 		t.Fatalf("a build that waited 12 s for the builder to start: %v\n%s\n--- serve\n%s", err, out, k.Output())
 	}
 }
+
+// A wake never builds the image (issue 17 point 4): that can outlast the
+// connecting build's wait. Without the image it fails at once, naming the
+// fix (`wrapix-builder start`, which builds it with progress), and runs no
+// Nix build and no image load; `start` then builds it.
+func TestWakeNeverBuildsTheImage(t *testing.T) {
+	w, h := wakeWorld(t, "")
+	flake := imageFlake(t)
+	w.WriteConfig(`systems = ["x86_64-linux"]` + "\n" + `image = "other:latest"` + "\n" + `image-flake = "path:` + flake + `"` + "\n")
+	t.Setenv("NIX_CONFIG", "build-users-group =\nsubstituters =")
+	loads := len(w.CallsStarting("image", "load"))
+	k := w.Serve()
+	drv := h.derivation("no-image", `echo no image > $out`)
+	t0 := time.Now()
+	out, err := h.build(filepath.Join(h.Work, "c1"), drv, 120*time.Second)
+	if err == nil {
+		t.Fatalf("the build succeeded without an image?\n%s", out)
+	}
+	d := time.Since(t0)
+	st := wakerState(t, w)
+	if st.LastFailure == nil || !strings.Contains(st.LastFailure.Reason, "wrapix-builder start") {
+		t.Fatalf("last failure %+v, want the fix `wrapix-builder start`\n--- serve\n%s", st.LastFailure, k.Output())
+	}
+	if n := len(w.CallsStarting("image", "load")); n != loads {
+		t.Fatalf("the wake loaded an image (%d loads): it built one", n-loads)
+	}
+	t.Logf("the wake without an image failed after %s", d.Round(100*time.Millisecond))
+	if d > 45*time.Second {
+		t.Fatalf("Nix waited %s for a wake without an image", d)
+	}
+}
+
+// Prepare (setup as yourself before sudo, the app's Run setup… before its
+// prompt) builds and loads the image with progress without running the
+// builder, so a build's on-demand start finds it (issue 17 point 4).
+func TestPrepareBuildsTheImageUpFront(t *testing.T) {
+	w, _ := setupWithoutWaker(t, nil)
+	flake := imageFlake(t)
+	w.WriteConfig(`systems = ["x86_64-linux"]` + "\n" + `image-flake = "path:` + flake + `"` + "\n")
+	t.Setenv("CONTAINER_STANDIN_IMAGES", "") // nothing loaded
+	t.Setenv("NIX_CONFIG", "build-users-group =\nsubstituters =")
+	before := runs(w)
+	r := wb(t, "prepare")
+	if r.code != 0 {
+		t.Fatalf("prepare without an image: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, want := range []string{"is not loaded: building it with Nix from path:" + flake + "#builder-image", "nix: building '/nix/store/", "loading the builder image from /nix/store/"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Fatalf("no %q in the progress:\n%s", want, r.stderr)
+		}
+	}
+	if n := len(w.CallsStarting("image", "load")); n != 1 {
+		t.Fatalf("%d image loads", n)
+	}
+	if runs(w) != before {
+		t.Fatal("prepare ran the builder")
+	}
+	if r := wb(t, "prepare"); r.code != 0 || len(w.CallsStarting("image", "load")) != 1 {
+		t.Fatalf("a second prepare: %d, %d loads\n%s", r.code, len(w.CallsStarting("image", "load")), r.stderr)
+	}
+}

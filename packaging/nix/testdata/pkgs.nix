@@ -21,7 +21,7 @@ let
   names = [
     "bash" "bashInteractive" "coreutils" "findutils" "gnugrep" "gnused" "gnutar" "gzip" "jq" "shellcheck"
     "cacert" "curl" "git" "less" "zsh" "nix-info" "nix-bash-completions" "texinfoInteractive" "man" "openssh"
-    "darwin-uninstaller" "rsync" "xz" "nano"
+    "darwin-uninstaller" "rsync" "xz" "nano" "rcodesign"
   ];
   # buildGoModule's result carries the Go it used (passthru.go). The
   # unversioned one is assumed to be older than go.mod wants (the stricter
