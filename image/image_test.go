@@ -104,24 +104,8 @@ func TestFlakeParses(t *testing.T) {
 func TestSSHDAddressFromContainerNetwork(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.Require(t, "unshare", "ip")
-	data, err := os.ReadFile("entrypoint.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := string(data)
-	begin, end := strings.Index(src, "# sshd-address: begin"), strings.Index(src, "# sshd-address: end")
-	if begin < 0 || end < begin {
-		t.Fatal("entrypoint.sh lacks the sshd-address block markers")
-	}
-	block := src[begin:end]
-	bin := t.TempDir()
-	list, err := exec.Command(testenv.DebianBusybox, "--list").Output()
-	if err != nil {
-		t.Fatalf("busybox --list: %v", err)
-	}
-	for _, a := range strings.Fields(string(list)) {
-		os.Symlink(testenv.DebianBusybox, filepath.Join(bin, a))
-	}
+	block := entrypointBlock(t, "sshd-address")
+	bin := busyboxApplets(t)
 	netns := `set -e
 ip link set lo up
 ip link add eth0 type veth peer name eth1
@@ -137,4 +121,35 @@ ip route add default via 192.168.64.1
 	if err != nil || strings.TrimSpace(string(out)) != "listen=192.168.64.7:22 from=192.168.64.1" {
 		t.Fatalf("%v: %q", err, out)
 	}
+}
+
+// entrypointBlock is the part of entrypoint.sh between "# NAME: begin" and
+// "# NAME: end", which a test runs on its own.
+func entrypointBlock(t testing.TB, name string) string {
+	t.Helper()
+	data, err := os.ReadFile("entrypoint.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(data)
+	begin, end := strings.Index(src, "# "+name+": begin"), strings.Index(src, "# "+name+": end")
+	if begin < 0 || end < begin {
+		t.Fatalf("entrypoint.sh lacks the %s block markers", name)
+	}
+	return src[begin:end]
+}
+
+// busyboxApplets is a directory of links to Debian's dynamic busybox, one
+// per applet: the image's /bin, to put on PATH.
+func busyboxApplets(t testing.TB) string {
+	t.Helper()
+	bin := t.TempDir()
+	list, err := exec.Command(testenv.DebianBusybox, "--list").Output()
+	if err != nil {
+		t.Fatalf("busybox --list: %v", err)
+	}
+	for _, a := range strings.Fields(string(list)) {
+		os.Symlink(testenv.DebianBusybox, filepath.Join(bin, a))
+	}
+	return bin
 }

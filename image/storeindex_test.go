@@ -18,18 +18,9 @@ import (
 // storeIndexBlock is the entrypoint's store-index block, with what it uses
 // of the rest of the entrypoint.
 func storeIndexBlock(t testing.TB) string {
-	data, err := os.ReadFile("entrypoint.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := string(data)
-	begin, end := strings.Index(src, "# store-index: begin"), strings.Index(src, "# store-index: end")
-	if begin < 0 || end < begin {
-		t.Fatal("entrypoint.sh lacks the store-index block markers")
-	}
 	return `log() { echo "wrapix-builder: $*"; }
 progress() { log "$*"; }
-` + src[begin:end]
+` + entrypointBlock(t, "store-index")
 }
 
 // appleVolume is a sparse ext4 image formatted as Apple's runtime formats a
@@ -72,14 +63,7 @@ func runStoreIndex(t testing.TB, image string) string {
 // runStoreIndexThen is runStoreIndex, then script in the same mount.
 func runStoreIndexThen(t testing.TB, image, then string) string {
 	t.Helper()
-	bin := t.TempDir()
-	list, err := exec.Command(testenv.DebianBusybox, "--list").Output()
-	if err != nil {
-		t.Fatalf("busybox --list: %v", err)
-	}
-	for _, a := range strings.Fields(string(list)) {
-		os.Symlink(testenv.DebianBusybox, filepath.Join(bin, a))
-	}
+	bin := busyboxApplets(t)
 	script := storeIndexBlock(t) + "store_index\necho \"indexed=$store_indexed\"\n" + then
 	cmd := exec.Command("unshare", "-m", "sh", "-ec", `mount -o loop "$IMG" /nix; exec env -i PATH="$BIN" "$BB" sh -c "$SCRIPT"`)
 	cmd.Env = append(os.Environ(), "IMG="+image, "BIN="+bin, "BB="+testenv.DebianBusybox, "SCRIPT="+script)
@@ -106,16 +90,11 @@ func requireVolumeTools(t *testing.T) {
 
 // features reads the volume's ext4 features (unmounted).
 func features(t *testing.T, image string) []string {
-	out, err := exec.Command("dumpe2fs", "-h", image).CombinedOutput()
+	f, err := ext4vol.ReadFeatures(image)
 	if err != nil {
-		t.Fatalf("dumpe2fs: %v %s", err, out)
+		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if f, ok := strings.CutPrefix(line, "Filesystem features:"); ok {
-			return strings.Fields(f)
-		}
-	}
-	return nil
+	return f
 }
 
 // fsck checks the unmounted volume read-only: it recomputes every indexed

@@ -515,18 +515,10 @@ func TestAutomaticGC(t *testing.T) {
 	// Wait for the condition, not for a log line: on a loaded machine a
 	// collection may run between two builds and the next one brings the
 	// store over the cap again until the following round.
-	storeBytes := func() int64 {
-		r := wb(t, "ssh", "du -sk /nix/store")
-		if f := strings.Fields(r.stdout); len(f) > 0 {
-			kib, _ := strconv.ParseInt(f[0], 10, 64)
-			return kib * 1024
-		}
-		return -1
-	}
 	deadline := time.Now().Add(120 * time.Second)
 	for {
 		collected := strings.Contains(logs(w), "wrapix-builder: garbage collected") // a finished collection, not one under way
-		n := storeBytes()
+		n := storeBytes(t)
 		if collected && n >= 0 && n <= 20000000 {
 			break
 		}
@@ -605,25 +597,17 @@ func TestGCSoonAfterStart(t *testing.T) {
 	t.Setenv("CONTAINER_STANDIN_GUEST_ENV", `["WRAPIX_SUBSTITUTERS=", "WRAPIX_GC_MEASURE=du", "WRAPIX_STORE_CAP=20000000"]`)
 	mustWB(t, "start")
 	ready := time.Now()
-	storeBytes := func() int64 {
-		r := wb(t, "ssh", "du -sk /nix/store")
-		if f := strings.Fields(r.stdout); len(f) > 0 {
-			kib, _ := strconv.ParseInt(f[0], 10, 64)
-			return kib * 1024
-		}
-		return -1
-	}
-	if n := storeBytes(); n <= 20000000 {
+	if n := storeBytes(t); n <= 20000000 {
 		t.Fatalf("the store (%d bytes) should start over the 20 MB cap", n)
 	}
 	for {
 		if strings.Contains(logs(w), "wrapix-builder: garbage collected: store is") {
-			if n := storeBytes(); n >= 0 && n <= 20000000 {
+			if n := storeBytes(t); n >= 0 && n <= 20000000 {
 				break
 			}
 		}
 		if time.Since(ready) > time.Minute {
-			t.Fatalf("not collected within a minute of ready (store %d bytes)\n%s", storeBytes(), logs(w))
+			t.Fatalf("not collected within a minute of ready (store %d bytes)\n%s", storeBytes(t), logs(w))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -722,4 +706,14 @@ func doctorCheck(t *testing.T, name string) (c struct{ Name, Result, Detail, Fix
 	}
 	t.Fatalf("doctor has no %q check:\n%s", name, r.stdout)
 	return c
+}
+
+// storeBytes is the builder's /nix/store as du counts it, or -1.
+func storeBytes(t *testing.T) int64 {
+	r := wb(t, "ssh", "du -sk /nix/store")
+	if f := strings.Fields(r.stdout); len(f) > 0 {
+		kib, _ := strconv.ParseInt(f[0], 10, 64)
+		return kib * 1024
+	}
+	return -1
 }

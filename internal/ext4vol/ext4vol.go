@@ -34,3 +34,17 @@ func Format(image string, journal bool) error {
 	}
 	return nil
 }
+
+// ReadFeatures is the filesystem's feature list as dumpe2fs shows it.
+func ReadFeatures(image string) ([]string, error) {
+	out, err := exec.Command("dumpe2fs", "-h", image).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("dumpe2fs: %v %s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f, ok := strings.CutPrefix(line, "Filesystem features:"); ok {
+			return strings.Fields(f), nil
+		}
+	}
+	return nil, fmt.Errorf("no features in dumpe2fs's output: %s", out)
+}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"github.com/wrapix/wrapix-builder/internal/ext4vol"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,17 +72,11 @@ func volumeFeatures(t *testing.T, options map[string]string) []string {
 	image := volumeImage(t, options)
 	// What the kernel then does (64998 subdirectories, each insert a linear
 	// scan) takes long to show; the features it follows from are read here.
-	out, err := exec.Command("dumpe2fs", "-h", image).CombinedOutput()
+	features, err := ext4vol.ReadFeatures(image)
 	if err != nil {
-		t.Fatalf("dumpe2fs: %v %s", err, out)
+		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if f, ok := strings.CutPrefix(line, "Filesystem features:"); ok {
-			return strings.Fields(f)
-		}
-	}
-	t.Fatalf("no features in dumpe2fs's output: %s", out)
-	return nil
+	return features
 }
 
 // volumeImage formats and mounts a stand-in volume with these options and
