@@ -98,19 +98,32 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 	}
 	runtimeOK := err == nil
 	if runtimeOK {
-		running, err := b.CLI.SystemRunning(ctx)
+		sys, err := b.CLI.SystemStatus(ctx)
 		switch {
 		case err != nil:
 			add(fail("container system service", err, ""))
 			runtimeOK = false
-		case !running:
+		case sys.State == runtime.SystemNotResponding:
+			add(Check{Name: "container system service", Result: Fail, Detail: "registered with launchd but not answering", Fix: lifecycle.HungFix, Kind: problem.Runtime})
+			runtimeOK = false
+		case sys.State != runtime.SystemUp:
 			add(Check{Name: "container system service", Result: Fail, Detail: "not running", Fix: "run `container system start` (or `wrapix-builder start`)", Kind: problem.Runtime})
 			runtimeOK = false
 		default:
 			add(Check{Name: "container system service", Result: OK, Detail: "running"})
 		}
+		switch {
+		case !runtimeOK:
+			skip("Linux kernel", "container system not available")
+		case !runtime.KernelInstalled(sys.AppRoot):
+			add(Check{Name: "Linux kernel", Result: Fail, Detail: "no default kernel at " + runtime.KernelPath(sys.AppRoot) + " (an interrupted download?)",
+				Fix: "run `wrapix-builder start` (it installs it) or `container system kernel set --recommended`", Kind: problem.Runtime})
+		default:
+			add(Check{Name: "Linux kernel", Result: OK, Detail: runtime.KernelPath(sys.AppRoot)})
+		}
 	} else {
 		skip("container system service", "no usable container CLI")
+		skip("Linux kernel", "no usable container CLI")
 	}
 	if runtimeOK {
 		ok, err := b.CLI.ImageExists(ctx, b.Config.Image)

@@ -101,15 +101,8 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	running, err := b.CLI.SystemRunning(ctx)
-	if err != nil {
+	if err := b.ensureSystem(ctx); err != nil {
 		return false, err
-	}
-	if !running {
-		b.say("starting the container system service (the first time downloads a Linux kernel)…")
-		if err := b.CLI.SystemStart(ctx); err != nil {
-			return false, err
-		}
 	}
 	ks, err := keys.Ensure(b.Layout)
 	if err != nil {
@@ -160,7 +153,17 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 		b.say("WARNING: %s; fix: %s", w.What, w.Fix)
 	}
 	b.say("starting container %s (%d CPUs, %s memory, store: %s)…", ContainerName, spec.CPUs, runtime.MemoryArg(spec.MemoryBytes), b.Config.Store)
-	if err := b.CLI.Run(ctx, spec); err != nil {
+	err = b.CLI.Run(ctx, spec)
+	if runtime.IsClass(err, runtime.ErrKernelMissing) {
+		// The kernel check before found one where the apiserver finds none
+		// (an app root we could not read): install it and try once more.
+		b.say("the container system has no Linux kernel; installing the recommended one (about 570 MB)…")
+		if err := b.CLI.KernelInstall(ctx, b.sayKernel); err != nil {
+			return false, err
+		}
+		err = b.CLI.Run(ctx, spec)
+	}
+	if err != nil {
 		switch {
 		case runtime.IsClass(err, runtime.ErrAlreadyExists):
 			return false, problem.Wrap(problem.Conflict, err, "another process created the builder container at the same time", "run `wrapix-builder status`")
