@@ -452,10 +452,16 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 	var last error
 	lastSaid, lastState := time.Now(), time.Time{}
 	seen := map[string]bool{}
+	var ln localNet
 	for {
-		if sshBanner(ctx, b.SSHAddress()) {
+		g := sshGreeting(ctx, b.SSHAddress())
+		ln.observe(g, time.Now())
+		if g == sshGreeted {
 			r, err := b.probe(ctx, ks, 10*time.Second)
 			if err == nil {
+				if ln.said {
+					b.say("Local Network access is allowed now")
+				}
 				b.say("ready at %s (nix-daemon %s)", b.SSHAddress(), r.Daemon)
 				return nil
 			}
@@ -473,7 +479,14 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 			if c == nil || c.State == runtime.StateStopped {
 				return problem.New(problem.Unhealthy, "the builder container stopped while starting", "read `wrapix-builder logs` for the reason")
 			}
-			if b.showProgress(ctx, seen) {
+			said := b.showProgress(ctx, seen, ln.suspect(time.Now()))
+			ln.sawLog(seen, time.Now())
+			if ln.denied(time.Now()) && !ln.said {
+				ln.said = true
+				b.say("WAITING FOR PERMISSION: macOS blocks the builder's network (every connection to %s is reset while sshd runs inside): %s; the start goes on by itself once it is allowed",
+					b.SSHAddress(), LocalNetworkFix)
+			}
+			if said {
 				lastSaid = time.Now()
 			} else if time.Since(lastSaid) > 5*time.Second {
 				b.say("still waiting for the builder…")
@@ -482,6 +495,9 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 		}
 		select {
 		case <-ctx.Done():
+			if ln.denied(time.Now()) {
+				return b.localNetworkDenied()
+			}
 			if last == nil {
 				last = ctx.Err()
 			}
@@ -490,20 +506,6 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-}
-
-// sshBanner reports whether an SSH server greets on addr.
-func sshBanner(ctx context.Context, addr string) bool {
-	d := net.Dialer{Timeout: time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	buf := make([]byte, 4)
-	_, err = io.ReadFull(conn, buf)
-	return err == nil && string(buf) == "SSH-"
 }
 
 // Params are the values the Nix/ssh outputs are generated from.
@@ -544,8 +546,10 @@ func (b *Builder) RotateKeys(ctx context.Context, which keys.Which, now time.Tim
 
 // showProgress relays the entrypoint's progress lines ("wrapix-builder: …",
 // e.g. the first start's store initialisation) from the container's log.
-func (b *Builder) showProgress(ctx context.Context, seen map[string]bool) bool {
-	if b.Progress == nil {
+// With force it reads the log even when nobody is shown the lines (the
+// Local Network check needs them).
+func (b *Builder) showProgress(ctx context.Context, seen map[string]bool, force bool) bool {
+	if b.Progress == nil && !force {
 		return false
 	}
 	var out bytes.Buffer

@@ -35,7 +35,11 @@ func (b *Builder) ensureSystem(ctx context.Context) error {
 			if startErr != nil {
 				return startErr
 			}
-			return problem.New(problem.Runtime, "the container system service does not answer after `container system start`", HungFix)
+			if sys.State == runtime.SystemNotResponding {
+				return problem.New(problem.Runtime, "the container system service does not answer after `container system start`", HungFix)
+			}
+			return problem.New(problem.Runtime, "the container system service is not running after `container system start`",
+				"run `container system start` in Terminal from a logged-in GUI session and read its error")
 		}
 		if startErr != nil && runtime.KernelInstalled(sys.AppRoot) {
 			return startErr

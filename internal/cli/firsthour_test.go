@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"bufio"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
@@ -102,6 +104,7 @@ func TestStartOnAHungAPIServer(t *testing.T) {
 	w := testenv.New(t)
 	t.Setenv("CONTAINER_STANDIN_MODE", "sshd")
 	t.Setenv("CONTAINER_STANDIN_SYSTEM", "hung")
+	t.Cleanup(func() { exec.Command("container", "system", "stop").Run() }) // before the world's `stop --all`, which would wait on the hung apiserver
 	r := wb(t, "start")
 	oneErrorLine(t, r, r.code, "registered but does not answer", "`container system stop`", "then `container system start`")
 	if r.code == 0 {
@@ -130,4 +133,72 @@ func lineWith(out, s string) string {
 		}
 	}
 	return ""
+}
+
+// Until macOS allows container-runtime-linux on the local network, the
+// forwarder resets every connection. start must say so within seconds of
+// sshd running, with the click that fixes it, and go on by itself once it
+// is allowed; left denied, it fails naming the same fix.
+func TestStartWaitsForLocalNetworkPermission(t *testing.T) {
+	testenv.Require(t, "sshd", "nix-daemon")
+	testenv.RequireBuilderUser(t)
+	w := testenv.New(t)
+	t.Setenv("CONTAINER_STANDIN_MODE", "sshd")
+	t.Setenv("CONTAINER_STANDIN_LOCALNET", "denied")
+
+	cmd := exec.Command(filepath.Join(testenv.Binaries(t), "wrapix-builder"), "start")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var said, ready time.Duration
+	var all strings.Builder
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		l := sc.Text()
+		all.WriteString(l + "\n")
+		switch {
+		case said == 0 && strings.Contains(l, "Local Network") && strings.Contains(l, "container-runtime-linux"):
+			said = time.Since(t0)
+			if err := os.Remove(filepath.Join(w.StandinDir, "local-network-denied")); err != nil { // the user's click
+				t.Fatal(err)
+			}
+		case strings.Contains(l, "ready at"):
+			ready = time.Since(t0)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("start: %v\n%s\n%s", err, all.String(), logs(w))
+	}
+	if said == 0 || said > 15*time.Second {
+		t.Fatalf("the missing permission was not named within 15 s (%s):\n%s", said, all.String())
+	}
+	if ready == 0 || !strings.Contains(all.String(), "System Settings → Privacy & Security → Local Network") {
+		t.Fatalf("start did not go on once allowed:\n%s", all.String())
+	}
+	t.Logf("permission named after %s, ready %s after the grant", said.Round(time.Millisecond), (ready - said).Round(time.Millisecond))
+}
+
+func TestStartFailsNamingLocalNetworkPermission(t *testing.T) {
+	testenv.Require(t, "sshd", "nix-daemon")
+	testenv.RequireBuilderUser(t)
+	testenv.New(t)
+	t.Setenv("CONTAINER_STANDIN_MODE", "sshd")
+	t.Setenv("CONTAINER_STANDIN_LOCALNET", "denied")
+	r := wb(t, "start")
+	oneErrorLine(t, r, r.code, "Local Network", "container-runtime-linux", "every connection to 127.0.0.1:")
+	if r.code == 0 {
+		t.Fatal("start succeeded while every connection was reset")
+	}
+}
+
+func logs(w *testenv.World) string {
+	out, _ := exec.Command("container", "logs", "wrapix-builder").CombinedOutput()
+	fwd, _ := os.ReadFile(filepath.Join(w.StandinDir, "logs", "wrapix-builder.log.forwarder"))
+	return string(out) + "\nforwarder:\n" + string(fwd)
 }

@@ -51,6 +51,7 @@ type container struct {
 	Created       time.Time  `json:"created"`
 	Started       *time.Time `json:"started,omitempty"`
 	PID           int        `json:"pid,omitempty"` // sshd/e2e modes: the container's first process on this host
+	ForwarderPID  int        `json:"forwarderPid,omitempty"` // sshd/e2e modes: its published-port forwarder (forward.go)
 	Mode          string     `json:"mode"`
 	Entrypoint    string     `json:"entrypoint,omitempty"`
 	Arguments     []string   `json:"arguments,omitempty"`
@@ -118,6 +119,11 @@ func (s *store) load() error {
 			NextIP:        2,
 		}
 		s.st.KernelInterrupts, _ = strconv.Atoi(os.Getenv("CONTAINER_STANDIN_KERNEL_INTERRUPTS"))
+		if os.Getenv("CONTAINER_STANDIN_LOCALNET") == "denied" {
+			if err := os.WriteFile(localNetworkDenied(dir), nil, 0o644); err != nil {
+				return err
+			}
+		}
 		kernels := filepath.Join(dir, "appRoot", "kernels")
 		if s.st.SystemRunning { // the apiserver makes its kernel directory (KernelService.swift init)
 			if err := os.MkdirAll(kernels, 0o755); err != nil {
