@@ -28,8 +28,8 @@ const localNetGrace = 3 * time.Second
 type greeting int
 
 const (
-	noAnswer greeting = iota // refused, timed out, or something other than SSH
-	resetAfterAccept         // accepted, then closed or reset before a byte: the forwarder found nothing to connect to
+	noAnswer         greeting = iota // refused, timed out, or something other than SSH
+	resetAfterAccept                 // accepted, then closed or reset before a byte: the forwarder found nothing to connect to
 	sshGreeted
 )
 

@@ -51,11 +51,13 @@ type container struct {
 	Created       time.Time  `json:"created"`
 	Started       *time.Time `json:"started,omitempty"`
 	PID           int        `json:"pid,omitempty"` // sshd/e2e modes: the container's first process on this host
-	ForwarderPID  int        `json:"forwarderPid,omitempty"` // sshd/e2e modes: its published-port forwarder (forward.go)
 	Mode          string     `json:"mode"`
 	Entrypoint    string     `json:"entrypoint,omitempty"`
 	Arguments     []string   `json:"arguments,omitempty"`
 	StopTimeout   int        `json:"-"`
+
+	// sshd/e2e modes: the published port's forwarder (forward.go).
+	ForwarderPID int `json:"forwarderPid,omitempty"`
 }
 
 type port struct {
