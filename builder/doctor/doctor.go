@@ -309,18 +309,23 @@ func checkBanner(ctx context.Context, addr string) Check {
 	c := Check{Name: "SSH banner"}
 	d := net.Dialer{Timeout: 3 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
+	// A reset that beats connect() itself is still accept-then-reset: the
+	// forwarder accepted (a refusal would be ECONNREFUSED).
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		c.Result, c.Detail, c.Kind = Fail, err.Error(), problem.Unhealthy
 		c.Fix = "nothing listens on " + addr + ": `wrapix-builder stop && wrapix-builder start`"
 		return c
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	var line string
+	if err == nil {
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+		line, err = bufio.NewReader(conn).ReadString('\n')
+	}
 	if err != nil || !strings.HasPrefix(line, "SSH-") {
 		c.Result, c.Kind = Fail, problem.Unhealthy
 		c.Detail = "the port accepts connections but no SSH server answers (connection reset)"
-		c.Fix = "allow Local Network access for container-runtime-linux in System Settings ▸ Privacy & Security ▸ Local Network, and check for a VPN capturing 192.168.64.0/24"
+		c.Fix = lifecycle.LocalNetworkFix + "; and check for a VPN capturing 192.168.64.0/24"
 		return c
 	}
 	c.Result, c.Detail = OK, strings.TrimSpace(line)

@@ -202,3 +202,24 @@ func logs(w *testenv.World) string {
 	fwd, _ := os.ReadFile(filepath.Join(w.StandinDir, "logs", "wrapix-builder.log.forwarder"))
 	return string(out) + "\nforwarder:\n" + string(fwd)
 }
+
+// With the permission withdrawn from a running builder, doctor's banner
+// check names it (the reset can beat connect() itself: not "nothing listens").
+func TestDoctorNamesLocalNetworkPermission(t *testing.T) {
+	testenv.Require(t, "sshd", "nix-daemon")
+	testenv.RequireBuilderUser(t)
+	w := testenv.New(t)
+	t.Setenv("CONTAINER_STANDIN_MODE", "sshd")
+	if r := wb(t, "start"); r.code != 0 {
+		t.Fatalf("start: %d %s", r.code, r.stderr)
+	}
+	if err := os.WriteFile(filepath.Join(w.StandinDir, "local-network-denied"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		r := wb(t, "doctor")
+		if l := lineWith(r.stdout, "SSH banner"); !strings.Contains(l, "FAIL") || !strings.Contains(r.stdout, "Local Network") || strings.Contains(r.stdout, "nothing listens") {
+			t.Fatalf("doctor with the permission missing:\n%s", r.stdout)
+		}
+	}
+}
