@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/builder/keys"
 	"github.com/wrapix/wrapix-builder/builder/lock"

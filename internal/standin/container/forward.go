@@ -87,7 +87,7 @@ func stopForwarder(ct *container) {
 	}
 }
 
-// forward serves the inherited listener (fd 3).
+// forward serves the inherited listener (fd 3); it returns only on failure.
 func forward(backend, deniedFile string) error {
 	ln, err := net.FileListener(os.NewFile(3, "published"))
 	if err != nil {
@@ -134,10 +134,8 @@ func forwardOne(conn *net.TCPConn, backend, deniedFile string) {
 
 func init() {
 	if len(os.Args) == 4 && os.Args[1] == "__forward" {
-		if err := forward(os.Args[2], os.Args[3]); err != nil {
-			fmt.Fprintln(os.Stderr, "container stand-in forwarder:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+		err := forward(os.Args[2], os.Args[3]) // serves until killed with its container
+		fmt.Fprintln(os.Stderr, "container stand-in forwarder:", err)
+		os.Exit(1)
 	}
 }
