@@ -169,6 +169,9 @@ func (a *App) useBuilder() {
 		if strings.Contains(msg, "store initialised") { // the entrypoint's first-start line
 			a.notify("Wrapix Builder store initialised", strings.TrimPrefix(msg, "builder: "))
 		}
+		if strings.Contains(msg, lifecycle.LocalNetworkFix) { // the start waits on the user's click: say it outside the menu too
+			a.notify("Wrapix Builder needs Local Network access", lifecycle.LocalNetworkFix)
+		}
 		// The menu's progress line (a first start building its image with Nix):
 		// best effort, dropped rather than blocking the start when the loop is busy.
 		select {

@@ -103,19 +103,32 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 	}
 	runtimeOK := err == nil
 	if runtimeOK {
-		running, err := b.CLI.SystemRunning(ctx)
+		sys, err := b.CLI.SystemStatus(ctx)
 		switch {
 		case err != nil:
 			add(fail("container system service", err, ""))
 			runtimeOK = false
-		case !running:
+		case sys.State == runtime.SystemNotResponding:
+			add(Check{Name: "container system service", Result: Fail, Detail: "registered with launchd but not answering", Fix: lifecycle.HungFix, Kind: problem.Runtime})
+			runtimeOK = false
+		case sys.State != runtime.SystemUp:
 			add(Check{Name: "container system service", Result: Fail, Detail: "not running", Fix: "run `container system start` (or `wrapix-builder start`)", Kind: problem.Runtime})
 			runtimeOK = false
 		default:
 			add(Check{Name: "container system service", Result: OK, Detail: "running"})
 		}
+		switch {
+		case !runtimeOK:
+			skip("Linux kernel", "container system not available")
+		case !runtime.KernelInstalled(sys.AppRoot):
+			add(Check{Name: "Linux kernel", Result: Fail, Detail: "no default kernel at " + runtime.KernelPath(sys.AppRoot) + " (an interrupted download?)",
+				Fix: "run `wrapix-builder start` (it installs it) or `container system kernel set --recommended`", Kind: problem.Runtime})
+		default:
+			add(Check{Name: "Linux kernel", Result: OK, Detail: runtime.KernelPath(sys.AppRoot)})
+		}
 	} else {
 		skip("container system service", "no usable container CLI")
+		skip("Linux kernel", "no usable container CLI")
 	}
 	if runtimeOK {
 		ok, err := b.CLI.ImageExists(ctx, b.Config.Image)
@@ -327,20 +340,26 @@ func checkBanner(ctx context.Context, addr string) Check {
 	c := Check{Name: "SSH banner"}
 	d := net.Dialer{Timeout: 3 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
+	// A reset that beats connect() itself is still accept-then-reset: the
+	// forwarder accepted (a refusal would be ECONNREFUSED).
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
 		c.Result, c.Detail, c.Kind = Fail, err.Error(), problem.Unhealthy
 		c.Fix = "nothing listens on " + addr + ": `wrapix-builder stop && wrapix-builder start`"
 		return c
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
-	// The banner is the builder's, untrusted: at most 255 bytes (RFC 4253, 4.2), shown cleaned.
-	raw, err := bufio.NewReaderSize(conn, 256).ReadSlice('\n')
-	line := string(raw)
+	var line string
+	if err == nil {
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+		// The banner is the builder's, untrusted: at most 255 bytes (RFC 4253, 4.2), shown cleaned.
+		var raw []byte
+		raw, err = bufio.NewReaderSize(conn, 256).ReadSlice('\n')
+		line = string(raw)
+	}
 	if err != nil || !strings.HasPrefix(line, "SSH-") {
 		c.Result, c.Kind = Fail, problem.Unhealthy
 		c.Detail = "the port accepts connections but no SSH server answers (connection reset)"
-		c.Fix = "allow Local Network access for container-runtime-linux in System Settings ▸ Privacy & Security ▸ Local Network, and check for a VPN capturing 192.168.64.0/24"
+		c.Fix = lifecycle.LocalNetworkFix + "; and check for a VPN capturing 192.168.64.0/24"
 		return c
 	}
 	c.Result, c.Detail = OK, textclean.Line(strings.TrimSpace(line), 0)

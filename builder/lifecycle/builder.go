@@ -104,15 +104,9 @@ func (b *Builder) Prepare(ctx context.Context) error {
 	if _, err := b.CLI.Version(ctx); err != nil {
 		return err
 	}
-	running, err := b.CLI.SystemRunning(ctx)
-	if err != nil {
+	// The kernel too: setup's first start must not find a system without one.
+	if err := b.ensureSystem(ctx); err != nil {
 		return err
-	}
-	if !running {
-		b.say("starting the container system service (the first time downloads a Linux kernel)…")
-		if err := b.CLI.SystemStart(ctx); err != nil {
-			return err
-		}
 	}
 	if _, err := keys.Ensure(b.Layout); err != nil {
 		return err
@@ -134,15 +128,8 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	running, err := b.CLI.SystemRunning(ctx)
-	if err != nil {
+	if err := b.ensureSystem(ctx); err != nil {
 		return false, err
-	}
-	if !running {
-		b.say("starting the container system service (the first time downloads a Linux kernel)…")
-		if err := b.CLI.SystemStart(ctx); err != nil {
-			return false, err
-		}
 	}
 	ks, err := keys.Ensure(b.Layout)
 	if err != nil {
@@ -198,7 +185,17 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 		b.say("WARNING: %s; fix: %s", w.What, w.Fix)
 	}
 	b.say("starting container %s (%d CPUs, %s memory, store: %s)…", ContainerName, spec.CPUs, runtime.MemoryArg(spec.MemoryBytes), b.Config.Store)
-	if err := b.CLI.Run(ctx, spec); err != nil {
+	err = b.CLI.Run(ctx, spec)
+	if runtime.IsClass(err, runtime.ErrKernelMissing) {
+		// The kernel check before found one where the apiserver finds none
+		// (an app root we could not read): install it and try once more.
+		b.say("the container system has no Linux kernel; installing the recommended one (about 570 MB)…")
+		if err := b.CLI.KernelInstall(ctx, b.sayKernel); err != nil {
+			return false, err
+		}
+		err = b.CLI.Run(ctx, spec)
+	}
+	if err != nil {
 		switch {
 		case runtime.IsClass(err, runtime.ErrAlreadyExists):
 			return false, problem.Wrap(problem.Conflict, err, "another process created the builder container at the same time", "run `wrapix-builder status`")
@@ -514,10 +511,16 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 	lastSaid, lastState := time.Now(), time.Time{}
 	seen := map[string]bool{}
 	poll := ReadyPollMin
+	var ln localNet
 	for {
-		if sshBanner(ctx, b.SSHAddress()) {
+		g := sshGreeting(ctx, b.SSHAddress())
+		ln.observe(g, time.Now())
+		if g == sshGreeted {
 			r, err := b.probe(ctx, ks, 10*time.Second)
 			if err == nil {
+				if ln.said {
+					b.say("Local Network access is allowed now")
+				}
 				b.say("ready at %s (nix-daemon %s)", b.SSHAddress(), r.Daemon)
 				return nil
 			}
@@ -535,7 +538,14 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 			if c == nil || c.State == runtime.StateStopped {
 				return problem.New(problem.Unhealthy, "the builder container stopped while starting", "read `wrapix-builder logs` for the reason")
 			}
-			if b.showProgress(ctx, seen) {
+			said := b.showProgress(ctx, seen, ln.suspect(time.Now()))
+			ln.sawLog(seen, time.Now())
+			if ln.denied(time.Now()) && !ln.said {
+				ln.said = true
+				b.say("WAITING FOR PERMISSION: macOS blocks the builder's network (every connection to %s is reset while sshd runs inside): %s; the start goes on by itself once it is allowed",
+					b.SSHAddress(), LocalNetworkFix)
+			}
+			if said {
 				lastSaid = time.Now()
 			} else if time.Since(lastSaid) > 5*time.Second {
 				b.say("still waiting for the builder…")
@@ -544,6 +554,9 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 		}
 		select {
 		case <-ctx.Done():
+			if ln.denied(time.Now()) {
+				return b.localNetworkDenied()
+			}
 			if last == nil {
 				last = ctx.Err()
 			}
@@ -553,20 +566,6 @@ func (b *Builder) waitReady(ctx context.Context, ks *keys.Set) error {
 		}
 		poll = min(poll*3/2, ReadyPollMax)
 	}
-}
-
-// sshBanner reports whether an SSH server greets on addr.
-func sshBanner(ctx context.Context, addr string) bool {
-	d := net.Dialer{Timeout: time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return false
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(2 * time.Second))
-	buf := make([]byte, 4)
-	_, err = io.ReadFull(conn, buf)
-	return err == nil && string(buf) == "SSH-"
 }
 
 // Params are the values the Nix/ssh outputs are generated from.
@@ -607,8 +606,10 @@ func (b *Builder) RotateKeys(ctx context.Context, which keys.Which, now time.Tim
 
 // showProgress relays the entrypoint's progress lines ("wrapix-builder: …",
 // e.g. the first start's store initialisation) from the container's log.
-func (b *Builder) showProgress(ctx context.Context, seen map[string]bool) bool {
-	if b.Progress == nil {
+// With force it reads the log even when nobody is shown the lines (the
+// Local Network check needs them).
+func (b *Builder) showProgress(ctx context.Context, seen map[string]bool, force bool) bool {
+	if b.Progress == nil && !force {
 		return false
 	}
 	var out bytes.Buffer

@@ -174,36 +174,8 @@ func (c *CLI) Version(ctx context.Context) (Version, error) {
 // SystemRunning asks `container system status`; only its exit code counts
 // (the JSON shape changed in 1.4.1).
 func (c *CLI) SystemRunning(ctx context.Context) (bool, error) {
-	if _, err := c.Version(ctx); err != nil {
-		return false, err
-	}
-	_, err := c.exec(ctx, c.timeout(), "system", "status")
-	var ce *CLIError
-	if errors.As(err, &ce) && ce.ExitCode == 1 {
-		return false, nil
-	}
-	if err != nil {
-		return false, asProblem(err)
-	}
-	return true, nil
-}
-
-// SystemStart starts the container system without any prompt: the kernel
-// install is accepted up front and stdin is closed.
-func (c *CLI) SystemStart(ctx context.Context) error {
-	v, err := c.Version(ctx)
-	if err != nil {
-		return err
-	}
-	args := []string{"system", "start", "--enable-kernel-install"}
-	if v.HasSystemTimeout() {
-		args = append(args, "--timeout", "120")
-	}
-	if _, err := c.exec(ctx, SystemStartTimeout, args...); err != nil {
-		return problem.Wrap(problem.Runtime, asProblem(err), "cannot start the container system service",
-			"run `container system start` in Terminal from a logged-in GUI session and read its error")
-	}
-	return nil
+	s, err := c.SystemStatus(ctx)
+	return s.State == SystemUp, err
 }
 
 // List returns all containers (`ls --all --format json`; filtering is ours,

@@ -34,18 +34,31 @@ func (c *cli) system(args []string) error {
 			return err
 		}
 		running := c.st.st.SystemRunning && !c.fault("apiserver-down", "system")
+		// Registered but hung: the 10 s ping times out and the answer is
+		// "apiserver is not running", exit 1 (SystemStatus.swift, 0.6.0 … 1.2.2).
+		hung := running && c.st.st.APIServerHung
+		if hung {
+			c.hungPing(10 * time.Second)
+			running = false
+		}
 		if last(flags, "--format") == "json" {
 			status := "unregistered"
-			if running {
+			switch {
+			case running:
 				status = "running"
+			case hung:
+				status = "not running"
 			}
-			fmt.Printf("{\"apiServerAppName\":\"container-apiserver\",\"apiServerBuild\":\"release\",\"apiServerCommit\":\"af405ff\",\"apiServerVersion\":%q,\"appRoot\":\"\\/Users\\/test\\/Library\\/Application Support\\/com.apple.container\",\"installRoot\":\"\\/usr\\/local\",\"status\":%q}\n", c.vraw, status)
+			fmt.Printf("{\"apiServerAppName\":\"container-apiserver\",\"apiServerBuild\":\"release\",\"apiServerCommit\":\"af405ff\",\"apiServerVersion\":%q,\"appRoot\":%q,\"installRoot\":\"\\/usr\\/local\",\"status\":%q}\n",
+				c.vraw, strings.ReplaceAll(c.appRoot(), "/", "\\/"), status)
 		} else if running && !c.atLeast(0, 10, 0) { // free text before 0.10 (SystemStatus.swift)
-			fmt.Printf("apiserver is running\napplication data root: /Users/test/Library/Application Support/com.apple.container/\n"+
+			fmt.Printf("apiserver is running\napplication data root: %s/\n"+
 				"application install root: /usr/local/\ncontainer-apiserver version: container-apiserver version %s (build: release, commit: af405ff)\n"+
-				"container-apiserver commit: af405ffd\n", c.vraw)
+				"container-apiserver commit: af405ffd\n", c.appRoot(), c.vraw)
 		} else if running {
-			fmt.Printf("FIELD              VALUE\nstatus             running\napiserver.version  %s\n", c.vraw)
+			fmt.Printf("FIELD              VALUE\nstatus             running\nappRoot            %s/\ninstallRoot        /usr/local/\nlogRoot            \napiserver.version  %s\n", c.appRoot(), c.vraw)
+		} else if hung {
+			fmt.Println("apiserver is not running")
 		} else {
 			fmt.Println("apiserver is not running and not registered with launchd")
 		}
@@ -59,25 +72,51 @@ func (c *cli) system(args []string) error {
 		if err != nil {
 			return err
 		}
-		if !c.st.st.KernelInstalled || c.fault("kernel-missing", "system") {
+		// SystemStart.swift: the apiserver is registered first (launchctl
+		// bootstrap, whose failure is ignored: ServiceManager.register), then
+		// pinged, and only then is a missing kernel installed. So an
+		// interrupted kernel download leaves a running system without one.
+		c.st.st.SystemRunning = true
+		if err := os.MkdirAll(filepath.Dir(c.kernelPath()), 0o755); err != nil { // KernelService.swift init
+			return err
+		}
+		if c.st.st.APIServerHung {
+			timeout := 60 * time.Second // XPCClient.xpcRegistrationTimeout
+			if t, err := strconv.ParseFloat(last(flags, "--timeout"), 64); err == nil {
+				timeout = time.Duration(t * float64(time.Second))
+			}
+			c.hungPing(timeout)
+			return c.errorf("internalError", "failed to get a response from apiserver: internalError: \"XPC timeout for request to com.apple.container.apiserver/ping\"")
+		}
+		fmt.Println("Verifying apiserver is running...")
+		if !c.kernelInstalled() {
 			switch {
 			case has(flags, "--enable-kernel-install"):
-				c.st.st.KernelInstalled = true
 				delete(c.faults, "kernel-missing")
+				return c.downloadKernel()
 			case has(flags, "--disable-kernel-install"):
 			default:
-				fmt.Print("No default kernel configured.\nInstall the recommended default kernel from [https://github.com/kata-containers/kata-containers/releases/download/3.28.0/kata-static-3.28.0-arm64.tar.zst]? [Y/n]: ")
+				fmt.Fprintln(os.Stderr, "No default kernel configured.")
+				fmt.Print("Install the recommended default kernel from [" + kernelURL + "]? [Y/n]: ")
 				line, err := bufio.NewReader(os.Stdin).ReadString('\n')
 				if err != nil && line == "" {
 					return c.errorf("internalError", "failed to read user input") // SystemStart.swift: readLine() at EOF
 				}
-				c.st.st.KernelInstalled = true
+				delete(c.faults, "kernel-missing")
+				return c.downloadKernel()
 			}
 		}
-		c.st.st.SystemRunning = true
-		fmt.Println("Verifying apiserver is running...")
 		return nil
+	case "kernel":
+		return c.kernelCmd(args[1:])
 	case "stop":
+		// A hung apiserver fails the 5 s ping; SystemStop.swift then boots out
+		// every com.apple.container.* service, the apiserver and the
+		// containers' runtime helpers with it.
+		if c.st.st.APIServerHung {
+			c.hungPing(5 * time.Second)
+			c.st.st.APIServerHung = false
+		}
 		for _, ct := range c.st.st.Containers {
 			if ct.State == "running" {
 				c.stopProcess(ct, syscall.SIGTERM, 5)
@@ -188,6 +227,9 @@ func (c *cli) run(args []string) error {
 	image := normalizeRef(pos[0])
 	if _, ok := c.st.st.Images[image]; !ok {
 		return c.errorf("notFound", "failed to fetch image %s (cause: \"notFound: \"%s not found\"\")", pos[0], pos[0])
+	}
+	if !c.kernelInstalled() { // Utility.swift getKernel, after the image
+		return c.kernelMissing()
 	}
 	ct := &container{ID: id, Image: image, Labels: map[string]string{}, CPUs: 4, Memory: 1 << 30, Created: time.Now().UTC(), Mode: c.mode,
 		Env: flags["--env"], CapAdd: flags["--cap-add"], CapDrop: flags["--cap-drop"], Entrypoint: last(flags, "--entrypoint"), Arguments: pos[1:],

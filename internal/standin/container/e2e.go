@@ -12,8 +12,9 @@ package main
 // OCI default set plus --cap-add after) and, from 1.2.0, the OCI default
 // masked and read-only paths unless both opt-out flags (1.2.1+) clear them.
 // The network namespace is the host's (the one thing not emulated), so the
-// entrypoint's sshd listens directly on the published 127.0.0.1 port and
-// takes logins from there. Needs root.
+// entrypoint's sshd listens on a loopback port of its own and takes logins
+// from 127.0.0.1, where the published port's forwarder (forward.go)
+// connects from. Needs root.
 
 import (
 	"encoding/json"
@@ -141,12 +142,19 @@ func (c *cli) startE2E(ct *container) error {
 		spec.Mounts = append(spec.Mounts, e2eMount{Source: src, Target: m.Destination, ReadOnly: m.ReadOnly})
 	}
 	spec.Env = append([]string{"PATH=/bin:/usr/bin:/usr/sbin:/sbin"}, ct.Env...)
-	for _, p := range ct.Ports {
+	var pub *port
+	backendPort := 0
+	for i, p := range ct.Ports {
 		if p.ContainerPort == 22 {
-			// No vmnet here: the container shares the host's network, so sshd
-			// listens on the published address itself and the "forwarder"
-			// connects from there.
-			spec.Env = append(spec.Env, fmt.Sprintf("WRAPIX_SSHD_LISTEN=%s:%d", p.HostAddress, p.HostPort), "WRAPIX_SSHD_FROM="+p.HostAddress)
+			// No vmnet here: the container shares the host's network, so its
+			// sshd listens on a loopback port of its own, which the
+			// forwarder (forward.go) connects to from 127.0.0.1.
+			var err error
+			if backendPort, err = freeLoopbackPort(); err != nil {
+				return err
+			}
+			pub = &ct.Ports[i]
+			spec.Env = append(spec.Env, fmt.Sprintf("WRAPIX_SSHD_LISTEN=127.0.0.1:%d", backendPort), "WRAPIX_SSHD_FROM=127.0.0.1")
 		}
 	}
 	_, spec.NoBlockDevices = c.faults["no-block-devices"]
@@ -189,9 +197,16 @@ func (c *cli) startE2E(ct *container) error {
 	}
 	ct.PID = cmd.Process.Pid
 	cmd.Process.Release()
+	if pub != nil {
+		if err := c.startForwarder(ct, *pub, fmt.Sprintf("127.0.0.1:%d", backendPort)); err != nil {
+			c.stopProcess(ct, syscall.SIGKILL, 0)
+			return err
+		}
+	}
 	// Like the real `run -d`: return once the init process runs (a crash at once is a failed start).
 	time.Sleep(50 * time.Millisecond)
 	if !alive(ct.PID) {
+		stopForwarder(ct)
 		return c.errorf("internalError", "failed to bootstrap container %s: its init process exited at once (see `container logs %s`)", ct.ID, ct.ID)
 	}
 	return nil

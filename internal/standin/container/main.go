@@ -18,7 +18,11 @@
 //	                           hang, garbage-json, apiserver-down, name-in-use,
 //	                           kernel-missing, no-block-devices (e2e: the
 //	                           container's /dev lacks the volumes' disks)
-//	CONTAINER_STANDIN_SYSTEM   "stopped": the system service starts stopped
+//	CONTAINER_STANDIN_SYSTEM   "stopped": the system service starts stopped;
+//	                           "hung": registered with launchd but not answering
+//	CONTAINER_STANDIN_KERNEL   "missing": no default kernel installed yet
+//	CONTAINER_STANDIN_KERNEL_SECONDS     how long a kernel download takes (default 3)
+//	CONTAINER_STANDIN_KERNEL_INTERRUPTS  how many kernel downloads break off halfway
 //	CONTAINER_STANDIN_IMAGES   comma list of image references present from the start
 package main
 
@@ -169,6 +173,12 @@ func (c *cli) dispatch() error {
 			return c.usage("", "Missing expected argument '<subcommand>'")
 		}
 		return c.xpcDown()
+	}
+	if needsServer && c.st.st.APIServerHung && !(sub == "system" && len(c.args) > 1 && c.args[1] == "stop") {
+		// A registered but hung apiserver: XPC requests without a response
+		// timeout wait for ever (XPCClient.swift send).
+		c.st.unlock()
+		time.Sleep(24 * time.Hour)
 	}
 	rest := c.args[1:]
 	switch sub {

@@ -38,6 +38,7 @@ func alive(pid int) bool {
 func (c *cli) refresh() {
 	for _, ct := range c.st.st.Containers {
 		if ct.State == "running" && ct.PID > 0 && !alive(ct.PID) {
+			stopForwarder(ct)
 			ct.State, ct.IP, ct.PID = "stopped", "", 0
 		}
 	}
@@ -103,6 +104,7 @@ func (c *cli) stopProcess(ct *container, sig syscall.Signal, grace int) {
 			}
 		}
 	}
+	stopForwarder(ct)
 	ct.State, ct.IP, ct.PID = "stopped", "", 0
 }
 
@@ -179,10 +181,16 @@ func (c *cli) startSSHD(ct *container) error {
 		os.Chown(storeDir, uid, gid)
 		storeEnv = "SetEnv NIX_REMOTE=local?root=" + storeDir + " \"NIX_CONFIG=substituters =\""
 	}
+	// sshd is the container's: it listens on the "container side" (a
+	// loopback port of its own), reached through the forwarder.
+	backendPort, err := freeLoopbackPort()
+	if err != nil {
+		return err
+	}
 	cfg := filepath.Join(run, "sshd_config")
 	conf := strings.Join([]string{
-		"Port " + strconv.Itoa(pub.HostPort),
-		"ListenAddress " + pub.HostAddress,
+		"Port " + strconv.Itoa(backendPort),
+		"ListenAddress 127.0.0.1",
 		"HostKey " + hostKey,
 		"AuthorizedKeysFile " + auth,
 		"AllowUsers " + userName,
@@ -225,12 +233,23 @@ func (c *cli) startSSHD(ct *container) error {
 	}
 	ct.PID = cmd.Process.Pid
 	cmd.Process.Release()
+	if err := c.startForwarder(ct, *pub, net.JoinHostPort("127.0.0.1", strconv.Itoa(backendPort))); err != nil {
+		c.stopProcess(ct, syscall.SIGKILL, 0)
+		return err
+	}
 	// Wait for the listener, as the real CLI returns after the init process started.
 	for i := 0; i < 200; i++ {
 		if !alive(ct.PID) {
-			return c.errorf("internalError", "failed to bootstrap container %s (cause: \"unknown: \"bind(descriptor:ptr:bytes:): Address already in use (errno: 48)\"\")", ct.ID)
+			c.stopProcess(ct, syscall.SIGKILL, 0)
+			return c.errorf("internalError", "failed to bootstrap container %s: sshd exited at once (see `container logs %s`)", ct.ID, ct.ID)
 		}
-		if listening(pub.HostAddress, pub.HostPort) {
+		if listening("127.0.0.1", backendPort) {
+			// This mode stands in for the image too: its entrypoint's line
+			// once sshd runs (image/entrypoint.sh, "ready: sshd on …").
+			if f, err := os.OpenFile(c.logPath(ct.ID), os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+				fmt.Fprintf(f, "wrapix-builder: ready: sshd on 127.0.0.1:%d\n", backendPort)
+				f.Close()
+			}
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)

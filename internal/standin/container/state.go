@@ -5,9 +5,11 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -15,12 +17,19 @@ import (
 // state is everything the stand-in remembers between invocations, in
 // $CONTAINER_STANDIN_STATE/state.json, guarded by an flock.
 type state struct {
-	SystemRunning   bool                  `json:"systemRunning"`
-	KernelInstalled bool                  `json:"kernelInstalled"`
-	Containers      map[string]*container `json:"containers"`
-	Volumes         map[string]*volume    `json:"volumes"`
-	Images          map[string]string     `json:"images"` // reference → digest
-	NextIP          int                   `json:"nextIP"`
+	SystemRunning bool                  `json:"systemRunning"`
+	Containers    map[string]*container `json:"containers"`
+	Volumes       map[string]*volume    `json:"volumes"`
+	Images        map[string]string     `json:"images"` // reference → digest
+	NextIP        int                   `json:"nextIP"`
+
+	// APIServerHung: registered with launchd but answering nothing
+	// (CONTAINER_STANDIN_SYSTEM=hung) until `system stop` boots it out.
+	APIServerHung bool `json:"apiServerHung,omitempty"`
+	// KernelInterrupts: how many more kernel downloads break off halfway
+	// (CONTAINER_STANDIN_KERNEL_INTERRUPTS). The kernel itself is a file
+	// under the app root, as the real one is (system.go).
+	KernelInterrupts int `json:"kernelInterrupts,omitempty"`
 }
 
 type container struct {
@@ -46,6 +55,9 @@ type container struct {
 	Entrypoint    string     `json:"entrypoint,omitempty"`
 	Arguments     []string   `json:"arguments,omitempty"`
 	StopTimeout   int        `json:"-"`
+
+	// sshd/e2e modes: the published port's forwarder (forward.go).
+	ForwarderPID int `json:"forwarderPid,omitempty"`
 }
 
 type port struct {
@@ -89,25 +101,55 @@ func openStore(dir string) (*store, error) {
 		return nil, err
 	}
 	s := &store{dir: dir, lock: f}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// load reads the state, or makes the initial one from the environment.
+func (s *store) load() error {
+	dir := s.dir
 	data, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		s.st = state{
-			SystemRunning:   os.Getenv("CONTAINER_STANDIN_SYSTEM") != "stopped",
-			KernelInstalled: os.Getenv("CONTAINER_STANDIN_KERNEL") != "missing",
-			Containers:      map[string]*container{},
-			Volumes:         map[string]*volume{},
-			Images:          map[string]string{},
-			NextIP:          2,
+			SystemRunning: os.Getenv("CONTAINER_STANDIN_SYSTEM") != "stopped",
+			APIServerHung: os.Getenv("CONTAINER_STANDIN_SYSTEM") == "hung",
+			Containers:    map[string]*container{},
+			Volumes:       map[string]*volume{},
+			Images:        map[string]string{},
+			NextIP:        2,
+		}
+		s.st.KernelInterrupts, _ = strconv.Atoi(os.Getenv("CONTAINER_STANDIN_KERNEL_INTERRUPTS"))
+		if os.Getenv("CONTAINER_STANDIN_LOCALNET") == "denied" {
+			if err := os.WriteFile(localNetworkDenied(dir), nil, 0o644); err != nil {
+				return err
+			}
+		}
+		kernels := filepath.Join(dir, "appRoot", "kernels")
+		if s.st.SystemRunning { // the apiserver makes its kernel directory (KernelService.swift init)
+			if err := os.MkdirAll(kernels, 0o755); err != nil {
+				return err
+			}
+		}
+		if os.Getenv("CONTAINER_STANDIN_KERNEL") != "missing" {
+			if err := os.MkdirAll(kernels, 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(kernels, "default.kernel-arm64"), []byte("stand-in kernel\n"), 0o644); err != nil {
+				return err
+			}
 		}
 	case err != nil:
-		return nil, err
+		return err
 	default:
+		s.st = state{}
 		if err := json.Unmarshal(data, &s.st); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return s, nil
+	return nil
 }
 
 func (s *store) save() error {
@@ -125,4 +167,12 @@ func (s *store) save() error {
 // unlock lets other invocations in while this one waits on something slow.
 func (s *store) unlock() {
 	syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
+}
+
+// relock takes the lock again after unlock and reads what others saved meanwhile.
+func (s *store) relock() {
+	syscall.Flock(int(s.lock.Fd()), syscall.LOCK_EX)
+	if err := s.load(); err != nil {
+		fmt.Fprintln(os.Stderr, "container stand-in:", err)
+	}
 }
