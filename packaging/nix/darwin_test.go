@@ -31,7 +31,7 @@ var (
 )
 
 // vendored extracts the unmodified nix-darwin and nixpkgs lib
-// (shared/vendor/) once per test binary: the module is evaluated inside the
+// (packaging/nix/testdata/vendor/) once per test binary: the module is evaluated inside the
 // real module system.
 func vendored(t *testing.T) (nixDarwin, nixpkgsLib string) {
 	t.Helper()
