@@ -267,13 +267,7 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		if nvErr != nil {
 			add(Check{Name: "host Nix", Result: Fail, Detail: "`nix --version` failed: " + nvErr.Error(), Fix: "install Nix (https://nixos.org/download) or put it on PATH", Kind: problem.Setup})
 		} else {
-			d := "Nix " + nv.Raw + " (" + nv.Flavor + "); "
-			if nv.SupportsPortURI() {
-				d += "supports ssh-ng://user@host:port"
-			} else {
-				d += "needs the ssh_config alias form (port URIs need Nix ≥ 2.31)"
-			}
-			add(Check{Name: "host Nix", Result: OK, Detail: d})
+			add(hostNixCheck(nv))
 		}
 		add(checkLocalDaemon(opt.DaemonSocket))
 	} else {
@@ -531,4 +525,16 @@ func checkStoreIndex(ctx context.Context, cl *sshclient.Client) Check {
 		c.Detail += fmt.Sprintf(" (%d now)", n-2)
 	}
 	return c
+}
+
+// hostNixCheck names the host Nix and which builders URI form it can use,
+// and why not the port form.
+func hostNixCheck(nv nixconf.NixVersion) Check {
+	d := "Nix " + nv.Raw + " (" + nv.Flavor + "); "
+	if why := nv.PortURIWhyNot(); why != "" {
+		d += "needs the ssh_config alias form: " + why
+	} else {
+		d += "supports ssh-ng://user@host:port"
+	}
+	return Check{Name: "host Nix", Result: OK, Detail: d}
 }

@@ -30,7 +30,7 @@ const (
 // URI forms of the builders entry.
 const (
 	FormAlias = "alias" // ssh-ng://builder@wrapix-builder + ssh_config alias: every Nix version
-	FormPort  = "port"  // ssh-ng://builder@localhost:PORT: Nix ≥ 2.31 only
+	FormPort  = "port"  // ssh-ng://builder@localhost:PORT: Nix ≥ 2.31.3 only (PortURIWhyNot)
 )
 
 // Params are the values every output is made from.

@@ -113,7 +113,12 @@ func TestParseNixVersion(t *testing.T) {
 		port       bool
 	}{
 		{"nix (Nix) 2.8.0", "nix", false},
-		{"nix (Nix) 2.31.2", "nix", true},
+		{"nix (Nix) 2.31", "nix", false},
+		{"nix (Nix) 2.31.0", "nix", false},
+		{"nix (Nix) 2.31.2", "nix", false},
+		{"nix (Nix) 2.31.3", "nix", true},
+		{"nix (Nix) 2.32.0", "nix", true},
+		{"nix (Determinate Nix 3.11.0) 2.31.1", "determinate", false},
 		{"nix (Determinate Nix 3.6.2) 2.29.0", "determinate", false},
 		{"nix (Determinate Nix 3.12.0) 2.32.1", "determinate", true},
 		{"nix (Lix, like Nix) 2.91.1", "lix", false},
@@ -127,5 +132,24 @@ func TestParseNixVersion(t *testing.T) {
 	}
 	if _, err := ParseNixVersion("bash: nix: command not found"); err == nil {
 		t.Error("accepted garbage")
+	}
+}
+
+// Issue 18 point 5: Nix 2.31.0–2.31.2 treat a port URI to localhost as the
+// local machine; the reason says so, so doctor and setup can name it.
+func TestPortURIWhyNot(t *testing.T) {
+	for in, want := range map[string]string{
+		"nix (Nix) 2.31.1":           "2.31.0–2.31.2",
+		"nix (Nix) 2.30.2":           "Nix ≥ 2.31.3",
+		"nix (Lix, like Nix) 2.93.0": "Lix",
+		"nix (Nix) 2.31.3":           "",
+	} {
+		v, err := ParseNixVersion(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := v.PortURIWhyNot(); want == "" && got != "" || !strings.Contains(got, want) {
+			t.Errorf("%q: %q, want it to mention %q", in, got, want)
+		}
 	}
 }

@@ -146,7 +146,7 @@ exactly what setup did.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, change nothing")
 	cmd.Flags().BoolVar(&undo, "undo", false, "reverse what setup did")
 	cmd.Flags().StringVar(&root, "root", "/", "apply to this directory instead of / (for testing)")
-	cmd.Flags().StringVar(&uri, "uri", nixconf.FormAlias, "builders URI form: alias (every Nix) or port (Nix ≥ 2.31)")
+	cmd.Flags().StringVar(&uri, "uri", nixconf.FormAlias, "builders URI form: alias (every Nix) or port (Nix ≥ 2.31.3)")
 	// The app's administrator prompt (osascript) runs us as root with no
 	// SUDO_UID: it names its user, so root acts for that user (the keys must
 	// be theirs, the login agent is theirs), not for whoever owns the data
@@ -401,9 +401,9 @@ func uriForm(ctx context.Context, uri string) (string, error) {
 		if err != nil {
 			return "", problem.Wrap(problem.Usage, err, "--uri port needs to know the Nix version (`nix --version` failed)", "use --uri alias")
 		}
-		if !nv.SupportsPortURI() {
+		if why := nv.PortURIWhyNot(); why != "" {
 			return "", problem.Newf(problem.Usage, "use --uri alias (works with every Nix)",
-				"--uri port needs Nix 2.31 or newer; this is %s %s", nv.Flavor, nv.Raw)
+				"--uri port needs Nix 2.31.3 or newer; this is %s %s: %s", nv.Flavor, nv.Raw, why)
 		}
 		return uri, nil
 	}
