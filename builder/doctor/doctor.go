@@ -259,7 +259,9 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 			add(Check{Name: "Nix builders entry", Result: OK, Detail: "managed by " + st.ManagedBy})
 		default:
 			fix := "sudo wrapix-builder setup"
-			if st.ManagedBy == "nix-darwin" {
+			if st.NixConfig == setup.StateIgnored {
+				fix = "edit that builders line as the detail says (setup never rewrites your builders setting), then restart the nix-daemon"
+			} else if st.ManagedBy == "nix-darwin" {
 				fix = "add `wrapix-builder config` to your nix-darwin configuration and darwin-rebuild switch"
 			}
 			add(Check{Name: "Nix builders entry", Result: Fail, Detail: st.NixConfig + ": " + st.Detail, Fix: fix, Kind: problem.Setup})

@@ -153,3 +153,22 @@ func TestPortURIWhyNot(t *testing.T) {
 		}
 	}
 }
+
+// Issue 18 point 9: `builders = LINE` replaced Nix's default
+// `@/etc/nix/machines`, hiding the user's other machines. (`extra-builders`
+// is no remedy: builders is a plain string setting, and Nix warns "unknown
+// setting 'extra-builders'".) The fragments name the machines file first.
+func TestFragmentsKeepTheMachinesFile(t *testing.T) {
+	p := params(FormAlias)
+	for name, text := range map[string]string{"nix.conf": NixConf(p), "determinate": Determinate(p)} {
+		var builders []string
+		for _, l := range strings.Split(text, "\n") {
+			if v, ok := strings.CutPrefix(l, "builders = "); ok {
+				builders = strings.Split(v, ";")
+			}
+		}
+		if len(builders) != 2 || builders[0] != "@"+MachinesPath || builders[1]+"\n" != MachinesLine(p) {
+			t.Errorf("%s: builders entries %q, want @%s then our line", name, builders, MachinesPath)
+		}
+	}
+}

@@ -726,9 +726,8 @@ func TestModuleActivationPassesShellcheck(t *testing.T) {
 // has no public key field, the host key is pinned by activation from the
 // CLI's key) is what `doctor` (setup.Check) accepts as a working setup.
 func TestDoctorAcceptsTheModulesSetup(t *testing.T) {
-	var res struct{ Machines, SSHConfig, Post string }
+	var res struct{ SSHConfig, Post string }
 	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`), `{
-		machines = d.config.environment.etc."nix/machines".text;
 		sshConfig = d.config.environment.etc."ssh/ssh_config.d/100-wrapix-builder.conf".text;
 		post = d.config.system.activationScripts.postActivation.text; }`, &res)
 	w := newActivationWorld(t)
@@ -736,13 +735,15 @@ func TestDoctorAcceptsTheModulesSetup(t *testing.T) {
 	if log, err := w.run(res.Post); err != nil {
 		t.Fatalf("activation: %v\n%s", err, log)
 	}
-	os.WriteFile(w.path("etc/nix/machines"), []byte(res.Machines), 0o644)
 	os.WriteFile(w.path("etc/ssh/ssh_config.d/100-wrapix-builder.conf"), []byte(res.SSHConfig), 0o644)
+	// The activation world moves /etc, root's key path on the line too.
+	line := mustReadFile(t, w.path("etc/nix/wrapix_builder_machines"))
+	os.WriteFile(w.path("etc/nix/wrapix_builder_machines"), []byte(strings.ReplaceAll(string(line), w.root, "")), 0o644)
 	p := nixconf.Params{User: "builder", Port: 2222, Systems: []string{"aarch64-linux"}, MaxJobs: 4, SpeedFactor: 1,
 		Features: []string{"benchmark", "big-parallel"}, HostKey: hostKey,
 		HostKeyBase64: base64.StdEncoding.EncodeToString([]byte(hostKey)), UseSubstitutes: true, Form: nixconf.FormAlias}
 	if st := setup.Check(w.root, p); st.Trust != setup.StateOK || st.NixConfig != setup.StateOK {
-		t.Errorf("doctor sees the module's setup as %+v\nmachines: %q", st, res.Machines)
+		t.Errorf("doctor sees the module's setup as %+v\nmachines line: %q", st, line)
 	}
 }
 
@@ -957,5 +958,62 @@ func TestModuleRootKeyCopyIsChecked(t *testing.T) {
 				t.Errorf("ssh-keygen -y on root's copy: %v %q, want %s", err, derived, pub[1])
 			}
 		})
+	}
+}
+
+// Issue 18 point 4: without `hostKey` the machines line carried "-" and the
+// host key was pinned through ssh_config only, which an earlier `Host *`
+// drop-in or root's ~/.ssh/config overrides. Once the CLI has made the key,
+// activation puts it on the line Nix reads (field 8, as `setup` does), and
+// Debian's Nix finds the builder through nix-darwin's nix.conf.
+func TestModuleMachinesLineCarriesTheGeneratedHostKey(t *testing.T) {
+	var res struct {
+		NixConf, Post string
+		HasMachines   bool
+	}
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`), `{
+		nixConf = d.config.environment.etc."nix/nix.conf".source.text;
+		hasMachines = d.config.environment.etc ? "nix/machines";
+		post = d.config.system.activationScripts.postActivation.text; }`, &res)
+	if res.HasMachines {
+		t.Error("the keyless entry is still in nix-darwin's /etc/nix/machines beside the keyed one")
+	}
+	w := newActivationWorld(t)
+	lineFile := w.path("etc/nix/wrapix_builder_machines")
+	want := func(key string) string {
+		// (the world moves /etc, so root's key path too)
+		return "ssh-ng://builder@wrapix-builder aarch64-linux " + w.path("etc/nix/wrapix_builder_ed25519") + " 4 1 benchmark,big-parallel - " + key + "\n"
+	}
+	// Before the first `start` there is no key: the line pins through ssh_config.
+	if out, err := w.run(res.Post); err != nil {
+		t.Fatalf("activation: %v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(lineFile); string(got) != want("-") {
+		t.Errorf("before the key exists: %q, want %q", got, want("-"))
+	}
+	hostKey := w.userKeys()
+	if out, err := w.run(res.Post); err != nil {
+		t.Fatalf("activation: %v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(lineFile); string(got) != want(base64.StdEncoding.EncodeToString([]byte(hostKey))) {
+		t.Errorf("once the key exists: %q, want the key's base64 in field 8", got)
+	}
+	if fi, err := os.Stat(lineFile); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("%s: %v %v, want 0644", lineFile, fi, err)
+	}
+	// Nix reads it through nix-darwin's nix.conf (beside the user's own machines).
+	os.WriteFile(w.path("etc/nix/machines"), []byte("ssh://someone@elsewhere x86_64-linux\n"), 0o644)
+	os.WriteFile(w.path("etc/nix/nix.conf"), []byte(strings.ReplaceAll(res.NixConf, "/etc/nix/", w.path("etc/nix")+"/")), 0o644)
+	nixReads(t, w.path("etc/nix"), "big-parallel")
+	// A given hostKey goes through nix-darwin's machines file; the line file goes.
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder = { enable = true; hostKey = "`+testHostKey+`"; };`), `{
+		nixConf = d.config.environment.etc."nix/nix.conf".source.text;
+		hasMachines = d.config.environment.etc ? "nix/machines";
+		post = d.config.system.activationScripts.postActivation.text; }`, &res)
+	if out, err := w.run(res.Post); err != nil {
+		t.Fatalf("activation: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(lineFile); err == nil || !res.HasMachines || strings.Contains(res.NixConf, "wrapix_builder_machines") {
+		t.Errorf("with hostKey given: line file left (%v), machines entry %v, nix.conf:\n%s", err, res.HasMachines, res.NixConf)
 	}
 }

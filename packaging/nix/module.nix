@@ -76,6 +76,8 @@ let
     hostKey = if cfg.hostKey == null then "" else cfg.hostKey;
   };
   machine = wlib.buildMachine settings;
+  # Activation writes the machines line itself (issue 18.4): see below.
+  ownLineFile = !cfg.determinate && cfg.hostKey == null;
 
   # The agent's PATH: launchd gives agents only /usr/bin:/bin:/usr/sbin:/sbin
   # (nix-darwin's `path` is empty by default); Apple's installer puts
@@ -126,7 +128,7 @@ let
     # Wrapix Builder (Determinate Nix): marked blocks in the shared files.
     ${builtins.readFile ./block.sh}
     wrapixChanged="" wrapixDamaged=""
-    if wrapixOut=$(wrapix_set_block /etc/nix/machines ${escapeShellArg (wlib.machinesLine settings)}); then
+    if wrapixOut=$(wrapix_set_block /etc/nix/machines "$wrapixLine"$'\n'); then
       wrapixChanged+=$wrapixOut
     else
       wrapixDamaged=1
@@ -271,6 +273,11 @@ in
         # Wrapix Builder. The user's files are read and made as the user (sudo
         # --user, as nix-darwin's own activation does), never followed as root.
         wrapixUser=${escapeShellArg user}
+      '' + optionalString (ownLineFile || cfg.determinate) ''
+        # Field 8 of the machines line: the host key in base64, or "-" until
+        # the CLI has made one (ssh_config's known hosts pin it meanwhile).
+        wrapixKey64=${if cfg.hostKey == null then "-" else wlib.base64 cfg.hostKey}
+      '' + ''
         if ! id -- "$wrapixUser" >/dev/null 2>&1; then
           echo "wrapix-builder: user $wrapixUser does not exist; set services.wrapix-builder.user (or system.primaryUser) to the macOS user who runs the builder" >&2
         else
@@ -300,6 +307,7 @@ in
           # The pinned host key the CLI generated: one ed25519 line, or nothing.
           key=$(sudo --user="$wrapixUser" -- head -n 1 ${escapeShellArg "${keysDir}/host_ed25519.pub"} 2>/dev/null | cut -d' ' -f1,2 || true)
           if [[ $key =~ ^ssh-ed25519\ [A-Za-z0-9+/]{68}$ ]]; then
+            wrapixKey64=$(printf '%s' "$key" | base64 | tr -d '\n')
             printf '# wrapix-builder host key, managed by wrapix-builder.\n${wlib.alias} %s\n[127.0.0.1]:${toString cfg.port} %s\n[localhost]:${toString cfg.port} %s\n' "$key" "$key" "$key" > ${wlib.knownHostsPath}.tmp
             chmod 644 ${wlib.knownHostsPath}.tmp && mv -f ${wlib.knownHostsPath}.tmp ${wlib.knownHostsPath}
           elif [[ -n $key ]]; then
@@ -312,7 +320,19 @@ in
           chmod 644 ${wlib.knownHostsPath}.tmp && mv -f ${wlib.knownHostsPath}.tmp ${wlib.knownHostsPath}
       '' + ''
         fi
-      '' + optionalString cfg.determinate determinateActivation;
+      '' + optionalString (ownLineFile || cfg.determinate) ''
+        wrapixLine=${escapeShellArg (wlib.machinesLineWithKey settings "")}"$wrapixKey64"
+      '' + (if ownLineFile then ''
+        # The line Nix reads through nix.conf's builders (nix-darwin's
+        # /etc/nix/machines is fixed before the key exists): the key on it
+        # pins the builder whatever an earlier ssh_config says.
+        if [[ "$(cat ${wlib.machinesFile} 2>/dev/null || true)" != "$wrapixLine" ]]; then
+          printf '%s\n' "$wrapixLine" > ${wlib.machinesFile}.tmp
+          chmod 644 ${wlib.machinesFile}.tmp && mv -f ${wlib.machinesFile}.tmp ${wlib.machinesFile}
+        fi
+      '' else ''
+        rm -f ${wlib.machinesFile}
+      '') + optionalString cfg.determinate determinateActivation;
 
       # nix-darwin wraps `command` in `/bin/wait4path /nix/store && exec …`
       # (modules/launchd/default.nix): at login /nix may not be mounted yet.
@@ -335,7 +355,11 @@ in
 
     (mkIf (!cfg.determinate) {
       nix.distributedBuilds = true;
-      nix.buildMachines = [ (if cfg.hostKey == null then removeAttrs machine [ "publicHostKey" ] else machine) ];
+      # A given key is known now: nix-darwin's machines file carries it.
+      # Otherwise activation writes our line, with the key once the CLI made
+      # it, to a file of ours that builders names beside the default.
+      nix.buildMachines = mkIf (!ownLineFile) [ machine ];
+      nix.settings.builders = mkIf ownLineFile "@/etc/nix/machines;@${wlib.machinesFile}";
       nix.settings.builders-use-substitutes = true;
     })
   ]);
