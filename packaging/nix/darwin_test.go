@@ -708,9 +708,14 @@ func TestModuleActivationPassesShellcheck(t *testing.T) {
 		`services.wrapix-builder.enable = true;`,
 		`services.wrapix-builder = { enable = true; hostKey = "` + testHostKey + `"; };`,
 		`nix.enable = false; services.wrapix-builder = { enable = true; determinate = true; };`,
+		`determinateNix (its own module)`,
 	} {
 		var script string
-		mustEval(t, withModule(`system.primaryUser = "alice"; `+body), "d.config.system.activationScripts.script.text", &script)
+		conf := withModule(`system.primaryUser = "alice"; ` + body)
+		if strings.HasPrefix(body, "determinateNix") {
+			conf = withDeterminateModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`)
+		}
+		mustEval(t, conf, "d.config.system.activationScripts.script.text", &script)
 		if !strings.Contains(script, "# Wrapix Builder.") {
 			t.Fatalf("%s: the module's activation is not in the script", body)
 		}
@@ -1016,4 +1021,120 @@ func TestModuleMachinesLineCarriesTheGeneratedHostKey(t *testing.T) {
 	if _, err := os.Stat(lineFile); err == nil || !res.HasMachines || strings.Contains(res.NixConf, "wrapix_builder_machines") {
 		t.Errorf("with hostKey given: line file left (%v), machines entry %v, nix.conf:\n%s", err, res.HasMachines, res.NixConf)
 	}
+}
+
+// withDeterminateModule is a configuration importing the module and the
+// stand-in for Determinate's own nix-darwin module (testdata).
+func withDeterminateModule(body string) string {
+	return "{ wrapix-builder, ... }: { imports = [ wrapix-builder.darwinModules.default ./testdata/determinate-module.nix ]; " + body + " }"
+}
+
+// Issue 18 point 2: Determinate's nix-darwin module owns /etc/nix/machines
+// and nix.custom.conf (links into /etc/static); our marked-block activation
+// counted a link as damage and exited 1, and without `determinate = true` the
+// switch stopped at our assertion. With that module present the builder goes
+// in through its options (determinateNix.buildMachines, .customSettings),
+// whatever `determinate` says; activation leaves its links alone, and
+// Debian's Nix finds the builder through the installer's nix.conf.
+func TestModuleWithDeterminatesOwnModule(t *testing.T) {
+	for _, c := range []struct{ name, body string }{
+		{"generated key", `services.wrapix-builder.enable = true;`},
+		{"generated key, determinate = true", `services.wrapix-builder = { enable = true; determinate = true; };`},
+		{"given key", `services.wrapix-builder = { enable = true; hostKey = "` + testHostKey + `"; };`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var res struct {
+				Toplevel, CustomConf, Machines, Post string
+			}
+			mustEval(t, withDeterminateModule(`system.primaryUser = "alice"; `+c.body), `{
+				toplevel = d.toplevel;
+				customConf = d.config.environment.etc."nix/nix.custom.conf".text;
+				machines = d.config.environment.etc."nix/machines".text or "";
+				post = d.config.system.activationScripts.postActivation.text; }`, &res)
+			if !strings.Contains(res.CustomConf, "builders-use-substitutes = true\n") {
+				t.Errorf("nix.custom.conf:\n%s", res.CustomConf)
+			}
+			w := newActivationWorld(t)
+			hostKey := w.userKeys()
+			// Determinate's module made these links (nix-darwin's /etc/static).
+			for name, text := range map[string]string{"nix.custom.conf": res.CustomConf, "machines": res.Machines} {
+				os.MkdirAll(w.path("etc/static/nix"), 0o755)
+				os.WriteFile(w.path("etc/static/nix/"+name), []byte(text), 0o644)
+				os.Symlink("/etc/static/nix/"+name, w.path("etc/nix/"+name))
+			}
+			if out, err := w.run(res.Post); err != nil {
+				t.Fatalf("activation failed over Determinate's module's files: %v\n%s", err, out)
+			}
+			for _, name := range []string{"nix.custom.conf", "machines"} {
+				if target, err := os.Readlink(w.path("etc/nix/" + name)); err != nil || target != "/etc/static/nix/"+name {
+					t.Errorf("/etc/nix/%s is no longer Determinate's link: %q %v", name, target, err)
+				}
+			}
+			// Nix reads the installer's nix.conf, which includes the module's custom conf.
+			os.WriteFile(w.path("etc/nix/nix.conf"), []byte(determinateNixConf), 0o644)
+			for _, name := range []string{"nix.custom.conf", "machines"} {
+				os.Remove(w.path("etc/nix/" + name))
+				data := mustReadFile(t, w.path("etc/static/nix/"+name))
+				os.WriteFile(w.path("etc/nix/"+name), []byte(strings.ReplaceAll(string(data), "/etc/nix/", w.path("etc/nix")+"/")), 0o644)
+			}
+			nixReads(t, w.path("etc/nix"), "big-parallel")
+			key64 := base64.StdEncoding.EncodeToString([]byte(testHostKey))
+			if !strings.Contains(c.body, "hostKey") {
+				key64 = base64.StdEncoding.EncodeToString([]byte(hostKey))
+				if line := string(mustReadFile(t, w.path("etc/nix/wrapix_builder_machines"))); !strings.HasSuffix(line, " "+key64+"\n") {
+					t.Errorf("our machines line lacks the generated key: %q", line)
+				}
+			} else if !strings.Contains(res.Machines, "ssh-ng://builder@wrapix-builder aarch64-linux /etc/nix/wrapix_builder_ed25519 4 1 benchmark,big-parallel - "+key64+"\n") {
+				t.Errorf("determinateNix.buildMachines lacks the builder:\n%s", res.Machines)
+			}
+		})
+	}
+}
+
+// The official installer's /etc/nix/nix.conf (NixOS/nix
+// scripts/install-multi-user.sh): no include of nix.custom.conf.
+const officialNixConf = "\nbuild-users-group = nixbld\n"
+
+// Issue 18 point 3: nix.enable = false with the official installer (not
+// Determinate) had no correct mode: `determinate = true` put
+// builders-use-substitutes into a nix.custom.conf that nix.conf never
+// includes. Activation now puts that block where Nix reads it (nix.conf
+// itself when it includes no nix.custom.conf); the machines block is read
+// through Nix's default builders. Determinate's installer is
+// TestModuleDeterminateActivation.
+func TestModuleUnmanagedNixFromTheOfficialInstaller(t *testing.T) {
+	var res struct{ Toplevel, Post string }
+	mustEval(t, withModule(`system.primaryUser = "alice"; nix.enable = false;
+		services.wrapix-builder = { enable = true; determinate = true; };`),
+		`{ toplevel = d.toplevel; post = d.config.system.activationScripts.postActivation.text; }`, &res)
+	w := newActivationWorld(t)
+	hostKey := w.userKeys()
+	os.WriteFile(w.path("etc/nix/nix.conf"), []byte(officialNixConf), 0o644)
+	if out, err := w.run(res.Post); err != nil {
+		t.Fatalf("activation: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(w.path("etc/nix/nix.custom.conf")); err == nil {
+		t.Error("wrote a nix.custom.conf that this Nix never reads")
+	}
+	conf := string(mustReadFile(t, w.path("etc/nix/nix.conf")))
+	if !strings.HasPrefix(conf, officialNixConf) {
+		t.Errorf("the installer's lines changed:\n%s", conf)
+	}
+	machines := string(mustReadFile(t, w.path("etc/nix/machines")))
+	if !strings.Contains(machines, " - "+base64.StdEncoding.EncodeToString([]byte(hostKey))+"\n") {
+		t.Errorf("the machines block lacks the generated key:\n%s", machines)
+	}
+	if calls := string(mustReadFile(t, w.calls)); !strings.Contains(calls, "launchctl kickstart -k system/org.nixos.nix-daemon\n") {
+		t.Errorf("the daemon was not restarted:\n%s", calls)
+	}
+	cmd := exec.Command("nix", "--extra-experimental-features", "nix-command", "show-config")
+	cmd.Env = append(os.Environ(), "NIX_CONF_DIR="+w.path("etc/nix"))
+	show, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nix show-config: %v", err)
+	}
+	if !strings.Contains(string(show), "\nbuilders-use-substitutes = true\n") {
+		t.Error("Nix does not read builders-use-substitutes from the official installer's files")
+	}
+	nixReads(t, w.path("etc/nix"), "big-parallel")
 }

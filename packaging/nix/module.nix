@@ -76,8 +76,17 @@ let
     hostKey = if cfg.hostKey == null then "" else cfg.hostKey;
   };
   machine = wlib.buildMachine settings;
+  # Where the builders entry goes: Determinate Systems' own nix-darwin module
+  # (github.com/DeterminateSystems/determinate, modules/nix-darwin/default.nix)
+  # owns /etc/nix/machines and nix.custom.conf as /etc links, so with it the
+  # builder goes in through its options; otherwise marked blocks (determinate)
+  # or nix-darwin's nix.* options.
+  hasDeterminateModule = options ? determinateNix;
+  viaDeterminateModule = hasDeterminateModule && config.determinateNix.enable;
+  markedBlocks = cfg.determinate && !viaDeterminateModule;
   # Activation writes the machines line itself (issue 18.4): see below.
-  ownLineFile = !cfg.determinate && cfg.hostKey == null;
+  ownLineFile = !markedBlocks && cfg.hostKey == null;
+  buildersSetting = "@/etc/nix/machines;@${wlib.machinesFile}";
 
   # The agent's PATH: launchd gives agents only /usr/bin:/bin:/usr/sbin:/sbin
   # (nix-darwin's `path` is empty by default); Apple's installer puts
@@ -120,10 +129,11 @@ let
     # wrapix-builder: end of the setup check
   '';
 
-  # Determinate Nix (nix.enable = false): the installer's
-  # /etc/nix/nix.custom.conf stays the user's file; we keep one marked block
-  # in it and one in /etc/nix/machines (read through Nix's default
-  # `builders = @/etc/nix/machines`), like `wrapix-builder setup` does.
+  # Nix not managed by nix-darwin (nix.enable = false: Determinate's or the
+  # official installer): the installer's files stay the user's; we keep one
+  # marked block in /etc/nix/machines (read through Nix's default
+  # `builders = @/etc/nix/machines`) and one in the file nix.conf reads
+  # settings from, like `wrapix-builder setup` does.
   determinateActivation = ''
     # Wrapix Builder (Determinate Nix): marked blocks in the shared files.
     ${builtins.readFile ./block.sh}
@@ -133,10 +143,17 @@ let
     else
       wrapixDamaged=1
     fi
-    # builders-use-substitutes only speeds builds up: a nix.custom.conf that
-    # the configuration declares itself (a link, status 2) is a warning.
+    # builders-use-substitutes goes where Nix reads it: Determinate's
+    # installer's nix.conf includes nix.custom.conf, the official installer's
+    # includes nothing (issue 18.3), so there nix.conf itself gets the block.
+    # It only speeds builds up: a file the configuration declares itself (a
+    # link, status 2) is a warning.
+    wrapixConf=/etc/nix/nix.custom.conf
+    if ! grep -qE '^[[:space:]]*!?include[[:space:]]+(/etc/nix/)?nix\.custom\.conf[[:space:]]*$' /etc/nix/nix.conf 2>/dev/null; then
+      wrapixConf=/etc/nix/nix.conf
+    fi
     wrapixRc=0
-    wrapixOut=$(wrapix_set_block /etc/nix/nix.custom.conf ${escapeShellArg "builders-use-substitutes = true\n"}) || wrapixRc=$?
+    wrapixOut=$(wrapix_set_block "$wrapixConf" ${escapeShellArg "builders-use-substitutes = true\n"}) || wrapixRc=$?
     case $wrapixRc in
       0) wrapixChanged+=$wrapixOut ;;
       2) ;;
@@ -233,10 +250,13 @@ in
       type = types.bool;
       default = false;
       description = ''
-        Determinate Nix manages Nix (set `nix.enable = false`, as nix-darwin requires with
-        Determinate): the builders entry goes into marked blocks in /etc/nix/machines and the
-        installer's /etc/nix/nix.custom.conf, which otherwise stay as they are. Also for upstream Nix
-        installed by Determinate's installer (its nix.conf includes nix.custom.conf too).
+        Nix is not managed by nix-darwin (`nix.enable = false`, as nix-darwin requires with
+        Determinate): the builders entry goes into marked blocks in /etc/nix/machines and in the
+        file the installer's nix.conf reads settings from (/etc/nix/nix.custom.conf when nix.conf
+        includes it, as Determinate's installer writes it; nix.conf itself with the official
+        installer), which otherwise stay as they are. Not needed
+        with Determinate's own nix-darwin module (`determinateNix.enable`): the builder then goes in
+        through `determinateNix.buildMachines` and `determinateNix.customSettings`.
       '';
     };
   };
@@ -253,8 +273,8 @@ in
           message = "services.wrapix-builder.user = \"${user}\" but nix-darwin installs launch agents for system.primaryUser = ${builtins.toJSON config.system.primaryUser}: set system.primaryUser = \"${user}\", or startAtLogin = false.";
         }
         {
-          assertion = config.nix.enable || cfg.determinate;
-          message = "services.wrapix-builder: nix.enable = false, so nix-darwin writes no nix.conf or machines file and the builder would be silently dropped: with Determinate Nix set services.wrapix-builder.determinate = true; otherwise turn nix.enable back on.";
+          assertion = config.nix.enable || cfg.determinate || viaDeterminateModule;
+          message = "services.wrapix-builder: nix.enable = false, so nix-darwin writes no nix.conf or machines file and the builder would be silently dropped: set services.wrapix-builder.determinate = true (Nix from Determinate's or the official installer: marked blocks in its files), import Determinate's nix-darwin module, or turn nix.enable back on.";
         }
         {
           assertion = cfg.determinate -> !config.nix.enable;
@@ -273,7 +293,7 @@ in
         # Wrapix Builder. The user's files are read and made as the user (sudo
         # --user, as nix-darwin's own activation does), never followed as root.
         wrapixUser=${escapeShellArg user}
-      '' + optionalString (ownLineFile || cfg.determinate) ''
+      '' + optionalString (ownLineFile || markedBlocks) ''
         # Field 8 of the machines line: the host key in base64, or "-" until
         # the CLI has made one (ssh_config's known hosts pin it meanwhile).
         wrapixKey64=${if cfg.hostKey == null then "-" else wlib.base64 cfg.hostKey}
@@ -320,7 +340,7 @@ in
           chmod 644 ${wlib.knownHostsPath}.tmp && mv -f ${wlib.knownHostsPath}.tmp ${wlib.knownHostsPath}
       '' + ''
         fi
-      '' + optionalString (ownLineFile || cfg.determinate) ''
+      '' + optionalString (ownLineFile || markedBlocks) ''
         wrapixLine=${escapeShellArg (wlib.machinesLineWithKey settings "")}"$wrapixKey64"
       '' + (if ownLineFile then ''
         # The line Nix reads through nix.conf's builders (nix-darwin's
@@ -332,7 +352,7 @@ in
         fi
       '' else ''
         rm -f ${wlib.machinesFile}
-      '') + optionalString cfg.determinate determinateActivation;
+      '') + optionalString markedBlocks determinateActivation;
 
       # nix-darwin wraps `command` in `/bin/wait4path /nix/store && exec …`
       # (modules/launchd/default.nix): at login /nix may not be mounted yet.
@@ -353,14 +373,24 @@ in
       };
     }
 
-    (mkIf (!cfg.determinate) {
+    (mkIf (!cfg.determinate && !viaDeterminateModule) {
       nix.distributedBuilds = true;
       # A given key is known now: nix-darwin's machines file carries it.
       # Otherwise activation writes our line, with the key once the CLI made
       # it, to a file of ours that builders names beside the default.
       nix.buildMachines = mkIf (!ownLineFile) [ machine ];
-      nix.settings.builders = mkIf ownLineFile "@/etc/nix/machines;@${wlib.machinesFile}";
+      nix.settings.builders = mkIf ownLineFile buildersSetting;
       nix.settings.builders-use-substitutes = true;
     })
+
+    # Only when that module is imported: its options exist.
+    (lib.optionalAttrs hasDeterminateModule (mkIf viaDeterminateModule {
+      determinateNix.distributedBuilds = true;
+      determinateNix.buildMachines = mkIf (!ownLineFile) [ machine ];
+      determinateNix.customSettings = mkMerge [
+        { builders-use-substitutes = true; }
+        (mkIf ownLineFile { builders = buildersSetting; })
+      ];
+    }))
   ]);
 }
