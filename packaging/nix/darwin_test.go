@@ -1026,7 +1026,12 @@ func TestModuleMachinesLineCarriesTheGeneratedHostKey(t *testing.T) {
 // withDeterminateModule is a configuration importing the module and the
 // stand-in for Determinate's own nix-darwin module (testdata).
 func withDeterminateModule(body string) string {
-	return "{ wrapix-builder, ... }: { imports = [ wrapix-builder.darwinModules.default ./testdata/determinate-module.nix ]; " + body + " }"
+	return withDeterminateModuleNamed(`{ }`, body)
+}
+
+// withDeterminateModuleNamed passes args to the stand-in (its option names).
+func withDeterminateModuleNamed(args, body string) string {
+	return "{ wrapix-builder, ... }: { imports = [ wrapix-builder.darwinModules.default (import ./testdata/determinate-module.nix " + args + ") ]; " + body + " }"
 }
 
 // Issue 18 point 2: Determinate's nix-darwin module owns /etc/nix/machines
@@ -1037,16 +1042,17 @@ func withDeterminateModule(body string) string {
 // whatever `determinate` says; activation leaves its links alone, and
 // Debian's Nix finds the builder through the installer's nix.conf.
 func TestModuleWithDeterminatesOwnModule(t *testing.T) {
-	for _, c := range []struct{ name, body string }{
-		{"generated key", `services.wrapix-builder.enable = true;`},
-		{"generated key, determinate = true", `services.wrapix-builder = { enable = true; determinate = true; };`},
-		{"given key", `services.wrapix-builder = { enable = true; hostKey = "` + testHostKey + `"; };`},
+	for _, c := range []struct{ name, args, body string }{
+		{"generated key", `{ }`, `services.wrapix-builder.enable = true;`},
+		{"generated key, determinate = true", `{ }`, `services.wrapix-builder = { enable = true; determinate = true; };`},
+		{"given key", `{ }`, `services.wrapix-builder = { enable = true; hostKey = "` + testHostKey + `"; };`},
+		{"before the rename, determinate-nix.settings", `{ ns = "determinate-nix"; settingsName = "settings"; }`, `services.wrapix-builder.enable = true;`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var res struct {
 				Toplevel, CustomConf, Machines, Post string
 			}
-			mustEval(t, withDeterminateModule(`system.primaryUser = "alice"; `+c.body), `{
+			mustEval(t, withDeterminateModuleNamed(c.args, `system.primaryUser = "alice"; `+c.body), `{
 				toplevel = d.toplevel;
 				customConf = d.config.environment.etc."nix/nix.custom.conf".text;
 				machines = d.config.environment.etc."nix/machines".text or "";

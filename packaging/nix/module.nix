@@ -81,8 +81,12 @@ let
   # owns /etc/nix/machines and nix.custom.conf as /etc links, so with it the
   # builder goes in through its options; otherwise marked blocks (determinate)
   # or nix-darwin's nix.* options.
-  hasDeterminateModule = options ? determinateNix;
-  viaDeterminateModule = hasDeterminateModule && config.determinateNix.enable;
+  # Its options are determinateNix.* (customSettings), determinate-nix.*
+  # (settings) before the rename.
+  determinateNS = if options ? determinateNix then "determinateNix" else if options ? "determinate-nix" then "determinate-nix" else null;
+  determinateSettings = if determinateNS == "determinateNix" then "customSettings" else "settings";
+  hasDeterminateModule = determinateNS != null;
+  viaDeterminateModule = hasDeterminateModule && config.${determinateNS}.enable;
   markedBlocks = cfg.determinate && !viaDeterminateModule;
   # Activation writes the machines line itself (issue 18.4): see below.
   ownLineFile = !markedBlocks && cfg.hostKey == null;
@@ -385,12 +389,14 @@ in
 
     # Only when that module is imported: its options exist.
     (lib.optionalAttrs hasDeterminateModule (mkIf viaDeterminateModule {
-      determinateNix.distributedBuilds = true;
-      determinateNix.buildMachines = mkIf (!ownLineFile) [ machine ];
-      determinateNix.customSettings = mkMerge [
-        { builders-use-substitutes = true; }
-        (mkIf ownLineFile { builders = buildersSetting; })
-      ];
+      ${determinateNS} = {
+        distributedBuilds = true;
+        buildMachines = mkIf (!ownLineFile) [ machine ];
+        ${determinateSettings} = mkMerge [
+          { builders-use-substitutes = true; }
+          (mkIf ownLineFile { builders = buildersSetting; })
+        ];
+      };
     }))
   ]);
 }

@@ -4,10 +4,13 @@
 # options the Wrapix Builder module sets, typed as there, and what it does with
 # them. It turns nix-darwin's Nix management off (nix.enable forced false),
 # writes /etc/nix/nix.custom.conf from `customSettings` and /etc/nix/machines
-# from `buildMachines`, both as nix-darwin /etc links it owns.
+# from `buildMachines`, both as nix-darwin /etc links it owns. Its releases
+# name the options determinateNix.customSettings (now) or
+# determinate-nix.settings (before the rename).
+{ ns ? "determinateNix", settingsName ? "customSettings" }:
 { config, lib, ... }:
 let
-  cfg = config.determinateNix;
+  cfg = config.${ns};
   inherit (lib) mkOption types;
   value = v: if builtins.isBool v then (if v then "true" else "false")
     else if builtins.isList v then lib.concatMapStringsSep " " value v
@@ -15,7 +18,7 @@ let
   field = v: if v == null || v == [ ] then "-" else if builtins.isList v then lib.concatStringsSep "," v else toString v;
 in
 {
-  options.determinateNix = {
+  options.${ns} = {
     enable = mkOption { type = types.bool; default = true; };
     distributedBuilds = mkOption { type = types.bool; default = false; };
     buildMachines = mkOption {
@@ -36,7 +39,7 @@ in
         };
       });
     };
-    customSettings = mkOption {
+    ${settingsName} = mkOption {
       default = { };
       type = types.submodule {
         freeformType = with types; attrsOf (either (nullOr (oneOf [ bool int str ])) (listOf str));
@@ -48,7 +51,7 @@ in
     nix.enable = lib.mkForce false;
     environment.etc."nix/nix.custom.conf".text = lib.concatStrings (lib.mapAttrsToList
       (k: v: lib.optionalString (v != null) "${k} = ${value v}\n")
-      (cfg.customSettings // lib.optionalAttrs (!cfg.distributedBuilds) { builders = null; }));
+      (cfg.${settingsName} // lib.optionalAttrs (!cfg.distributedBuilds) { builders = null; }));
     environment.etc."nix/machines" = lib.mkIf (cfg.buildMachines != [ ]) {
       text = lib.concatMapStrings (m: lib.concatStringsSep " " [
         "${lib.optionalString (m.protocol != null) "${m.protocol}://"}${lib.optionalString (m.sshUser != null) "${m.sshUser}@"}${m.hostName}"
