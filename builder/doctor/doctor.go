@@ -336,7 +336,7 @@ func checkBanner(ctx context.Context, addr string) Check {
 	if err != nil || !strings.HasPrefix(line, "SSH-") {
 		c.Result, c.Kind = Fail, problem.Unhealthy
 		c.Detail = "the port accepts connections but no SSH server answers (connection reset)"
-		c.Fix = "allow Local Network access for container-runtime-linux in System Settings ▸ Privacy & Security ▸ Local Network, and check for a VPN capturing 192.168.64.0/24"
+		c.Fix = "allow Local Network access for container-runtime-linux in System Settings ▸ Privacy & Security ▸ Local Network, and check for a VPN capturing the container subnet (see the VPN routes check)"
 		return c
 	}
 	c.Result, c.Detail = OK, textclean.Line(strings.TrimSpace(line), 0)

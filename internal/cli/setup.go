@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -32,7 +33,7 @@ import (
 
 func setupCmd(e *env) *cobra.Command {
 	var dryRun, undo bool
-	var root, uri string
+	var root, uri, containerIP string
 	forUID := keys.AnyOwner
 	cmd := &cobra.Command{
 		Use:   "setup",
@@ -80,12 +81,22 @@ exactly what setup did.`,
 			if err != nil {
 				return err
 			}
+			if containerIP != "" && net.ParseIP(containerIP).To4() == nil {
+				return problem.Newf(problem.Usage, "leave it out: setup asks the runtime", "--container-ip %q is not an IPv4 address", containerIP)
+			}
 			if !dryRun && root == "/" && os.Geteuid() != 0 {
-				return e.reexecWithSudo(cmd.Context(), b.Layout.DataDir, b.Layout.ConfigDir, undo, uri)
+				// Root cannot ask the user's runtime: the container's IP
+				// (its subnet's bridge, for the route fix) goes along.
+				if goruntime.GOOS == "darwin" && b.CLI != nil {
+					if c, err := b.CLI.Get(cmd.Context(), lifecycle.ContainerName); err == nil && c != nil && c.Running() {
+						containerIP = c.IP
+					}
+				}
+				return e.reexecWithSudo(cmd.Context(), b.Layout.DataDir, b.Layout.ConfigDir, undo, uri, containerIP)
 			}
 			var probe setup.RouteProber
 			if goruntime.GOOS == "darwin" && root == "/" {
-				probe = darwinRouteProbe
+				probe = darwinRouteProbe(containerIP)
 			}
 			envr, err := setup.Observe(root, goruntime.GOOS, probe)
 			if err != nil {
@@ -153,6 +164,8 @@ exactly what setup did.`,
 	// directory the app's environment points at.
 	cmd.Flags().IntVar(&forUID, "for-uid", keys.AnyOwner, "as root: the user setup acts for (default: sudo's SUDO_UID)")
 	_ = cmd.Flags().MarkHidden("for-uid")
+	cmd.Flags().StringVar(&containerIP, "container-ip", "", "the builder container's IPv4 address (passed through sudo)")
+	_ = cmd.Flags().MarkHidden("container-ip")
 	cmd.MarkFlagsMutuallyExclusive("dry-run", "undo")
 	return cmd
 }
@@ -340,7 +353,7 @@ func invokingUser(root, keysDir string, uid int) (agent.User, error) {
 
 // reexecWithSudo runs this same setup as root. The user's directories are
 // passed explicitly: sudo resets $HOME and the XDG variables.
-func (e *env) reexecWithSudo(ctx context.Context, dataDir, configDir string, undo bool, uri string) error {
+func (e *env) reexecWithSudo(ctx context.Context, dataDir, configDir string, undo bool, uri, containerIP string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return problem.Wrap(problem.Setup, err, "cannot find this program to run it through sudo", "run `sudo wrapix-builder setup`")
@@ -348,6 +361,9 @@ func (e *env) reexecWithSudo(ctx context.Context, dataDir, configDir string, und
 	args := []string{"--", self, "setup", "--data-dir", dataDir, "--config-dir", configDir, "--uri", uri}
 	if undo {
 		args = append(args, "--undo")
+	}
+	if containerIP != "" {
+		args = append(args, "--container-ip", containerIP)
 	}
 	fmt.Fprintln(e.stderr, "setup changes files under /etc: running it through sudo…")
 	cmd := exec.CommandContext(ctx, "sudo", args...)
@@ -377,18 +393,30 @@ func runner(e *env, root string) setup.Runner {
 	}
 }
 
-// darwinRouteProbe: a VPN that owns 192.168.64.0/24 captures the container subnet.
-func darwinRouteProbe() (*setup.RouteFix, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "/sbin/route", "-n", "get", "192.168.64.1").Output()
-	if err != nil {
-		return nil, nil // no route at all: nothing a route fix could repair
+// darwinRouteProbe: a VPN whose routes cover the container's subnet
+// captures it. vmnet chooses the subnet and the bridge (bridge100,
+// bridge103, …), so both come from ifconfig: the bridge holding the
+// container's IP, or, when it is not known, each vmnet bridge in turn.
+func darwinRouteProbe(containerIP string) setup.RouteProber {
+	return func() (*setup.RouteFix, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "/sbin/ifconfig").Output()
+		if err != nil {
+			return nil, nil // no interfaces to read: nothing a route fix could name
+		}
+		for _, br := range setup.ContainerBridges(setup.VMNetBridges(string(out)), containerIP) {
+			probe := containerIP
+			if probe == "" {
+				probe = br.Addr
+			}
+			rt, err := exec.CommandContext(ctx, "/sbin/route", "-n", "get", probe).Output()
+			if err == nil && strings.HasPrefix(doctor.RouteInterface(string(rt)), "utun") {
+				return &setup.RouteFix{Subnet: br.Net.String(), Interface: br.Name}, nil
+			}
+		}
+		return nil, nil
 	}
-	if strings.HasPrefix(doctor.RouteInterface(string(out)), "utun") {
-		return &setup.RouteFix{Subnet: "192.168.64.0/24", Interface: "bridge100"}, nil
-	}
-	return nil, nil
 }
 
 // uriForm validates --uri against the host's Nix.
