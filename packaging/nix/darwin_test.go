@@ -731,8 +731,9 @@ func TestModuleActivationPassesShellcheck(t *testing.T) {
 // has no public key field, the host key is pinned by activation from the
 // CLI's key) is what `doctor` (setup.Check) accepts as a working setup.
 func TestDoctorAcceptsTheModulesSetup(t *testing.T) {
-	var res struct{ SSHConfig, Post string }
+	var res struct{ NixConf, SSHConfig, Post string }
 	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`), `{
+		nixConf = d.config.environment.etc."nix/nix.conf".source.text;
 		sshConfig = d.config.environment.etc."ssh/ssh_config.d/100-wrapix-builder.conf".text;
 		post = d.config.system.activationScripts.postActivation.text; }`, &res)
 	w := newActivationWorld(t)
@@ -741,6 +742,8 @@ func TestDoctorAcceptsTheModulesSetup(t *testing.T) {
 		t.Fatalf("activation: %v\n%s", err, log)
 	}
 	os.WriteFile(w.path("etc/ssh/ssh_config.d/100-wrapix-builder.conf"), []byte(res.SSHConfig), 0o644)
+	// Its builders setting names our line's file (doctor checks that too).
+	os.WriteFile(w.path("etc/nix/nix.conf"), []byte(res.NixConf), 0o644)
 	// The activation world moves /etc, root's key path on the line too.
 	line := mustReadFile(t, w.path("etc/nix/wrapix_builder_machines"))
 	os.WriteFile(w.path("etc/nix/wrapix_builder_machines"), []byte(strings.ReplaceAll(string(line), w.root, "")), 0o644)
