@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wrapix/wrapix-builder/builder/nixconf"
 )
 
 // Issue 18 point 9: a `builders =` line, here in a file nix.conf includes,
@@ -36,5 +38,22 @@ func TestCheckSeesABuildersLineThatHidesTheMachinesFile(t *testing.T) {
 				t.Errorf("the detail does not name the line and the fix: %+v", st)
 			}
 		})
+	}
+}
+
+// The nix-darwin module's line file, left behind after the module was
+// removed, is not read by a nix.conf without its builders setting.
+func TestCheckIgnoresALeftoverModuleLineFile(t *testing.T) {
+	root := t.TempDir()
+	apply(t, root, "linux", nil, &recorder{})
+	line, _ := os.ReadFile(filepath.Join(root, "etc/nix/machines"))
+	write(t, root, nixconf.ModuleMachinesPath, string(line), 0o644)
+	write(t, root, nixconf.MachinesPath, "", 0o644)
+	if st := Check(root, params()); st.NixConfig == StateOK || !strings.Contains(st.Detail, nixconf.ModuleMachinesPath) {
+		t.Errorf("%+v", st)
+	}
+	write(t, root, "/etc/nix/nix.conf", "builders = @/etc/nix/machines;@"+nixconf.ModuleMachinesPath+"\n", 0o644)
+	if st := Check(root, params()); st.NixConfig != StateOK {
+		t.Errorf("named in builders: %+v", st)
 	}
 }

@@ -118,7 +118,11 @@ func Check(root string, p nixconf.Params) State {
 	}
 	// Our entry counts only where Nix looks: a `builders` setting replaces
 	// the default @/etc/nix/machines.
-	if value, where := buildersSetting(e); s.NixConfig == StateOK && where != "" {
+	if value, where := buildersSetting(e); s.NixConfig == StateOK {
+		if where == "" {
+			// Nix's default; a module's line file left behind is not read.
+			value, where = "@"+nixconf.MachinesPath, "Nix's default builders"
+		}
 		entries := builderEntries(value)
 		reached, hidden := false, ""
 		for _, f := range foundIn {
