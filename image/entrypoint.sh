@@ -170,7 +170,7 @@ features=$(echo "${WRAPIX_FEATURES:-benchmark big-parallel}" | tr ',' ' ')
 	echo "build-users-group = nixbld"
 	echo "trusted-users = root builder"
 	echo "max-jobs = ${WRAPIX_MAX_JOBS:-4}"
-	echo "cores = 0"
+	echo "cores = $(c=${WRAPIX_CORES:-0} j=${WRAPIX_MAX_JOBS:-4}; case "$c/$j" in *[!0-9/]* | /* | */ | */0 | 0/*) echo 0 ;; *) n=$((c / j)); [ "$n" -ge 1 ] || n=1; echo "$n" ;; esac)"   # each job its share of the CPUs (0, all, when not told)
 	echo "system-features = $features"
 	echo "sandbox = ${WRAPIX_SANDBOX:-true}"
 	echo "sandbox-fallback = false"        # asked for a sandbox: fail loudly rather than build without one

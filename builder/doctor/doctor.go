@@ -272,7 +272,9 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 			add(Check{Name: "Nix builders entry", Result: OK, Detail: "managed by " + st.ManagedBy})
 		default:
 			fix := "sudo wrapix-builder setup"
-			if st.ManagedBy == "nix-darwin" {
+			if st.NixConfig == setup.StateIgnored {
+				fix = "edit that builders line as the detail says (setup never rewrites your builders setting), then restart the nix-daemon"
+			} else if st.ManagedBy == "nix-darwin" {
 				fix = "add `wrapix-builder config` to your nix-darwin configuration and darwin-rebuild switch"
 			}
 			add(Check{Name: "Nix builders entry", Result: Fail, Detail: st.NixConfig + ": " + st.Detail, Fix: fix, Kind: problem.Setup})
@@ -280,13 +282,7 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		if nvErr != nil {
 			add(Check{Name: "host Nix", Result: Fail, Detail: "`nix --version` failed: " + nvErr.Error(), Fix: "install Nix (https://nixos.org/download) or put it on PATH", Kind: problem.Setup})
 		} else {
-			d := "Nix " + nv.Raw + " (" + nv.Flavor + "); "
-			if nv.SupportsPortURI() {
-				d += "supports ssh-ng://user@host:port"
-			} else {
-				d += "needs the ssh_config alias form (port URIs need Nix ≥ 2.31)"
-			}
-			add(Check{Name: "host Nix", Result: OK, Detail: d})
+			add(hostNixCheck(nv))
 		}
 		add(checkLocalDaemon(opt.DaemonSocket))
 	} else {
@@ -359,7 +355,7 @@ func checkBanner(ctx context.Context, addr string) Check {
 	if err != nil || !strings.HasPrefix(line, "SSH-") {
 		c.Result, c.Kind = Fail, problem.Unhealthy
 		c.Detail = "the port accepts connections but no SSH server answers (connection reset)"
-		c.Fix = lifecycle.LocalNetworkFix + "; and check for a VPN capturing 192.168.64.0/24"
+		c.Fix = lifecycle.LocalNetworkFix + "; and check for a VPN capturing the container subnet (see the VPN routes check)"
 		return c
 	}
 	c.Result, c.Detail = OK, textclean.Line(strings.TrimSpace(line), 0)
@@ -550,4 +546,16 @@ func checkStoreIndex(ctx context.Context, cl *sshclient.Client) Check {
 		c.Detail += fmt.Sprintf(" (%d now)", n-2)
 	}
 	return c
+}
+
+// hostNixCheck names the host Nix and which builders URI form it can use,
+// and why not the port form.
+func hostNixCheck(nv nixconf.NixVersion) Check {
+	d := "Nix " + nv.Raw + " (" + nv.Flavor + "); "
+	if why := nv.PortURIWhyNot(); why != "" {
+		d += "needs the ssh_config alias form: " + why
+	} else {
+		d += "supports ssh-ng://user@host:port"
+	}
+	return Check{Name: "host Nix", Result: OK, Detail: d}
 }

@@ -25,12 +25,15 @@ const (
 	KnownHostsPath = "/etc/nix/wrapix_builder_known_hosts"           // our own known-hosts file
 	SSHConfigPath  = "/etc/ssh/ssh_config.d/100-wrapix-builder.conf" // read by /etc/ssh/ssh_config's Include
 	MachinesPath   = "/etc/nix/machines"                             // the default `builders = @/etc/nix/machines`
+	// The nix-darwin module's own machines line, written at activation with
+	// the host key the CLI made (packaging/nix/lib.nix machinesFile).
+	ModuleMachinesPath = "/etc/nix/wrapix_builder_machines"
 )
 
 // URI forms of the builders entry.
 const (
 	FormAlias = "alias" // ssh-ng://builder@wrapix-builder + ssh_config alias: every Nix version
-	FormPort  = "port"  // ssh-ng://builder@localhost:PORT: Nix ≥ 2.31 only
+	FormPort  = "port"  // ssh-ng://builder@localhost:PORT: Nix ≥ 2.31.3 only (PortURIWhyNot)
 )
 
 // Params are the values every output is made from.
@@ -126,9 +129,11 @@ func MachinesLine(p Params) string {
 }
 
 // NixConf is the nix.conf fragment for a Nix whose config is not managed by
-// nix-darwin (the builders entry inline).
+// nix-darwin (the builders entry inline). It keeps Nix's default
+// @/etc/nix/machines first: `builders` is one string (no extra-builders), so a
+// value without it hides the user's other machines.
 func NixConf(p Params) string {
-	return "builders = " + strings.TrimSuffix(MachinesLine(p), "\n") + "\n" +
+	return "builders = @" + MachinesPath + ";" + strings.TrimSuffix(MachinesLine(p), "\n") + "\n" +
 		"builders-use-substitutes = " + strconv.FormatBool(p.UseSubstitutes) + "\n"
 }
 

@@ -113,7 +113,12 @@ func TestParseNixVersion(t *testing.T) {
 		port       bool
 	}{
 		{"nix (Nix) 2.8.0", "nix", false},
-		{"nix (Nix) 2.31.2", "nix", true},
+		{"nix (Nix) 2.31", "nix", false},
+		{"nix (Nix) 2.31.0", "nix", false},
+		{"nix (Nix) 2.31.2", "nix", false},
+		{"nix (Nix) 2.31.3", "nix", true},
+		{"nix (Nix) 2.32.0", "nix", true},
+		{"nix (Determinate Nix 3.11.0) 2.31.1", "determinate", false},
 		{"nix (Determinate Nix 3.6.2) 2.29.0", "determinate", false},
 		{"nix (Determinate Nix 3.12.0) 2.32.1", "determinate", true},
 		{"nix (Lix, like Nix) 2.91.1", "lix", false},
@@ -127,5 +132,43 @@ func TestParseNixVersion(t *testing.T) {
 	}
 	if _, err := ParseNixVersion("bash: nix: command not found"); err == nil {
 		t.Error("accepted garbage")
+	}
+}
+
+// Issue 18 point 5: Nix 2.31.0–2.31.2 treat a port URI to localhost as the
+// local machine; the reason says so, so doctor and setup can name it.
+func TestPortURIWhyNot(t *testing.T) {
+	for in, want := range map[string]string{
+		"nix (Nix) 2.31.1":           "2.31.0–2.31.2",
+		"nix (Nix) 2.30.2":           "Nix ≥ 2.31.3",
+		"nix (Lix, like Nix) 2.93.0": "Lix",
+		"nix (Nix) 2.31.3":           "",
+	} {
+		v, err := ParseNixVersion(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := v.PortURIWhyNot(); want == "" && got != "" || !strings.Contains(got, want) {
+			t.Errorf("%q: %q, want it to mention %q", in, got, want)
+		}
+	}
+}
+
+// Issue 18 point 9: `builders = LINE` replaced Nix's default
+// `@/etc/nix/machines`, hiding the user's other machines. (`extra-builders`
+// is no remedy: builders is a plain string setting, and Nix warns "unknown
+// setting 'extra-builders'".) The fragments name the machines file first.
+func TestFragmentsKeepTheMachinesFile(t *testing.T) {
+	p := params(FormAlias)
+	for name, text := range map[string]string{"nix.conf": NixConf(p), "determinate": Determinate(p)} {
+		var builders []string
+		for _, l := range strings.Split(text, "\n") {
+			if v, ok := strings.CutPrefix(l, "builders = "); ok {
+				builders = strings.Split(v, ";")
+			}
+		}
+		if len(builders) != 2 || builders[0] != "@"+MachinesPath || builders[1]+"\n" != MachinesLine(p) {
+			t.Errorf("%s: builders entries %q, want @%s then our line", name, builders, MachinesPath)
+		}
 	}
 }

@@ -38,11 +38,23 @@ func ParseNixVersion(out string) (NixVersion, error) {
 	return v, nil
 }
 
-// SupportsPortURI reports whether `ssh-ng://user@host:port` works: Nix
-// ≥ 2.31 (NixOS/nix#7044). Lix numbers itself 2.9x but lacks it.
-func (v NixVersion) SupportsPortURI() bool {
-	if v.Flavor == "lix" {
-		return false
+// SupportsPortURI reports whether `ssh-ng://user@host:port` works.
+func (v NixVersion) SupportsPortURI() bool { return v.PortURIWhyNot() == "" }
+
+// PortURIWhyNot says why this Nix cannot use `ssh-ng://user@localhost:port`,
+// or "" when it can. Nix 2.31 added the port (NixOS/nix#7044), but 2.31.0–
+// 2.31.2 compare only the host with "localhost" and then skip ssh and run
+// nix-daemon --stdio on the Mac itself (src/libstore/ssh.cc, fakeSSH; fixed by
+// comparing the whole authority in NixOS/nix 7ec1427fc3, in 2.31.3 and
+// 2.32.0). Lix numbers itself 2.9x but lacks the port.
+func (v NixVersion) PortURIWhyNot() string {
+	switch {
+	case v.Flavor == "lix":
+		return "Lix has no port in ssh-ng URIs"
+	case v.Major > 2 || v.Major == 2 && v.Minor > 31 || v.Major == 2 && v.Minor == 31 && v.Patch >= 3:
+		return ""
+	case v.Major == 2 && v.Minor == 31:
+		return "Nix 2.31.0–2.31.2 run a port URI to localhost on this Mac instead of the builder (fixed in 2.31.3)"
 	}
-	return v.Major > 2 || v.Major == 2 && v.Minor >= 31
+	return "port URIs need Nix ≥ 2.31.3"
 }

@@ -15,7 +15,8 @@ import (
 const (
 	StateOK      = "ok"
 	StateMissing = "missing"
-	StateStale   = "stale" // present, but for another host key, port or settings
+	StateStale   = "stale"   // present, but for another host key, port or settings
+	StateIgnored = "ignored" // present, but a `builders` setting makes Nix read elsewhere
 )
 
 // State is whether the Mac's root side trusts the current builder and Nix uses it.
@@ -91,20 +92,55 @@ func Check(root string, p nixconf.Params) State {
 		return len(f) == len(wantFields) && f[len(f)-1] == "-" && slices.Equal(f[:len(f)-1], wantFields[:len(wantFields)-1])
 	}
 	s.NixConfig = StateMissing
-	for _, f := range []string{nixconf.MachinesPath, "/etc/nix/nix.conf", "/etc/nix/nix.custom.conf"} {
+	var foundIn []string // the machines files with our entry, or "" for a builders line
+	for _, f := range []string{nixconf.MachinesPath, nixconf.ModuleMachinesPath, "/etc/nix/nix.conf", "/etc/nix/nix.custom.conf"} {
 		data, err := os.ReadFile(e.abs(f))
 		if err != nil {
 			continue
 		}
 		for _, line := range strings.Split(string(data), "\n") {
-			line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "builders ="))
-			switch {
-			case line == want, pinnedBySSH(line):
-				s.NixConfig = StateOK
-			case s.NixConfig != StateOK && strings.Contains(line, "@"+nixconf.Alias):
-				s.NixConfig = StateStale
-				details = append(details, filepath.Clean(f)+" has a wrapix-builder entry for another host key or settings")
+			line = strings.TrimSpace(line)
+			where := f
+			if v, ok := strings.CutPrefix(line, "builders ="); ok {
+				line, where = v, ""
 			}
+			for _, entry := range append(builderEntries(line), "") {
+				switch {
+				case entry == want, pinnedBySSH(entry):
+					s.NixConfig = StateOK
+					foundIn = append(foundIn, where)
+				case s.NixConfig != StateOK && strings.Contains(entry, "@"+nixconf.Alias):
+					s.NixConfig = StateStale
+					details = append(details, filepath.Clean(f)+" has a wrapix-builder entry for another host key or settings")
+				}
+			}
+		}
+	}
+	// Our entry counts only where Nix looks: a `builders` setting replaces
+	// the default @/etc/nix/machines.
+	if value, where := buildersSetting(e); s.NixConfig == StateOK {
+		if where == "" {
+			// Nix's default; a module's line file left behind is not read.
+			value, where = "@"+nixconf.MachinesPath, "Nix's default builders"
+		}
+		entries := builderEntries(value)
+		reached, hidden := false, ""
+		for _, f := range foundIn {
+			switch {
+			case f == "":
+				reached = reached || slices.ContainsFunc(entries, func(x string) bool { return x == want || pinnedBySSH(x) })
+			case slices.Contains(entries, "@"+f):
+				reached = true
+			default:
+				hidden = f
+			}
+		}
+		if !reached {
+			s.NixConfig = StateIgnored
+			if hidden == "" {
+				hidden = nixconf.MachinesPath
+			}
+			details = append(details, fmt.Sprintf("%s: `builders = %s` makes Nix ignore %s: add @%s to that line (entries are separated by ';')", where, value, hidden, hidden))
 		}
 	}
 	if data, err := os.ReadFile(e.abs(nixconf.MachinesPath)); err == nil {
@@ -146,4 +182,50 @@ func MachinesMisread(data string) string {
 		}
 	}
 	return ""
+}
+
+// buildersSetting is the `builders` value Nix reads from root's nix.conf:
+// includes are read in place (relative to the including file; `!include`
+// may be missing) and the last setting wins (src/libutil/config.cc
+// applyConfigFile). where is "file:line" of that setting, "" when Nix keeps
+// its default (@/etc/nix/machines).
+func buildersSetting(e Env) (value, where string) {
+	var read func(path string, depth int)
+	read = func(path string, depth int) {
+		data, err := os.ReadFile(e.abs(path))
+		if err != nil || depth > 8 {
+			return
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			if j := strings.IndexByte(line, '#'); j >= 0 {
+				line = line[:j]
+			}
+			f := strings.Fields(line)
+			switch {
+			case len(f) == 2 && (f[0] == "include" || f[0] == "!include"):
+				inc := f[1]
+				if !filepath.IsAbs(inc) {
+					inc = filepath.Join(filepath.Dir(path), inc)
+				}
+				read(inc, depth+1)
+			case len(f) >= 2 && f[0] == "builders" && f[1] == "=":
+				_, v, _ := strings.Cut(line, "=")
+				value, where = strings.TrimSpace(v), fmt.Sprintf("%s:%d", path, i+1)
+			}
+		}
+	}
+	read("/etc/nix/nix.conf", 0)
+	return value, where
+}
+
+// builderEntries splits a builders value as Nix does (machines.cc: on
+// newlines and ';', trimmed).
+func builderEntries(v string) []string {
+	var out []string
+	for _, s := range strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == ';' }) {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -74,7 +74,7 @@ func configCmd(e *env) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "nix-darwin", "one of: "+strings.Join(formatNames(), ", "))
-	cmd.Flags().StringVar(&uri, "uri", nixconf.FormAlias, "builders URI form: alias (every Nix) or port (Nix ≥ 2.31)")
+	cmd.Flags().StringVar(&uri, "uri", nixconf.FormAlias, "builders URI form: alias (every Nix) or port (Nix ≥ 2.31.3)")
 	_ = cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return formatNames(), cobra.ShellCompDirectiveNoFileComp
 	})

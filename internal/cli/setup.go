@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -33,7 +34,7 @@ import (
 
 func setupCmd(e *env) *cobra.Command {
 	var dryRun, undo bool
-	var root, uri, lifelinePath string
+	var root, uri, lifelinePath, containerIP string
 	forUID := keys.AnyOwner
 	cmd := &cobra.Command{
 		Use:   "setup",
@@ -91,6 +92,9 @@ exactly what setup did.`,
 			if err != nil {
 				return err
 			}
+			if containerIP != "" && net.ParseIP(containerIP).To4() == nil {
+				return problem.Newf(problem.Usage, "leave it out: setup asks the runtime", "--container-ip %q is not an IPv4 address", containerIP)
+			}
 			if !dryRun && root == "/" && os.Geteuid() != 0 {
 				// As yourself, before sudo: the image (and keys) a build's
 				// on-demand start needs and never builds (issue 17 point 4).
@@ -99,11 +103,18 @@ exactly what setup did.`,
 						return err
 					}
 				}
-				return e.reexecWithSudo(ctx, b.Layout.DataDir, b.Layout.ConfigDir, undo, uri)
+				// Root cannot ask the user's runtime: the container's IP
+				// (its subnet's bridge, for the route fix) goes along.
+				if goruntime.GOOS == "darwin" && b.CLI != nil {
+					if c, err := b.CLI.Get(ctx, lifecycle.ContainerName); err == nil && c != nil && c.Running() {
+						containerIP = c.IP
+					}
+				}
+				return e.reexecWithSudo(ctx, b.Layout.DataDir, b.Layout.ConfigDir, undo, uri, containerIP)
 			}
 			var probe setup.RouteProber
 			if goruntime.GOOS == "darwin" && root == "/" {
-				probe = darwinRouteProbe
+				probe = darwinRouteProbe(containerIP)
 			}
 			envr, err := setup.Observe(root, goruntime.GOOS, probe)
 			if err != nil {
@@ -172,7 +183,7 @@ exactly what setup did.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan, change nothing")
 	cmd.Flags().BoolVar(&undo, "undo", false, "reverse what setup did")
 	cmd.Flags().StringVar(&root, "root", "/", "apply to this directory instead of / (for testing)")
-	cmd.Flags().StringVar(&uri, "uri", nixconf.FormAlias, "builders URI form: alias (every Nix) or port (Nix ≥ 2.31)")
+	cmd.Flags().StringVar(&uri, "uri", nixconf.FormAlias, "builders URI form: alias (every Nix) or port (Nix ≥ 2.31.3)")
 	// The app's administrator prompt (osascript) runs us as root with no
 	// SUDO_UID: it names its user, so root acts for that user (the keys must
 	// be theirs, the login agent is theirs), not for whoever owns the data
@@ -181,6 +192,8 @@ exactly what setup did.`,
 	_ = cmd.Flags().MarkHidden("for-uid")
 	cmd.Flags().StringVar(&lifelinePath, strings.TrimPrefix(lifeline.Flag, "--"), "", "the app's lifeline socket (the administrator prompt's setup)")
 	_ = cmd.Flags().MarkHidden(strings.TrimPrefix(lifeline.Flag, "--"))
+	cmd.Flags().StringVar(&containerIP, "container-ip", "", "the builder container's IPv4 address (passed through sudo)")
+	_ = cmd.Flags().MarkHidden("container-ip")
 	cmd.MarkFlagsMutuallyExclusive("dry-run", "undo")
 	return cmd
 }
@@ -401,7 +414,7 @@ func invokingUser(root, keysDir string, uid int) (agent.User, error) {
 
 // reexecWithSudo runs this same setup as root. The user's directories are
 // passed explicitly: sudo resets $HOME and the XDG variables.
-func (e *env) reexecWithSudo(ctx context.Context, dataDir, configDir string, undo bool, uri string) error {
+func (e *env) reexecWithSudo(ctx context.Context, dataDir, configDir string, undo bool, uri, containerIP string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return problem.Wrap(problem.Setup, err, "cannot find this program to run it through sudo", "run `sudo wrapix-builder setup`")
@@ -409,6 +422,9 @@ func (e *env) reexecWithSudo(ctx context.Context, dataDir, configDir string, und
 	args := []string{"--", self, "setup", "--data-dir", dataDir, "--config-dir", configDir, "--uri", uri}
 	if undo {
 		args = append(args, "--undo")
+	}
+	if containerIP != "" {
+		args = append(args, "--container-ip", containerIP)
 	}
 	fmt.Fprintln(e.stderr, "setup changes files under /etc: running it through sudo…")
 	cmd := exec.CommandContext(ctx, "sudo", args...)
@@ -438,18 +454,30 @@ func runner(e *env, root string) setup.Runner {
 	}
 }
 
-// darwinRouteProbe: a VPN that owns 192.168.64.0/24 captures the container subnet.
-func darwinRouteProbe() (*setup.RouteFix, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "/sbin/route", "-n", "get", "192.168.64.1").Output()
-	if err != nil {
-		return nil, nil // no route at all: nothing a route fix could repair
+// darwinRouteProbe: a VPN whose routes cover the container's subnet
+// captures it. vmnet chooses the subnet and the bridge (bridge100,
+// bridge103, …), so both come from ifconfig: the bridge holding the
+// container's IP, or, when it is not known, each vmnet bridge in turn.
+func darwinRouteProbe(containerIP string) setup.RouteProber {
+	return func() (*setup.RouteFix, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "/sbin/ifconfig").Output()
+		if err != nil {
+			return nil, nil // no interfaces to read: nothing a route fix could name
+		}
+		for _, br := range setup.ContainerBridges(setup.VMNetBridges(string(out)), containerIP) {
+			probe := containerIP
+			if probe == "" {
+				probe = br.Addr
+			}
+			rt, err := exec.CommandContext(ctx, "/sbin/route", "-n", "get", probe).Output()
+			if err == nil && strings.HasPrefix(doctor.RouteInterface(string(rt)), "utun") {
+				return &setup.RouteFix{Subnet: br.Net.String(), Interface: br.Name}, nil
+			}
+		}
+		return nil, nil
 	}
-	if strings.HasPrefix(doctor.RouteInterface(string(out)), "utun") {
-		return &setup.RouteFix{Subnet: "192.168.64.0/24", Interface: "bridge100"}, nil
-	}
-	return nil, nil
 }
 
 // uriForm validates --uri against the host's Nix.
@@ -462,9 +490,9 @@ func uriForm(ctx context.Context, uri string) (string, error) {
 		if err != nil {
 			return "", problem.Wrap(problem.Usage, err, "--uri port needs to know the Nix version (`nix --version` failed)", "use --uri alias")
 		}
-		if !nv.SupportsPortURI() {
+		if why := nv.PortURIWhyNot(); why != "" {
 			return "", problem.Newf(problem.Usage, "use --uri alias (works with every Nix)",
-				"--uri port needs Nix 2.31 or newer; this is %s %s", nv.Flavor, nv.Raw)
+				"--uri port needs Nix 2.31.3 or newer; this is %s %s: %s", nv.Flavor, nv.Raw, why)
 		}
 		return uri, nil
 	}

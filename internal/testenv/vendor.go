@@ -7,16 +7,21 @@ import (
 	"path/filepath"
 )
 
-// VendorFiles are the unmodified third-party snapshots in shared/vendor/
-// (its README): nix-darwin and nixpkgs' lib, for evaluating Nix code inside
-// the real module systems offline.
+// VendorFiles are the unmodified third-party snapshots carried in
+// packaging/nix/testdata/vendor/ (its README, with their licences):
+// nix-darwin and nixpkgs' lib, for evaluating Nix code inside the real module
+// systems offline, from a plain clone.
 var VendorFiles = map[string]string{
 	"nix-darwin":  "nix-darwin-a1fa429e.tar.gz",
 	"nixpkgs-lib": "nixpkgs-lib-de42d442.tar.gz",
 }
 
-// VendorDir finds shared/vendor beside the project or above it (worktrees
-// sit deeper); WRAPIX_VENDOR_DIR overrides.
+// vendorInRepo is where the snapshots sit, relative to the repository root.
+const vendorInRepo = "packaging/nix/testdata/vendor"
+
+// VendorDir finds the snapshots in this repository: the nearest directory
+// above the working directory holding go.mod (tests run in their package's
+// directory). WRAPIX_VENDOR_DIR overrides.
 func VendorDir() (string, error) {
 	if d := os.Getenv("WRAPIX_VENDOR_DIR"); d != "" {
 		return d, nil
@@ -26,12 +31,15 @@ func VendorDir() (string, error) {
 		return "", err
 	}
 	for d := wd; ; d = filepath.Dir(d) {
-		cand := filepath.Join(d, "shared", "vendor")
-		if _, err := os.Stat(filepath.Join(cand, VendorFiles["nix-darwin"])); err == nil {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			cand := filepath.Join(d, filepath.FromSlash(vendorInRepo))
+			if _, err := os.Stat(filepath.Join(cand, VendorFiles["nix-darwin"])); err != nil {
+				return "", fmt.Errorf("the repository at %s lacks %s/%s (restore it with git checkout, or set WRAPIX_VENDOR_DIR)", d, vendorInRepo, VendorFiles["nix-darwin"])
+			}
 			return cand, nil
 		}
 		if d == filepath.Dir(d) {
-			return "", fmt.Errorf("no shared/vendor/%s above %s (set WRAPIX_VENDOR_DIR)", VendorFiles["nix-darwin"], wd)
+			return "", fmt.Errorf("no go.mod above %s: run the tests inside the repository (or set WRAPIX_VENDOR_DIR)", wd)
 		}
 	}
 }

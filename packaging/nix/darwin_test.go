@@ -31,7 +31,7 @@ var (
 )
 
 // vendored extracts the unmodified nix-darwin and nixpkgs lib
-// (shared/vendor/) once per test binary: the module is evaluated inside the
+// (packaging/nix/testdata/vendor/) once per test binary: the module is evaluated inside the
 // real module system.
 func vendored(t *testing.T) (nixDarwin, nixpkgsLib string) {
 	t.Helper()
@@ -708,9 +708,14 @@ func TestModuleActivationPassesShellcheck(t *testing.T) {
 		`services.wrapix-builder.enable = true;`,
 		`services.wrapix-builder = { enable = true; hostKey = "` + testHostKey + `"; };`,
 		`nix.enable = false; services.wrapix-builder = { enable = true; determinate = true; };`,
+		`determinateNix (its own module)`,
 	} {
 		var script string
-		mustEval(t, withModule(`system.primaryUser = "alice"; `+body), "d.config.system.activationScripts.script.text", &script)
+		conf := withModule(`system.primaryUser = "alice"; ` + body)
+		if strings.HasPrefix(body, "determinateNix") {
+			conf = withDeterminateModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`)
+		}
+		mustEval(t, conf, "d.config.system.activationScripts.script.text", &script)
 		if !strings.Contains(script, "# Wrapix Builder.") {
 			t.Fatalf("%s: the module's activation is not in the script", body)
 		}
@@ -726,9 +731,9 @@ func TestModuleActivationPassesShellcheck(t *testing.T) {
 // has no public key field, the host key is pinned by activation from the
 // CLI's key) is what `doctor` (setup.Check) accepts as a working setup.
 func TestDoctorAcceptsTheModulesSetup(t *testing.T) {
-	var res struct{ Machines, SSHConfig, Post string }
+	var res struct{ NixConf, SSHConfig, Post string }
 	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`), `{
-		machines = d.config.environment.etc."nix/machines".text;
+		nixConf = d.config.environment.etc."nix/nix.conf".source.text;
 		sshConfig = d.config.environment.etc."ssh/ssh_config.d/100-wrapix-builder.conf".text;
 		post = d.config.system.activationScripts.postActivation.text; }`, &res)
 	w := newActivationWorld(t)
@@ -736,13 +741,17 @@ func TestDoctorAcceptsTheModulesSetup(t *testing.T) {
 	if log, err := w.run(res.Post); err != nil {
 		t.Fatalf("activation: %v\n%s", err, log)
 	}
-	os.WriteFile(w.path("etc/nix/machines"), []byte(res.Machines), 0o644)
 	os.WriteFile(w.path("etc/ssh/ssh_config.d/100-wrapix-builder.conf"), []byte(res.SSHConfig), 0o644)
+	// Its builders setting names our line's file (doctor checks that too).
+	os.WriteFile(w.path("etc/nix/nix.conf"), []byte(res.NixConf), 0o644)
+	// The activation world moves /etc, root's key path on the line too.
+	line := mustReadFile(t, w.path("etc/nix/wrapix_builder_machines"))
+	os.WriteFile(w.path("etc/nix/wrapix_builder_machines"), []byte(strings.ReplaceAll(string(line), w.root, "")), 0o644)
 	p := nixconf.Params{User: "builder", Port: 2222, Systems: []string{"aarch64-linux"}, MaxJobs: 4, SpeedFactor: 1,
 		Features: []string{"benchmark", "big-parallel"}, HostKey: hostKey,
 		HostKeyBase64: base64.StdEncoding.EncodeToString([]byte(hostKey)), UseSubstitutes: true, Form: nixconf.FormAlias}
 	if st := setup.Check(w.root, p); st.Trust != setup.StateOK || st.NixConfig != setup.StateOK {
-		t.Errorf("doctor sees the module's setup as %+v\nmachines: %q", st, res.Machines)
+		t.Errorf("doctor sees the module's setup as %+v\nmachines line: %q", st, line)
 	}
 }
 
@@ -958,4 +967,183 @@ func TestModuleRootKeyCopyIsChecked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Issue 18 point 4: without `hostKey` the machines line carried "-" and the
+// host key was pinned through ssh_config only, which an earlier `Host *`
+// drop-in or root's ~/.ssh/config overrides. Once the CLI has made the key,
+// activation puts it on the line Nix reads (field 8, as `setup` does), and
+// Debian's Nix finds the builder through nix-darwin's nix.conf.
+func TestModuleMachinesLineCarriesTheGeneratedHostKey(t *testing.T) {
+	var res struct {
+		NixConf, Post string
+		HasMachines   bool
+	}
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder.enable = true;`), `{
+		nixConf = d.config.environment.etc."nix/nix.conf".source.text;
+		hasMachines = d.config.environment.etc ? "nix/machines";
+		post = d.config.system.activationScripts.postActivation.text; }`, &res)
+	if res.HasMachines {
+		t.Error("the keyless entry is still in nix-darwin's /etc/nix/machines beside the keyed one")
+	}
+	w := newActivationWorld(t)
+	lineFile := w.path("etc/nix/wrapix_builder_machines")
+	want := func(key string) string {
+		// (the world moves /etc, so root's key path too)
+		return "ssh-ng://builder@wrapix-builder aarch64-linux " + w.path("etc/nix/wrapix_builder_ed25519") + " 4 1 benchmark,big-parallel - " + key + "\n"
+	}
+	// Before the first `start` there is no key: the line pins through ssh_config.
+	if out, err := w.run(res.Post); err != nil {
+		t.Fatalf("activation: %v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(lineFile); string(got) != want("-") {
+		t.Errorf("before the key exists: %q, want %q", got, want("-"))
+	}
+	hostKey := w.userKeys()
+	if out, err := w.run(res.Post); err != nil {
+		t.Fatalf("activation: %v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(lineFile); string(got) != want(base64.StdEncoding.EncodeToString([]byte(hostKey))) {
+		t.Errorf("once the key exists: %q, want the key's base64 in field 8", got)
+	}
+	if fi, err := os.Stat(lineFile); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("%s: %v %v, want 0644", lineFile, fi, err)
+	}
+	// Nix reads it through nix-darwin's nix.conf (beside the user's own machines).
+	os.WriteFile(w.path("etc/nix/machines"), []byte("ssh://someone@elsewhere x86_64-linux\n"), 0o644)
+	os.WriteFile(w.path("etc/nix/nix.conf"), []byte(strings.ReplaceAll(res.NixConf, "/etc/nix/", w.path("etc/nix")+"/")), 0o644)
+	nixReads(t, w.path("etc/nix"), "big-parallel")
+	// A given hostKey goes through nix-darwin's machines file; the line file goes.
+	mustEval(t, withModule(`system.primaryUser = "alice"; services.wrapix-builder = { enable = true; hostKey = "`+testHostKey+`"; };`), `{
+		nixConf = d.config.environment.etc."nix/nix.conf".source.text;
+		hasMachines = d.config.environment.etc ? "nix/machines";
+		post = d.config.system.activationScripts.postActivation.text; }`, &res)
+	if out, err := w.run(res.Post); err != nil {
+		t.Fatalf("activation: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(lineFile); err == nil || !res.HasMachines || strings.Contains(res.NixConf, "wrapix_builder_machines") {
+		t.Errorf("with hostKey given: line file left (%v), machines entry %v, nix.conf:\n%s", err, res.HasMachines, res.NixConf)
+	}
+}
+
+// withDeterminateModule is a configuration importing the module and the
+// stand-in for Determinate's own nix-darwin module (testdata).
+func withDeterminateModule(body string) string {
+	return withDeterminateModuleNamed(`{ }`, body)
+}
+
+// withDeterminateModuleNamed passes args to the stand-in (its option names).
+func withDeterminateModuleNamed(args, body string) string {
+	return "{ wrapix-builder, ... }: { imports = [ wrapix-builder.darwinModules.default (import ./testdata/determinate-module.nix " + args + ") ]; " + body + " }"
+}
+
+// Issue 18 point 2: Determinate's nix-darwin module owns /etc/nix/machines
+// and nix.custom.conf (links into /etc/static); our marked-block activation
+// counted a link as damage and exited 1, and without `determinate = true` the
+// switch stopped at our assertion. With that module present the builder goes
+// in through its options (determinateNix.buildMachines, .customSettings),
+// whatever `determinate` says; activation leaves its links alone, and
+// Debian's Nix finds the builder through the installer's nix.conf.
+func TestModuleWithDeterminatesOwnModule(t *testing.T) {
+	for _, c := range []struct{ name, args, body string }{
+		{"generated key", `{ }`, `services.wrapix-builder.enable = true;`},
+		{"generated key, determinate = true", `{ }`, `services.wrapix-builder = { enable = true; determinate = true; };`},
+		{"given key", `{ }`, `services.wrapix-builder = { enable = true; hostKey = "` + testHostKey + `"; };`},
+		{"before the rename, determinate-nix.settings", `{ ns = "determinate-nix"; settingsName = "settings"; }`, `services.wrapix-builder.enable = true;`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var res struct {
+				Toplevel, CustomConf, Machines, Post string
+			}
+			mustEval(t, withDeterminateModuleNamed(c.args, `system.primaryUser = "alice"; `+c.body), `{
+				toplevel = d.toplevel;
+				customConf = d.config.environment.etc."nix/nix.custom.conf".text;
+				machines = d.config.environment.etc."nix/machines".text or "";
+				post = d.config.system.activationScripts.postActivation.text; }`, &res)
+			if !strings.Contains(res.CustomConf, "builders-use-substitutes = true\n") {
+				t.Errorf("nix.custom.conf:\n%s", res.CustomConf)
+			}
+			w := newActivationWorld(t)
+			hostKey := w.userKeys()
+			// Determinate's module made these links (nix-darwin's /etc/static).
+			for name, text := range map[string]string{"nix.custom.conf": res.CustomConf, "machines": res.Machines} {
+				os.MkdirAll(w.path("etc/static/nix"), 0o755)
+				os.WriteFile(w.path("etc/static/nix/"+name), []byte(text), 0o644)
+				os.Symlink("/etc/static/nix/"+name, w.path("etc/nix/"+name))
+			}
+			if out, err := w.run(res.Post); err != nil {
+				t.Fatalf("activation failed over Determinate's module's files: %v\n%s", err, out)
+			}
+			for _, name := range []string{"nix.custom.conf", "machines"} {
+				if target, err := os.Readlink(w.path("etc/nix/" + name)); err != nil || target != "/etc/static/nix/"+name {
+					t.Errorf("/etc/nix/%s is no longer Determinate's link: %q %v", name, target, err)
+				}
+			}
+			// Nix reads the installer's nix.conf, which includes the module's custom conf.
+			os.WriteFile(w.path("etc/nix/nix.conf"), []byte(determinateNixConf), 0o644)
+			for _, name := range []string{"nix.custom.conf", "machines"} {
+				os.Remove(w.path("etc/nix/" + name))
+				data := mustReadFile(t, w.path("etc/static/nix/"+name))
+				os.WriteFile(w.path("etc/nix/"+name), []byte(strings.ReplaceAll(string(data), "/etc/nix/", w.path("etc/nix")+"/")), 0o644)
+			}
+			nixReads(t, w.path("etc/nix"), "big-parallel")
+			key64 := base64.StdEncoding.EncodeToString([]byte(testHostKey))
+			if !strings.Contains(c.body, "hostKey") {
+				key64 = base64.StdEncoding.EncodeToString([]byte(hostKey))
+				if line := string(mustReadFile(t, w.path("etc/nix/wrapix_builder_machines"))); !strings.HasSuffix(line, " "+key64+"\n") {
+					t.Errorf("our machines line lacks the generated key: %q", line)
+				}
+			} else if !strings.Contains(res.Machines, "ssh-ng://builder@wrapix-builder aarch64-linux /etc/nix/wrapix_builder_ed25519 4 1 benchmark,big-parallel - "+key64+"\n") {
+				t.Errorf("determinateNix.buildMachines lacks the builder:\n%s", res.Machines)
+			}
+		})
+	}
+}
+
+// The official installer's /etc/nix/nix.conf (NixOS/nix
+// scripts/install-multi-user.sh): no include of nix.custom.conf.
+const officialNixConf = "\nbuild-users-group = nixbld\n"
+
+// Issue 18 point 3: nix.enable = false with the official installer (not
+// Determinate) had no correct mode: `determinate = true` put
+// builders-use-substitutes into a nix.custom.conf that nix.conf never
+// includes. Activation now puts that block where Nix reads it (nix.conf
+// itself when it includes no nix.custom.conf); the machines block is read
+// through Nix's default builders. Determinate's installer is
+// TestModuleDeterminateActivation.
+func TestModuleUnmanagedNixFromTheOfficialInstaller(t *testing.T) {
+	var res struct{ Toplevel, Post string }
+	mustEval(t, withModule(`system.primaryUser = "alice"; nix.enable = false;
+		services.wrapix-builder = { enable = true; determinate = true; };`),
+		`{ toplevel = d.toplevel; post = d.config.system.activationScripts.postActivation.text; }`, &res)
+	w := newActivationWorld(t)
+	hostKey := w.userKeys()
+	os.WriteFile(w.path("etc/nix/nix.conf"), []byte(officialNixConf), 0o644)
+	if out, err := w.run(res.Post); err != nil {
+		t.Fatalf("activation: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(w.path("etc/nix/nix.custom.conf")); err == nil {
+		t.Error("wrote a nix.custom.conf that this Nix never reads")
+	}
+	conf := string(mustReadFile(t, w.path("etc/nix/nix.conf")))
+	if !strings.HasPrefix(conf, officialNixConf) {
+		t.Errorf("the installer's lines changed:\n%s", conf)
+	}
+	machines := string(mustReadFile(t, w.path("etc/nix/machines")))
+	if !strings.Contains(machines, " - "+base64.StdEncoding.EncodeToString([]byte(hostKey))+"\n") {
+		t.Errorf("the machines block lacks the generated key:\n%s", machines)
+	}
+	if calls := string(mustReadFile(t, w.calls)); !strings.Contains(calls, "launchctl kickstart -k system/org.nixos.nix-daemon\n") {
+		t.Errorf("the daemon was not restarted:\n%s", calls)
+	}
+	cmd := exec.Command("nix", "--extra-experimental-features", "nix-command", "show-config")
+	cmd.Env = append(os.Environ(), "NIX_CONF_DIR="+w.path("etc/nix"))
+	show, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nix show-config: %v", err)
+	}
+	if !strings.Contains(string(show), "\nbuilders-use-substitutes = true\n") {
+		t.Error("Nix does not read builders-use-substitutes from the official installer's files")
+	}
+	nixReads(t, w.path("etc/nix"), "big-parallel")
 }

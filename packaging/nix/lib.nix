@@ -8,6 +8,9 @@ let
   alias = "wrapix-builder";
   rootKeyPath = "/etc/nix/wrapix_builder_ed25519";
   knownHostsPath = "/etc/nix/wrapix_builder_known_hosts";
+  # The module's machines line when activation pins the key the CLI made
+  # (nix-darwin's /etc/nix/machines is fixed at evaluation, before the key).
+  machinesFile = "/etc/nix/wrapix_builder_machines";
 
   # base64 of an ASCII string (the host key line), without nixpkgs.
   printable = " !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~";
@@ -35,13 +38,17 @@ let
   dashIfEmpty = l: if l == [ ] then "-" else concatStringsSep "," l;
 in
 rec {
-  inherit alias rootKeyPath knownHostsPath base64;
+  inherit alias rootKeyPath knownHostsPath machinesFile base64;
 
   # Settings: { user, port, systems, maxJobs, speedFactor, features, hostKey, useSubstitutes }
 
   uri = c: "ssh-ng://${c.user}@${alias}";
 
-  machinesLine = c: concatStringsSep " " [
+  machinesLine = c: machinesLineWithKey c (if c.hostKey == "" then "-" else base64 c.hostKey) + "\n";
+
+  # The line without its newline, with field 8 as given: the base64 host key,
+  # or "-" (pinned through the ssh_config alias only).
+  machinesLineWithKey = c: key: concatStringsSep " " [
     (uri c)
     (concatStringsSep "," c.systems)
     rootKeyPath
@@ -49,8 +56,8 @@ rec {
     (toString c.speedFactor)
     (dashIfEmpty c.features)
     "-"
-    (if c.hostKey == "" then "-" else base64 c.hostKey) # "-": pinned through the ssh_config alias only
-  ] + "\n";
+    key
+  ];
 
   # The nix.buildMachines entry (nix-darwin renders it into /etc/nix/machines).
   buildMachine = c: {

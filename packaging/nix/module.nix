@@ -76,6 +76,21 @@ let
     hostKey = if cfg.hostKey == null then "" else cfg.hostKey;
   };
   machine = wlib.buildMachine settings;
+  # Where the builders entry goes: Determinate Systems' own nix-darwin module
+  # (github.com/DeterminateSystems/determinate, modules/nix-darwin/default.nix)
+  # owns /etc/nix/machines and nix.custom.conf as /etc links, so with it the
+  # builder goes in through its options; otherwise marked blocks (determinate)
+  # or nix-darwin's nix.* options.
+  # Its options are determinateNix.* (customSettings), determinate-nix.*
+  # (settings) before the rename.
+  determinateNS = if options ? determinateNix then "determinateNix" else if options ? "determinate-nix" then "determinate-nix" else null;
+  determinateSettings = if determinateNS == "determinateNix" then "customSettings" else "settings";
+  hasDeterminateModule = determinateNS != null;
+  viaDeterminateModule = hasDeterminateModule && config.${determinateNS}.enable;
+  markedBlocks = cfg.determinate && !viaDeterminateModule;
+  # Activation writes the machines line itself (issue 18.4): see below.
+  ownLineFile = !markedBlocks && cfg.hostKey == null;
+  buildersSetting = "@/etc/nix/machines;@${wlib.machinesFile}";
 
   # The agent's PATH: launchd gives agents only /usr/bin:/bin:/usr/sbin:/sbin
   # (nix-darwin's `path` is empty by default); Apple's installer puts
@@ -118,23 +133,31 @@ let
     # wrapix-builder: end of the setup check
   '';
 
-  # Determinate Nix (nix.enable = false): the installer's
-  # /etc/nix/nix.custom.conf stays the user's file; we keep one marked block
-  # in it and one in /etc/nix/machines (read through Nix's default
-  # `builders = @/etc/nix/machines`), like `wrapix-builder setup` does.
+  # Nix not managed by nix-darwin (nix.enable = false: Determinate's or the
+  # official installer): the installer's files stay the user's; we keep one
+  # marked block in /etc/nix/machines (read through Nix's default
+  # `builders = @/etc/nix/machines`) and one in the file nix.conf reads
+  # settings from, like `wrapix-builder setup` does.
   determinateActivation = ''
     # Wrapix Builder (Determinate Nix): marked blocks in the shared files.
     ${builtins.readFile ./block.sh}
     wrapixChanged="" wrapixDamaged=""
-    if wrapixOut=$(wrapix_set_block /etc/nix/machines ${escapeShellArg (wlib.machinesLine settings)}); then
+    if wrapixOut=$(wrapix_set_block /etc/nix/machines "$wrapixLine"$'\n'); then
       wrapixChanged+=$wrapixOut
     else
       wrapixDamaged=1
     fi
-    # builders-use-substitutes only speeds builds up: a nix.custom.conf that
-    # the configuration declares itself (a link, status 2) is a warning.
+    # builders-use-substitutes goes where Nix reads it: Determinate's
+    # installer's nix.conf includes nix.custom.conf, the official installer's
+    # includes nothing (issue 18.3), so there nix.conf itself gets the block.
+    # It only speeds builds up: a file the configuration declares itself (a
+    # link, status 2) is a warning.
+    wrapixConf=/etc/nix/nix.custom.conf
+    if ! grep -qE '^[[:space:]]*!?include[[:space:]]+(/etc/nix/)?nix\.custom\.conf[[:space:]]*$' /etc/nix/nix.conf 2>/dev/null; then
+      wrapixConf=/etc/nix/nix.conf
+    fi
     wrapixRc=0
-    wrapixOut=$(wrapix_set_block /etc/nix/nix.custom.conf ${escapeShellArg "builders-use-substitutes = true\n"}) || wrapixRc=$?
+    wrapixOut=$(wrapix_set_block "$wrapixConf" ${escapeShellArg "builders-use-substitutes = true\n"}) || wrapixRc=$?
     case $wrapixRc in
       0) wrapixChanged+=$wrapixOut ;;
       2) ;;
@@ -231,10 +254,13 @@ in
       type = types.bool;
       default = false;
       description = ''
-        Determinate Nix manages Nix (set `nix.enable = false`, as nix-darwin requires with
-        Determinate): the builders entry goes into marked blocks in /etc/nix/machines and the
-        installer's /etc/nix/nix.custom.conf, which otherwise stay as they are. Also for upstream Nix
-        installed by Determinate's installer (its nix.conf includes nix.custom.conf too).
+        Nix is not managed by nix-darwin (`nix.enable = false`, as nix-darwin requires with
+        Determinate): the builders entry goes into marked blocks in /etc/nix/machines and in the
+        file the installer's nix.conf reads settings from (/etc/nix/nix.custom.conf when nix.conf
+        includes it, as Determinate's installer writes it; nix.conf itself with the official
+        installer), which otherwise stay as they are. Not needed
+        with Determinate's own nix-darwin module (`determinateNix.enable`): the builder then goes in
+        through `determinateNix.buildMachines` and `determinateNix.customSettings`.
       '';
     };
   };
@@ -251,8 +277,8 @@ in
           message = "services.wrapix-builder.user = \"${user}\" but nix-darwin installs launch agents for system.primaryUser = ${builtins.toJSON config.system.primaryUser}: set system.primaryUser = \"${user}\", or startAtLogin = false.";
         }
         {
-          assertion = config.nix.enable || cfg.determinate;
-          message = "services.wrapix-builder: nix.enable = false, so nix-darwin writes no nix.conf or machines file and the builder would be silently dropped: with Determinate Nix set services.wrapix-builder.determinate = true; otherwise turn nix.enable back on.";
+          assertion = config.nix.enable || cfg.determinate || viaDeterminateModule;
+          message = "services.wrapix-builder: nix.enable = false, so nix-darwin writes no nix.conf or machines file and the builder would be silently dropped: set services.wrapix-builder.determinate = true (Nix from Determinate's or the official installer: marked blocks in its files), import Determinate's nix-darwin module, or turn nix.enable back on.";
         }
         {
           assertion = cfg.determinate -> !config.nix.enable;
@@ -271,6 +297,11 @@ in
         # Wrapix Builder. The user's files are read and made as the user (sudo
         # --user, as nix-darwin's own activation does), never followed as root.
         wrapixUser=${escapeShellArg user}
+      '' + optionalString (ownLineFile || markedBlocks) ''
+        # Field 8 of the machines line: the host key in base64, or "-" until
+        # the CLI has made one (ssh_config's known hosts pin it meanwhile).
+        wrapixKey64=${if cfg.hostKey == null then "-" else wlib.base64 cfg.hostKey}
+      '' + ''
         if ! id -- "$wrapixUser" >/dev/null 2>&1; then
           echo "wrapix-builder: user $wrapixUser does not exist; set services.wrapix-builder.user (or system.primaryUser) to the macOS user who runs the builder" >&2
         else
@@ -300,6 +331,7 @@ in
           # The pinned host key the CLI generated: one ed25519 line, or nothing.
           key=$(sudo --user="$wrapixUser" -- head -n 1 ${escapeShellArg "${keysDir}/host_ed25519.pub"} 2>/dev/null | cut -d' ' -f1,2 || true)
           if [[ $key =~ ^ssh-ed25519\ [A-Za-z0-9+/]{68}$ ]]; then
+            wrapixKey64=$(printf '%s' "$key" | base64 | tr -d '\n')
             printf '# wrapix-builder host key, managed by wrapix-builder.\n${wlib.alias} %s\n[127.0.0.1]:${toString cfg.port} %s\n[localhost]:${toString cfg.port} %s\n' "$key" "$key" "$key" > ${wlib.knownHostsPath}.tmp
             chmod 644 ${wlib.knownHostsPath}.tmp && mv -f ${wlib.knownHostsPath}.tmp ${wlib.knownHostsPath}
           elif [[ -n $key ]]; then
@@ -312,7 +344,19 @@ in
           chmod 644 ${wlib.knownHostsPath}.tmp && mv -f ${wlib.knownHostsPath}.tmp ${wlib.knownHostsPath}
       '' + ''
         fi
-      '' + optionalString cfg.determinate determinateActivation;
+      '' + optionalString (ownLineFile || markedBlocks) ''
+        wrapixLine=${escapeShellArg (wlib.machinesLineWithKey settings "")}"$wrapixKey64"
+      '' + (if ownLineFile then ''
+        # The line Nix reads through nix.conf's builders (nix-darwin's
+        # /etc/nix/machines is fixed before the key exists): the key on it
+        # pins the builder whatever an earlier ssh_config says.
+        if [[ "$(cat ${wlib.machinesFile} 2>/dev/null || true)" != "$wrapixLine" ]]; then
+          printf '%s\n' "$wrapixLine" > ${wlib.machinesFile}.tmp
+          chmod 644 ${wlib.machinesFile}.tmp && mv -f ${wlib.machinesFile}.tmp ${wlib.machinesFile}
+        fi
+      '' else ''
+        rm -f ${wlib.machinesFile}
+      '') + optionalString markedBlocks determinateActivation;
 
       # nix-darwin wraps `command` in `/bin/wait4path /nix/store && exec …`
       # (modules/launchd/default.nix): at login /nix may not be mounted yet.
@@ -333,10 +377,26 @@ in
       };
     }
 
-    (mkIf (!cfg.determinate) {
+    (mkIf (!cfg.determinate && !viaDeterminateModule) {
       nix.distributedBuilds = true;
-      nix.buildMachines = [ (if cfg.hostKey == null then removeAttrs machine [ "publicHostKey" ] else machine) ];
+      # A given key is known now: nix-darwin's machines file carries it.
+      # Otherwise activation writes our line, with the key once the CLI made
+      # it, to a file of ours that builders names beside the default.
+      nix.buildMachines = mkIf (!ownLineFile) [ machine ];
+      nix.settings.builders = mkIf ownLineFile buildersSetting;
       nix.settings.builders-use-substitutes = true;
     })
+
+    # Only when that module is imported: its options exist.
+    (lib.optionalAttrs hasDeterminateModule (mkIf viaDeterminateModule {
+      ${determinateNS} = {
+        distributedBuilds = true;
+        buildMachines = mkIf (!ownLineFile) [ machine ];
+        ${determinateSettings} = mkMerge [
+          { builders-use-substitutes = true; }
+          (mkIf ownLineFile { builders = buildersSetting; })
+        ];
+      };
+    }))
   ]);
 }
