@@ -100,6 +100,9 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if err := b.RosettaProblem(v); err != nil {
+		return false, err
+	}
 	running, err := b.CLI.SystemRunning(ctx)
 	if err != nil {
 		return false, err
@@ -196,6 +199,7 @@ func (b *Builder) runSpec(storeSource string, ks *keys.Set, v runtime.Version) r
 			"WRAPIX_STORE_CAP=" + strconv.FormatInt(b.Config.StoreSizeCap, 10),
 		},
 		FullProc: sandbox,
+		Rosetta:  b.WantsRosetta(),
 	}
 }
 
