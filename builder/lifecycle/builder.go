@@ -129,6 +129,9 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 		if err := b.checkPublished(c); err != nil {
 			return false, err
 		}
+		if b.WantsRosetta() && !c.Rosetta {
+			b.say("WARNING: %s; fix: %s", NoRosettaWarning, RestartFix)
+		}
 		if _, err := b.probe(ctx, ks, 5*time.Second); err == nil {
 			b.say("already running and ready at %s", b.SSHAddress())
 			return true, nil

@@ -22,6 +22,13 @@ const RosettaRuntime = "/Library/Apple/usr/libexec/oah/libRosettaRuntime"
 // InstallRosetta is how the user installs Rosetta.
 const InstallRosetta = "softwareupdate --install-rosetta --agree-to-license"
 
+// NoRosettaWarning: x86_64-linux was configured while the builder ran
+// without it; start leaves a running builder alone, so a restart is needed.
+const NoRosettaWarning = "the running builder has no Rosetta (x86_64-linux was configured after it started): x86_64-linux builds fail with \"Exec format error\""
+
+// RestartFix recreates the container with the current settings.
+const RestartFix = "`wrapix-builder stop && wrapix-builder start` (the store is kept)"
+
 // WantsRosetta: x86_64-linux is configured, so the container gets Rosetta.
 // Off otherwise: aarch64-linux alone never asks for it.
 func (b *Builder) WantsRosetta() bool {
