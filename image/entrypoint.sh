@@ -177,6 +177,13 @@ features=$(echo "${WRAPIX_FEATURES:-benchmark big-parallel}" | tr ',' ' ')
 	echo "experimental-features = nix-command"
 	echo "min-free = 0"                    # it would measure the wrong disk; GC is by store size (wrapix-builder gc)
 	echo "auto-optimise-store = false"     # no hard links: they misbehave over VirtioFS
+	# x86_64-linux: the container runs with `--rosetta`, and containerization
+	# registers /run/rosetta/rosetta with binfmt_misc flags CF before this
+	# script runs (Vminitd+Rosetta.swift, Binfmt.swift). F opens the
+	# interpreter at registration, so it runs "regardless of how the
+	# environment changes" (Linux Documentation/admin-guide/binfmt-misc.rst):
+	# the Nix sandbox needs no extra-sandbox-paths for it; C (implies O)
+	# hands it the binary as an open file, so no path lookup either.
 	case " ${WRAPIX_SYSTEMS:-} " in *" x86_64-linux "*) echo "extra-platforms = x86_64-linux" ;; esac
 	if [ "${WRAPIX_STORE_BACKEND:-volume}" = directory ]; then echo "use-sqlite-wal = false"; fi
 	if [ -n "${WRAPIX_SUBSTITUTERS+set}" ]; then echo "substituters = $WRAPIX_SUBSTITUTERS"; fi

@@ -100,6 +100,9 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		}
 		add(Check{Name: "container CLI", Result: OK, Detail: detail})
 		add(checkSandbox(b, v))
+		if b.WantsRosetta() {
+			add(checkRosetta(b, v))
+		}
 	}
 	runtimeOK := err == nil
 	if runtimeOK {
@@ -172,6 +175,9 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		default:
 			add(Check{Name: "builder container", Result: OK, Detail: "running, ip " + c.IP})
 			add(checkContainerSettings(c))
+			if b.WantsRosetta() && !c.Rosetta {
+				add(Check{Name: "x86_64-linux on the builder", Result: Warn, Detail: lifecycle.NoRosettaWarning, Fix: lifecycle.RestartFix})
+			}
 		}
 		if err == nil && !c.Running() {
 			// start would refuse: the runtime itself lets two VMs attach one store.
@@ -313,6 +319,23 @@ func checkContainerSettings(c *runtime.Container) Check {
 		ck.Fix = "recreate it with the current settings: `wrapix-builder stop && wrapix-builder start` (the store is kept)"
 	}
 	return ck
+}
+
+// checkRosetta: x86_64-linux is configured, so the builder runs with
+// Rosetta; this says whether this container version and this Mac can.
+func checkRosetta(b *lifecycle.Builder, v runtime.Version) Check {
+	c := Check{Name: "x86_64-linux (Rosetta)", Result: OK, Detail: "container " + v.String() + " has `run --rosetta`; Rosetta is installed"}
+	if goruntime.GOOS != "darwin" {
+		c.Detail = "container " + v.String() + " has `run --rosetta`; this host runs x86_64 natively"
+	}
+	if err := b.RosettaProblem(v); err != nil {
+		var p *problem.Error
+		c.Result, c.Detail, c.Kind = Fail, err.Error(), problem.KindOf(err)
+		if errors.As(err, &p) {
+			c.Detail, c.Fix = p.What, p.Fix
+		}
+	}
+	return c
 }
 
 // checkSandbox: what this container version lets the Nix sandbox do

@@ -101,7 +101,12 @@ func (b *Builder) Prepare(ctx context.Context) error {
 		return err
 	}
 	defer l.Release()
-	if _, err := b.CLI.Version(ctx); err != nil {
+	v, err := b.CLI.Version(ctx)
+	if err != nil {
+		return err
+	}
+	// What start would refuse, setup refuses before the password.
+	if err := b.RosettaProblem(v); err != nil {
 		return err
 	}
 	// The kernel too: setup's first start must not find a system without one.
@@ -128,6 +133,9 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if err := b.RosettaProblem(v); err != nil {
+		return false, err
+	}
 	if err := b.ensureSystem(ctx); err != nil {
 		return false, err
 	}
@@ -146,6 +154,9 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 	if c.Running() {
 		if err := b.checkPublished(c); err != nil {
 			return false, err
+		}
+		if b.WantsRosetta() && !c.Rosetta {
+			b.say("WARNING: %s; fix: %s", NoRosettaWarning, RestartFix)
 		}
 		if _, err := b.probe(ctx, ks, 5*time.Second); err == nil {
 			b.say("already running and ready at %s", b.SSHAddress())
@@ -232,6 +243,7 @@ func (b *Builder) runSpec(storeSource string, ks *keys.Set, v runtime.Version) r
 			"WRAPIX_STORE_CAP=" + strconv.FormatInt(b.Config.StoreSizeCap, 10),
 		},
 		FullProc: sandbox,
+		Rosetta:  b.WantsRosetta(),
 	}
 }
 

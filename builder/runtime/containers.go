@@ -30,6 +30,7 @@ type Container struct {
 	CPUs      int
 	Memory    int64
 	CapAdd    []string
+	Rosetta   bool   // run with Rosetta (configuration.rosetta)
 	Shape     string // "1.x" or "0.x": which JSON generation was seen
 }
 
@@ -116,7 +117,8 @@ type rawConfig struct {
 		CPUs          int   `json:"cpus"`
 		MemoryInBytes int64 `json:"memoryInBytes"`
 	} `json:"resources"`
-	CapAdd []string `json:"capAdd"`
+	CapAdd  []string `json:"capAdd"`
+	Rosetta bool     `json:"rosetta"`
 }
 
 // appleEpoch is the reference date of Swift's default Date encoding.
@@ -146,7 +148,8 @@ func ParseContainers(data []byte) ([]Container, error) {
 
 func (r rawContainer) decode() (Container, error) {
 	c := Container{ID: r.ID, Image: r.Configuration.Image.Reference, Labels: r.Configuration.Labels,
-		CPUs: r.Configuration.Resources.CPUs, Memory: r.Configuration.Resources.MemoryInBytes, CapAdd: r.Configuration.CapAdd}
+		CPUs: r.Configuration.Resources.CPUs, Memory: r.Configuration.Resources.MemoryInBytes, CapAdd: r.Configuration.CapAdd,
+		Rosetta: r.Configuration.Rosetta}
 	if c.ID == "" {
 		c.ID = r.Configuration.ID
 	}

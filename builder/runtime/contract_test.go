@@ -2,10 +2,13 @@ package runtime_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -183,6 +186,47 @@ func TestVolumeContractPerVersion(t *testing.T) {
 			f.Close()
 			if strings.Contains(string(head[:n]), "old contents") {
 				t.Fatal("a volume made again under a removed one's name kept its image")
+			}
+		})
+	}
+}
+
+// `run --rosetta` per version: before 0.7.0 the CLI exits 64 on it like on
+// every unknown flag; from 0.7.0 it is taken and the container's
+// configuration says so, which Get reads back.
+func TestRosettaFlagPerVersion(t *testing.T) {
+	for _, v := range contractVersions {
+		t.Run(v, func(t *testing.T) {
+			testenv.New(t)
+			t.Setenv("CONTAINER_STANDIN_VERSION", v)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cli := runtime.New("container")
+			ver, err := cli.Version(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := exec.CommandContext(ctx, "container", "run", "--detach", "--name", "raw", "--rosetta", "wrapix-builder:latest")
+			out, err := raw.CombinedOutput()
+			var ee *exec.ExitError
+			if code := 0; errors.As(err, &ee) {
+				code = ee.ExitCode()
+				if ver.HasRosettaFlag() || code != 64 {
+					t.Fatalf("run --rosetta on %s: exit %d\n%s", v, code, out)
+				}
+				return
+			} else if err != nil || !ver.HasRosettaFlag() {
+				t.Fatalf("run --rosetta on %s: %v\n%s", v, err, out)
+			}
+			for _, rosetta := range []bool{true, false} {
+				name := "wrapix-test-" + strconv.FormatBool(rosetta)
+				spec := runtime.RunSpec{Name: name, Image: "wrapix-builder:latest", HostPort: testenv.FreePort(t), CPUs: 2, MemoryBytes: 1 << 30, Rosetta: rosetta}
+				if err := cli.Run(ctx, spec); err != nil {
+					t.Fatal(err)
+				}
+				if c, err := cli.Get(ctx, name); err != nil || c == nil || c.Rosetta != rosetta {
+					t.Fatalf("Get(%s) = %+v, %v; want Rosetta %v", name, c, err, rosetta)
+				}
 			}
 		})
 	}

@@ -322,6 +322,10 @@ type RunSpec struct {
 	// Args follow the image reference.
 	Entrypoint string
 	Args       []string
+	// Rosetta runs x86_64 binaries in the arm64 guest: containerization
+	// mounts Rosetta at /run/rosetta and registers it with binfmt_misc
+	// (Vminitd+Rosetta.swift, Binfmt.swift). Only for x86_64-linux builds.
+	Rosetta bool
 }
 
 // RunArgs renders `container run` arguments for CLI version v.
@@ -347,6 +351,13 @@ func RunArgs(v Version, s RunSpec) ([]string, error) {
 	}
 	if s.FullProc && v.HasMaskOptOut() {
 		args = append(args, "--masked-path", "NONE", "--read-only-path", "NONE")
+	}
+	if s.Rosetta {
+		if !v.HasRosettaFlag() {
+			return nil, problem.Newf(problem.Runtime, "upgrade Apple's container CLI to "+RosettaVersion.String()+" or newer (https://github.com/apple/container/releases), or remove x86_64-linux from systems",
+				"x86_64-linux builds need `container run --rosetta`, which container %s does not have", v)
+		}
+		args = append(args, "--rosetta")
 	}
 	if v.HasProgressFlag() {
 		args = append(args, "--progress", "none")

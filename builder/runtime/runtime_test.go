@@ -209,3 +209,28 @@ func TestMemoryArgAlwaysHasUnit(t *testing.T) {
 		}
 	}
 }
+
+// x86_64-linux: `--rosetta` from 0.7.0 (Flags.swift); an older CLI would exit
+// 64 on it, so RunArgs refuses with the version to upgrade to instead.
+func TestRunArgsRosetta(t *testing.T) {
+	spec := RunSpec{Name: "wrapix-builder", Image: "wrapix-builder:latest", HostPort: 2222, CPUs: 4, MemoryBytes: 6 << 30}
+	for _, raw := range []string{"0.7.0", "0.12.0", "1.2.2"} {
+		v, _ := ParseVersion("container CLI version " + raw + " (build: release, commit: x)")
+		args, _ := RunArgs(v, spec)
+		if slices.Contains(args, "--rosetta") {
+			t.Errorf("%s: --rosetta without x86_64-linux: %v", raw, args)
+		}
+		spec.Rosetta = true
+		args, err := RunArgs(v, spec)
+		spec.Rosetta = false
+		if err != nil || !slices.Contains(args, "--rosetta") || args[len(args)-1] != spec.Image {
+			t.Errorf("%s: %v %v", raw, args, err)
+		}
+	}
+	spec.Rosetta = true
+	v06, _ := ParseVersion("container CLI version 0.6.0 (build: release, commit: x)")
+	_, err := RunArgs(v06, spec)
+	if err == nil || !strings.Contains(err.Error(), "0.7.0 or newer") || !strings.Contains(err.Error(), "0.6.0") {
+		t.Fatalf("0.6.0 with Rosetta: %v", err)
+	}
+}

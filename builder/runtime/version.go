@@ -67,6 +67,13 @@ func (v Version) HasSystemTimeout() bool { return v.AtLeast(0, 10, 0) }
 func (v Version) HasCapAdd() bool        { return v.AtLeast(0, 12, 0) }
 func (v Version) HasVolumeOpts() bool    { return v.AtLeast(0, 12, 0) }
 
+// RosettaVersion is the first CLI with `run --rosetta` (Flags.swift,
+// "Enable Rosetta in the container", new in 0.7.0). Before it Rosetta came
+// only with an amd64 image (`--arch amd64`, Utility.swift), never for ours.
+var RosettaVersion = Version{0, 7, 0, "0.7.0"}
+
+func (v Version) HasRosettaFlag() bool { return v.AtLeast(0, 7, 0) }
+
 // RunDeletesFailedContainer: from 0.9 `run` deletes the container it created
 // when its start fails (ContainerRun.swift); before, the container stays.
 func (v Version) RunDeletesFailedContainer() bool { return v.AtLeast(0, 9, 0) }

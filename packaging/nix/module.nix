@@ -213,7 +213,7 @@ in
       type = types.nonEmptyListOf (types.enum [ "aarch64-linux" "x86_64-linux" ]);
       default = [ "aarch64-linux" ];
       apply = lib.unique;
-      description = "Systems the builder builds for.";
+      description = "Systems the builder builds for. x86_64-linux runs through Rosetta: it needs Apple's container 0.7.0 or newer and Rosetta (`softwareupdate --install-rosetta --agree-to-license`); `wrapix-builder start` and `doctor` check both.";
     };
     supportedFeatures = mkOption {
       type = types.listOf feature;

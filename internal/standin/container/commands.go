@@ -206,6 +206,8 @@ func (c *cli) run(args []string) error {
 		"--init": {false, [3]int{0, 10, 0}}, "--arch": {true, v0}, "--os": {true, v0},
 		// From 1.2.1 (Flags.swift); 1.2.0 already applies the defaults they clear.
 		"--masked-path": {true, [3]int{1, 2, 1}}, "--read-only-path": {true, [3]int{1, 2, 1}},
+		// From 0.7.0 (Flags.swift "Enable Rosetta in the container").
+		"--rosetta": {false, [3]int{0, 7, 0}},
 	}
 	flags, pos, err := c.parse("run", args, specs, true)
 	if err != nil {
@@ -233,7 +235,7 @@ func (c *cli) run(args []string) error {
 	}
 	ct := &container{ID: id, Image: image, Labels: map[string]string{}, CPUs: 4, Memory: 1 << 30, Created: time.Now().UTC(), Mode: c.mode,
 		Env: flags["--env"], CapAdd: flags["--cap-add"], CapDrop: flags["--cap-drop"], Entrypoint: last(flags, "--entrypoint"), Arguments: pos[1:],
-		MaskedPaths: flags["--masked-path"], ReadonlyPaths: flags["--read-only-path"]}
+		MaskedPaths: flags["--masked-path"], ReadonlyPaths: flags["--read-only-path"], Rosetta: has(flags, "--rosetta")}
 	for _, l := range flags["--label"] {
 		k, v, _ := strings.Cut(l, "=")
 		ct.Labels[k] = v

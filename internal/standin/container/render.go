@@ -114,7 +114,7 @@ func (c *cli) containerJSON(ct *container) any {
 			"terminal": false, "user": map[string]any{"id": map[string]any{"uid": 0, "gid": 0}}, "rlimits": []any{}, "supplementalGroups": []any{}},
 		"platform":       map[string]any{"architecture": "arm64", "os": "linux"},
 		"resources":      map[string]any{"cpus": ct.CPUs, "memoryInBytes": ct.Memory},
-		"rosetta":        false,
+		"rosetta":        ct.Rosetta,
 		"runtimeHandler": "container-runtime-linux",
 		"sysctls":        map[string]any{},
 	}

@@ -48,6 +48,7 @@ type container struct {
 	// --masked-path / --read-only-path values (1.2.1+), NONE included.
 	MaskedPaths   []string   `json:"maskedPaths,omitempty"`
 	ReadonlyPaths []string   `json:"readonlyPaths,omitempty"`
+	Rosetta       bool       `json:"rosetta,omitempty"` // --rosetta (0.7.0+)
 	Created       time.Time  `json:"created"`
 	Started       *time.Time `json:"started,omitempty"`
 	PID           int        `json:"pid,omitempty"` // sshd/e2e modes: the container's first process on this host
