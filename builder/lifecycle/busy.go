@@ -25,16 +25,25 @@ func (b *Builder) Running(ctx context.Context) (bool, error) {
 // "?"), the SSH session running the script ("mine": the parent of its
 // shell's parent, sshd's per-connection monitor) and the observers
 // ("obs <pid>": sessions that only watch, such as the app's build-log
-// follower, which mark themselves with sshclient.ObserverMark; stale marks go).
+// follower, which mark themselves with sshclient.ObserverMark). A mark holds
+// its process's start time (stat field 22, the 20th after the name): a mark
+// left behind (an `exec` drops the shell's traps) never names a later
+// process that reuses the PID, and goes at the next check. The marks live
+// in the builder user's own 0700 directory: no build user can forge one.
 // Only shell builtins: the image's busybox has no standalone applets. The
 // parent is read after the last ')' of stat: a name may hold spaces.
 const busyScript = `read -r _ _ _ mine _ < /proc/$PPID/stat
 echo "mine $mine"
 while read -r k v _; do [ "$k" = Uid: ] && { echo "me $v"; break; }; done < /proc/$$/status
-for f in /tmp/wrapix-observer.*; do
-  p=${f##*.}
+for f in ~/.wrapix-observers/*; do
+  p=${f##*/}
   case $p in ''|*[!0-9]*) continue ;; esac
-  if [ -d "/proc/$p" ]; then echo "obs $p"; else rm -f "$f" 2>/dev/null; fi
+  read -r t < "$f" 2>/dev/null
+  s=
+  read -r s < "/proc/$p/stat" 2>/dev/null
+  s=${s##*) }
+  set -- $s
+  if [ -n "$s" ] && [ "$t" = "${20}" ]; then echo "obs $p"; else rm -f "$f" 2>/dev/null; fi
 done
 for d in /proc/[0-9]*; do
   read -r c < "$d/comm" 2>/dev/null || continue
@@ -131,6 +140,7 @@ func parseBusy(out string) busyState {
 	byPID := map[string]proc{}
 	mine, me := "", ""
 	observer := map[string]bool{}
+	overflow := false
 	// The builder's answer is untrusted: a line counts only with numeric
 	// PIDs and uid and a name a kernel would give (comm: at most 15 bytes),
 	// shown cleaned; what is found names at most maxFound processes.
@@ -148,6 +158,10 @@ func parseBusy(out string) busyState {
 			if _, dup := byPID[p.pid]; dup {
 				continue
 			}
+			if len(procs) == maxProcs {
+				overflow = true
+				continue
+			}
 			procs = append(procs, p)
 			byPID[p.pid] = p
 		}
@@ -160,22 +174,46 @@ func parseBusy(out string) busyState {
 		}
 	}
 	// session returns the SSH connection (its monitor, a child of the
-	// listener) that p runs in, or "" — and whether an observer is on the way.
-	// The walk is bounded: a table from the builder may hold a cycle.
+	// listener) that p runs in, or "" — and whether an observer is on the
+	// way. Each PID's answer is remembered, so the whole table costs one walk
+	// per process at most (a chained table from the builder would cost n²
+	// otherwise); a cycle in the table ends the walk.
+	type answer struct {
+		conn    string
+		watched bool
+	}
+	known := map[string]answer{}
 	session := func(p proc) (string, bool) {
-		watched := false
-		for i := 0; i <= len(procs); i++ {
-			watched = watched || observer[p.pid]
+		var path []string
+		onPath := map[string]bool{}
+		var a answer
+		for {
+			if k, ok := known[p.pid]; ok {
+				a = k
+				break
+			}
+			if onPath[p.pid] {
+				break // a cycle: no session
+			}
+			path = append(path, p.pid)
+			onPath[p.pid] = true
 			if listener[p.ppid] && strings.HasPrefix(p.name, "sshd") {
-				return p.pid, watched
+				a = answer{conn: p.pid}
+				break
 			}
 			q, ok := byPID[p.ppid]
 			if !ok {
-				return "", watched
+				break
 			}
 			p = q
 		}
-		return "", watched
+		// Back down the path: a process is watched when it or an ancestor
+		// below the connection is an observer.
+		for i := len(path) - 1; i >= 0; i-- {
+			a.watched = a.watched || observer[path[i]]
+			known[path[i]] = a
+		}
+		return a.conn, a.watched
 	}
 	var s busyState
 	authenticated := map[string]bool{}
@@ -200,6 +238,11 @@ func parseBusy(out string) busyState {
 			s.authenticating = append(s.authenticating, p.pid)
 		}
 	}
+	if overflow {
+		// Linux's default pid_max is 4194304 on 64-bit, but a builder at rest
+		// runs a few dozen: a table this long is at work, or lying.
+		s.work = append(s.work, "more than "+strconv.Itoa(maxProcs)+" processes")
+	}
 	if len(s.work) > maxFound {
 		s.work = append(s.work[:maxFound-1], "and "+strconv.Itoa(len(s.work)-maxFound+1)+" more")
 	}
@@ -207,6 +250,9 @@ func parseBusy(out string) busyState {
 }
 
 const maxFound = 10
+
+// maxProcs bounds what is read of the builder's process table.
+const maxProcs = 65536
 
 // isPID: 1 to 10 digits.
 func isPID(s string) bool {

@@ -2,9 +2,12 @@ package lifecycle
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
@@ -57,13 +60,65 @@ func TestBusyScriptRuns(t *testing.T) {
 	if err != nil {
 		t.Skip("no sh")
 	}
-	out, err := exec.Command(sh, "-c", sshclient.ObserverMark+busyScript).Output()
+	home := t.TempDir()
+	marks := filepath.Join(home, ".wrapix-observers")
+	// A mark left by an earlier process whose PID is now PID 1's: another
+	// start time, so not an observer, and removed. And a dead PID's mark.
+	if err := os.MkdirAll(marks, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(marks, "1"), []byte("1\n"), 0o600)
+	os.WriteFile(filepath.Join(marks, "999999999"), []byte("5\n"), 0o600)
+	cmd := exec.Command(sh, "-c", sshclient.ObserverMark+busyScript)
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	out, err := cmd.Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(out)
 	if !strings.Contains(s, "\nobs ") || !strings.Contains(s, "\nproc 1 0 0 ") || !strings.Contains(s, "\nme 0\n") || !strings.HasPrefix(s, "mine ") {
 		t.Fatalf("busy script output:\n%s", s)
+	}
+	if strings.Contains(s, "\nobs 1\n") || strings.Contains(s, "\nobs 999999999\n") {
+		t.Fatalf("a stale mark counted:\n%s", s)
+	}
+	for _, stale := range []string{"1", "999999999"} {
+		if _, err := os.Stat(filepath.Join(marks, stale)); err == nil {
+			t.Errorf("stale mark %s was kept", stale)
+		}
+	}
+	if fi, err := os.Stat(marks); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("marks directory: %v %v", fi, err)
+	}
+}
+
+// A chained process table (each process the child of the one before) is
+// read in linear time: 200 000 lines, where the walk from every process to
+// its root took 112 s at 40 000 before. And a table longer than maxProcs is
+// work, not a reason to stop the builder.
+func TestParseBusyLongTables(t *testing.T) {
+	var chain strings.Builder
+	chain.WriteString("proc 10 1 0 sshd\nproc 11 10 0 sshd-session\nmine 99\nme 1000\nproc 12 11 1000 sh\n")
+	for i := 13; i < 13+60000; i++ {
+		fmt.Fprintf(&chain, "proc %d %d 1000 sh\n", i, i-1)
+	}
+	done := make(chan busyState, 1)
+	go func() { done <- parseBusy(chain.String()) }()
+	select {
+	case s := <-done:
+		if !s.busy() || !strings.Contains(strings.Join(s.work, ","), "SSH session 11") {
+			t.Errorf("a 60 000-deep session: %v", s.work)
+		}
+	case <-time.After(time.Minute): // quadratic: about 4 minutes here
+		t.Fatal("a 60 000-deep chain was not parsed within a minute")
+	}
+	var many strings.Builder
+	many.WriteString("proc 10 1 0 sshd\nmine 99\nme 1000\n")
+	for i := 0; i < maxProcs+10; i++ {
+		fmt.Fprintf(&many, "proc %d 1 0 sleep\n", 100+i)
+	}
+	if s := parseBusy(many.String()); !s.busy() || !strings.Contains(strings.Join(s.work, ","), "more than") {
+		t.Errorf("over maxProcs processes: %v", s.work)
 	}
 }
 

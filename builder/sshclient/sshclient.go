@@ -161,8 +161,11 @@ func signalNumber(name string) int {
 // ObserverMark is a shell prefix that marks the session running the rest of
 // the command as one that only watches (our probes, the build-log
 // follower): the idle check does not count it as work (lifecycle.Busy).
-// The mark is the shell's own PID, which an `exec` keeps.
-const ObserverMark = `echo > /tmp/wrapix-observer.$$; trap 'rm -f /tmp/wrapix-observer.$$' EXIT; `
+// The mark is the shell's own PID, which an `exec` keeps, named in the
+// builder user's 0700 directory (no build user can forge one) with the
+// process's start time (stat field 22), so a mark left behind never names a
+// later process with the same PID; the idle check removes stale ones.
+const ObserverMark = `mkdir -p -m 700 ~/.wrapix-observers && read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ t _ < /proc/$$/stat && echo "$t" > ~/.wrapix-observers/$$; `
 
 // NixDaemon runs `nix-daemon --stdio` — what Nix's ssh-ng store runs — and
 // completes the worker-protocol handshake with it. This proves the daemon
