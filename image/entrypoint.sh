@@ -64,7 +64,7 @@ grep -q " /nix " /proc/self/mountinfo 2>/dev/null || log "warning: /nix is not a
 # builder says so (status: the log; the directory-count GC stays on).
 # Only busybox (/bin) runs here: the store's own tools move during step 2.
 INDEXED=/nix/.wrapix-store-indexed
-store_indexed=""
+store_indexed="" store_journal=""
 sb_get() {   # DEV OFFSET: the superblock's 32-bit little-endian field
 	dd if="$1" bs=4 skip=$(( (1024 + $2) / 4 )) count=1 2>/dev/null | od -An -tu4 | tr -d ' \n'
 }
@@ -102,35 +102,98 @@ store_features() {   # dir_index and dir_nlink on the store volume, or why not
 	rm -f "$INDEXED"
 	log "store volume $dev: dir_index and dir_nlink turned on"
 }
+STOP=/nix/.wrapix-store-stop
+store_move() {   # FROM TO: every entry of FROM into TO, a batch at a time, each synced
+	# A batch fails → the rest are skipped (the caller undoes); a stop asked
+	# for (the STOP file) → the rest are skipped (the next start resumes).
+	/bin/find "$1" -mindepth 1 -maxdepth 1 -exec /bin/sh -c '
+		[ -e /nix/.wrapix-store-stop ] && exit 0
+		/bin/mv -f -- "$@" "$0"/ && /bin/sync || { echo failed > /nix/.wrapix-store-stop; exit 1; }' "$2" {} + 2>&1
+	[ -z "$(/bin/ls -A "$1")" ]
+}
+store_move_stoppable() {   # FROM TO: store_move, ended early by a stop (store_rebuild's trap)
+	store_move "$1" "$2" &
+	mover=$!
+	while :; do
+		wait "$mover"; rc=$?
+		kill -0 "$mover" 2>/dev/null || break   # the trap interrupted wait: wait again
+	done
+	if [ -e "$STOP" ] && [ "$(cat "$STOP")" = stop ]; then
+		sync
+		log "stopped while indexing /nix/store; the next start resumes it"
+		exit 0
+	fi
+	return "$rc"
+}
 store_rebuild() {   # /nix/store into a new (indexed) directory, resumable
+	# A stop (SIGTERM from `container stop`) ends the moves after the batch
+	# under way; the rest of the entrypoint sets its own trap later.
+	rm -f "$STOP"
+	trap 'echo stop > "$STOP"' TERM INT
+	store_rebuild_steps; rc=$?
+	trap - TERM INT
+	return $rc
+}
+store_rebuild_steps() {
 	s=/nix/store new=/nix/.wrapix-store-new old=/nix/.wrapix-store-old
 	# Cut between the two renames, or before the old directory went: the
 	# new one is in place (and indexed), the old one empty.
 	if [ -d "$old" ]; then
 		if [ ! -d "$s" ] && [ -d "$new" ]; then /bin/mv "$new" "$s" || return 1; fi
-		/bin/find "$old" -mindepth 1 -maxdepth 1 -exec /bin/sh -c 'exec /bin/mv -f -- "$@" /nix/store/' sh {} + &&
-			/bin/rmdir "$old" && sync
+		store_move_stoppable "$old" "$s" && /bin/rmdir "$old" && sync
 		return
 	fi
 	if [ ! -d "$new" ]; then
 		[ -d "$s" ] && [ "$(/bin/stat -c %s "$s")" -gt 4096 ] || return 0
+		if [ -z "$store_journal" ]; then
+			log "warning: /nix/store stays unindexed (the store volume has no journal: made by container before 0.12, and rebuilding the directory without one could lose store paths if the builder stopped mid-way): lookups scan it, and it holds at most 64998 store paths; with container 0.12 or later, \`wrapix-builder gc --compact\` moves the store to a new volume with a journal, indexed at the next start (docs/store-index.md)"
+			return 2
+		fi
+		# The new directory takes about as many blocks as the old one (which
+		# keeps its own, so an undo always fits).
+		need=$(( $(/bin/stat -c %s "$s") / 1024 * 2 + 4096 ))
+		free=$(/bin/df -kP /nix | /bin/awk 'NR == 2 { print $4 }')
+		if [ "${free:-0}" -lt "$need" ]; then
+			log "warning: /nix/store not indexed yet: it needs $need KiB free on the store volume, $free KiB are (\`wrapix-builder gc\` frees room; the next start tries again)"
+			return 2
+		fi
 		progress "indexing /nix/store (once; $(/bin/stat -c %h "$s") links)…"
 		/bin/mkdir "$new" && /bin/chmod "$(/bin/stat -c %a "$s")" "$new" && /bin/chown "$(/bin/stat -c %u:%g "$s")" "$new" || return 1
 	else
 		progress "indexing /nix/store (resuming)…"
 	fi
-	/bin/find "$s" -mindepth 1 -maxdepth 1 -exec /bin/sh -c 'exec /bin/mv -f -- "$@" /nix/.wrapix-store-new/' sh {} + &&
-		/bin/mv "$s" "$old" && /bin/mv "$new" "$s" && /bin/rmdir "$old" && sync
+	if ! store_move_stoppable "$s" "$new"; then
+		# Put back what moved, into the old directory's own blocks: the store
+		# is never left split between two directories.
+		log "indexing /nix/store failed (the error is above); putting the store back"
+		trap '' TERM INT   # the undo is not cut short
+		rm -f "$STOP"
+		if store_move "$new" "$s" >/dev/null && /bin/rmdir "$new"; then
+			return 2
+		fi
+		die "/nix/store is split between /nix/store and $new and could not be put back: read \`wrapix-builder logs\`; free room with \`wrapix-builder gc\` and start again, or \`wrapix-builder reset-store --yes\` to start from an empty store"
+	fi
+	/bin/mv "$s" "$old" && /bin/mv "$new" "$s" && /bin/rmdir "$old" && sync
 }
 store_index() {
 	if [ "${WRAPIX_STORE_BACKEND:-volume}" != volume ]; then return 0; fi
+	store_journal=""
 	if ! why=$(store_features); then
 		log "warning: /nix/store stays unindexed ($why): lookups scan it, and it holds at most 64998 store paths (docs/store-index.md)"
 		return 0
 	fi
 	[ -n "$why" ] && echo "$why"
+	# has_journal (containerization formats one only when asked: journal=…,
+	# which we pass from container 0.12): without one, a rebuild cut by a
+	# stop can lose entries (no fsck ever runs), so it is not done.
+	[ $(($(sb_get "$(store_device)" 92) & 4)) -ne 0 ] && store_journal=1
 	if [ ! -e "$INDEXED" ] || [ -d /nix/.wrapix-store-new ] || [ -d /nix/.wrapix-store-old ]; then
-		store_rebuild || { log "warning: indexing /nix/store failed; the next start resumes it"; return 0; }
+		store_rebuild; rc=$?
+		case $rc in
+		0) ;;
+		2) return 0 ;;
+		*) log "warning: indexing /nix/store failed; the next start resumes it"; return 0 ;;
+		esac
 		echo > "$INDEXED"
 		log "/nix/store is indexed"
 	fi
@@ -414,6 +477,9 @@ stop() {
 	log "stopping"
 	[ -n "$sshd_pid" ] && kill -TERM "$sshd_pid" 2>/dev/null
 	[ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null
+	# A garbage collection under way is interrupted (Nix stops it cleanly)
+	# rather than waited for: the stop's grace is 15 s.
+	[ -s /run/wrapix/gc.pid ] && kill -TERM "$(cat /run/wrapix/gc.pid)" 2>/dev/null
 	wait
 	log "stopped"
 	exit 0
@@ -445,17 +511,18 @@ store_bytes() {
 	fi
 }
 # An unindexed store (store-index above could not turn dir_index and
-# dir_nlink on) is a directory of Apple's volume without them: the kernel
-# refuses /nix/store's 64999th subdirectory ("Too many links"), whatever
-# the bytes. Without dir_nlink the link count is exact, so one stat tells:
-# near the limit, all garbage goes. An indexed store has no such limit.
+# dir_nlink on, or could not rebuild the directory): the kernel refuses
+# /nix/store's 64999th subdirectory ("Too many links"), whatever the bytes
+# (ext4 lifts the limit only for indexed directories, ext4_inc_count). Its
+# link count is then exact, so one stat tells: near the limit, all garbage
+# goes. An indexed store has no such limit.
 store_dirs_max=${WRAPIX_STORE_DIRS_MAX:-60000}
 store_dirs() { echo $(( $(stat -c %h /nix/store) - 2 )); }
 gc_dirs_check() {
 	dirs=$(store_dirs) || return 0
 	[ "$dirs" -gt "$store_dirs_max" ] || return 0
 	log "/nix/store holds $dirs directories, near the volume's limit of 64998: collecting all garbage"
-	nix-store --gc >/dev/null 2>&1 || true
+	gc_run || true
 	dirs=$(store_dirs) || return 0
 	if [ "$dirs" -gt "$store_dirs_max" ]; then
 		log "warning: /nix/store still holds $dirs directories after garbage collection; at 64998 builds fail with 'Too many links'"
@@ -463,13 +530,20 @@ gc_dirs_check() {
 		log "garbage collected: /nix/store holds $dirs directories"
 	fi
 }
+gc_run() {   # nix-store --gc ARGS…, where stop() can interrupt it
+	nix-store --gc "$@" >/dev/null 2>&1 &
+	echo $! > /run/wrapix/gc.pid
+	wait $!; rc=$?
+	rm -f /run/wrapix/gc.pid
+	return $rc
+}
 gc_check() {
 	[ "${WRAPIX_STORE_BACKEND:-volume}" = volume ] && [ -z "$store_indexed" ] && { gc_dirs_check || true; }
 	[ "$store_cap" -gt 0 ] 2>/dev/null || return 0
 	used=$(store_bytes) || return 0
 	if [ "$used" -gt "$store_cap" ]; then
 		log "store is $used bytes, over its cap of $store_cap: collecting garbage"
-		if nix-store --gc --max-freed $((used - store_cap)) >/dev/null 2>&1; then
+		if gc_run --max-freed $((used - store_cap)); then
 			log "garbage collected: store is $(store_bytes) bytes"
 		fi
 	fi
@@ -478,15 +552,18 @@ gc_check() {
 # Run until a service dies (then the container stops and status shows it).
 # `wait` on the sleep lets the shell reap every child, adopted orphans included.
 alive() { [ -e "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
-next_gc=$gc_first up=0
+next_gc=$gc_first up=0 gc_pid=""
 while alive "$sshd_pid" && alive "$daemon_pid"; do
 	sleep 2 &
 	wait $! 2>/dev/null || true
 	builds_tick || true
 	up=$((up + 2))
-	if [ "$up" -ge "$next_gc" ]; then
+	# The check runs beside the loop (builds are still followed, and a stop
+	# is not held up by a long collection); one at a time.
+	if [ "$up" -ge "$next_gc" ] && ! { [ -n "$gc_pid" ] && alive "$gc_pid"; }; then
 		next_gc=$((up + gc_every))
-		gc_check
+		gc_check &
+		gc_pid=$!
 	fi
 done
 log "a service exited; stopping the builder"

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/wrapix/wrapix-builder/internal/ext4vol"
@@ -19,6 +20,7 @@ import (
 // of the rest of the entrypoint.
 func storeIndexBlock(t testing.TB) string {
 	return `log() { echo "wrapix-builder: $*"; }
+die() { log "error: $*"; exit 1; }
 progress() { log "$*"; }
 ` + entrypointBlock(t, "store-index")
 }
@@ -239,4 +241,129 @@ func TestStoreIndexFallsBack(t *testing.T) {
 	if slices.Contains(features(t, csum), "dir_index") {
 		t.Fatal("a checksummed superblock was written")
 	}
+}
+
+// appleVolumeWithout is appleVolume without a journal: how containerization
+// formats a volume made by container before 0.12 (journal=… is passed from
+// 0.12 on).
+func appleVolumeWithout(t testing.TB) (image, mnt string) {
+	image, mnt = appleVolume(t)
+	if err := ext4vol.Format(image, false); err != nil {
+		t.Fatal(err)
+	}
+	return image, mnt
+}
+
+// A volume without a journal: a rebuild cut by a stop could lose entries
+// (no fsck ever runs), so the features go on but /nix/store stays linear,
+// said with the way out; the directory-count GC stays on.
+func TestStoreIndexNoJournalStaysLinear(t *testing.T) {
+	requireVolumeTools(t)
+	image, mnt := appleVolumeWithout(t)
+	if slices.Contains(features(t, image), "has_journal") {
+		t.Fatal("the volume has a journal")
+	}
+	onVolume(t, image, mnt, `mkdir -m 1775 store; cd store; `+names(0, 3000)+` | xargs mkdir`)
+	out := runStoreIndexThen(t, image, `echo ---; ls -A /nix`)
+	tail := out[strings.Index(out, "---"):]
+	if !strings.Contains(out, "dir_index and dir_nlink turned on") || !strings.Contains(out, "stays unindexed (the store volume has no journal") ||
+		strings.Contains(out, "indexing /nix/store") || !strings.Contains(out, "indexed=\n") || strings.Contains(tail, ".wrapix-store-") {
+		t.Fatalf("unjournaled volume:\n%s", out)
+	}
+	if attr := onVolume(t, image, mnt, "lsattr -d store"); strings.Contains(attr, "-I-") {
+		t.Fatalf("/nix/store was rebuilt: %s", attr)
+	}
+	fsck(t, image)
+}
+
+// A rebuild that fails part-way (here an entry that cannot be renamed)
+// puts every moved entry back: the store is never left split, and the
+// builder starts on the linear store.
+func TestStoreIndexFailurePutsTheStoreBack(t *testing.T) {
+	requireVolumeTools(t)
+	testenv.Require(t, "chattr")
+	image, mnt := appleVolume(t)
+	onVolume(t, image, mnt, `mkdir -m 1775 store; cd store; `+names(0, 3000)+` | xargs mkdir; chattr +i 00000000000000000000000000002000-p`)
+	out := runStoreIndexThen(t, image, `echo ---; ls -A /nix; ls /nix/store | wc -l`)
+	tail := out[strings.Index(out, "---"):]
+	if !strings.Contains(out, "putting the store back") || !strings.Contains(out, "indexed=\n") ||
+		strings.Contains(tail, ".wrapix-store-") || !strings.Contains(tail, "\n3000\n") {
+		t.Fatalf("a failed rebuild:\n%s", out)
+	}
+	onVolume(t, image, mnt, `chattr -i store/00000000000000000000000000002000-p`)
+	fsck(t, image)
+}
+
+// Too little room for the new directory: the rebuild is not started (the
+// next start tries again), and says how much room it needs.
+func TestStoreIndexWaitsForRoom(t *testing.T) {
+	requireVolumeTools(t)
+	image, mnt := appleVolume(t)
+	// Fill the volume to the last few MiB (the fill file is then removed).
+	onVolume(t, image, mnt, `mkdir -m 1775 store; cd store; `+names(0, 3000)+` | xargs mkdir; cd ..
+fallocate -l $(( $(df -k --output=avail . | tail -1) * 1024 - (64 << 10) )) fill`)
+	out := runStoreIndexThen(t, image, `ls -A /nix; ls /nix/store | wc -l`)
+	if !strings.Contains(out, "not indexed yet: it needs") || !strings.Contains(out, "indexed=\n") ||
+		strings.Contains(out, ".wrapix-store-new") || !strings.Contains(out, "\n3000\n") {
+		t.Fatalf("a full volume:\n%s", out)
+	}
+	onVolume(t, image, mnt, `rm fill`)
+	if again := runStoreIndex(t, image); !strings.Contains(again, "indexed=1") {
+		t.Fatalf("with room again:\n%s", again)
+	}
+}
+
+// A stop (SIGTERM to the entrypoint) while the store is being moved ends
+// the rebuild after the batch under way, synced, and the next start
+// finishes it with every entry there.
+func TestStoreIndexStopsOnTERM(t *testing.T) {
+	requireVolumeTools(t)
+	image, mnt := appleVolume(t)
+	const n = 12000
+	onVolume(t, image, mnt, `mkdir -m 1775 store; cd store; `+names(0, n)+` | xargs mkdir`)
+	bin := busyboxApplets(t)
+	script := storeIndexBlock(t) + "store_index\necho \"indexed=$store_indexed\"\n"
+	cmd := exec.Command("unshare", "-m", "sh", "-ec", `mount -o loop "$IMG" /nix; exec env -i PATH="$BIN" "$BB" sh -c "$SCRIPT"`)
+	cmd.Env = append(os.Environ(), "IMG="+image, "BIN="+bin, "BB="+testenv.DebianBusybox, "SCRIPT="+script)
+	var out strings.Builder
+	pr, pw, _ := os.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	lines := make(chan string)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			k, err := pr.Read(buf)
+			lines <- string(buf[:k])
+			if err != nil {
+				close(lines)
+				return
+			}
+		}
+	}()
+	signalled := false
+	for l := range lines {
+		out.WriteString(l)
+		if !signalled && strings.Contains(out.String(), "indexing /nix/store (once;") {
+			signalled = true
+			cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	if err := cmd.Wait(); err != nil || !strings.Contains(out.String(), "stopped while indexing /nix/store; the next start resumes it") ||
+		strings.Contains(out.String(), "indexed=") {
+		t.Fatalf("a stop while indexing: %v\n%s", err, out.String())
+	}
+	split := onVolume(t, image, mnt, `ls -A; ls .wrapix-store-new | wc -l`)
+	if !strings.Contains(split, ".wrapix-store-new") {
+		t.Fatalf("nothing was moved before the stop:\n%s", split)
+	}
+	again := runStoreIndexThen(t, image, `ls /nix/store | wc -l; ls -A /nix`)
+	if !strings.Contains(again, "indexing /nix/store (resuming)") || !strings.Contains(again, "indexed=1") ||
+		!strings.Contains(again, fmt.Sprintf("\n%d\n", n)) || strings.Contains(again, ".wrapix-store-") && !strings.Contains(again, ".wrapix-store-indexed") {
+		t.Fatalf("resumed after the stop:\n%s", again)
+	}
+	fsck(t, image)
 }
