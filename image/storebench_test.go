@@ -71,7 +71,7 @@ func BenchmarkStoreDirectory(b *testing.B) {
 
 	// apple: 60000 paths; ours: a copy of it, migrated, then 100000.
 	appleImg := sparse("apple.img")
-	if err := ext4vol.Format(appleImg, true); err != nil {
+	if err := ext4vol.Format(appleImg, true, false); err != nil {
 		b.Fatal(err)
 	}
 	apple := mount(appleImg, "apple")

@@ -17,11 +17,16 @@ import (
 const Features = "ext_attr,sparse_super2,filetype,extent,flex_bg,large_file,huge_file,extra_isize"
 
 // Format makes image (an existing, empty or sparse file) an ext4 filesystem
-// like Apple's volume; journal adds one (journal=… from container 0.12).
-func Format(image string, journal bool) error {
+// like Apple's volume; journal adds one (journal=… from container 0.12),
+// inlineData the feature containerization 0.2.0–0.16.0 set (container
+// before 0.8).
+func Format(image string, journal, inlineData bool) error {
 	features := "none," + Features
 	if journal {
 		features += ",has_journal"
+	}
+	if inlineData {
+		features += ",inline_data"
 	}
 	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", "-O", features,
 		"-E", "lazy_itable_init=1,lazy_journal_init=1", image).CombinedOutput(); err != nil {

@@ -712,6 +712,7 @@ func (c *cli) volumeCmd(args []string) error {
 		if err != nil {
 			return err
 		}
+		v.InlineData = !c.atLeast(0, 8, 0)
 		for _, o := range flags["--opt"] {
 			k, val, _ := strings.Cut(o, "=")
 			if k == "journal" && !c.atLeast(0, 12, 0) {

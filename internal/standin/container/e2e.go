@@ -230,8 +230,9 @@ func mountVolume(v *volume) error {
 		// As containerization's EXT4.Formatter makes it: no dir_index, no
 		// dir_nlink (a directory then holds at most 64998 subdirectories), no
 		// hash seed. A journal only when asked for (journal=…, kept from
-		// 0.12 only): the formatter writes none otherwise.
-		if err := ext4vol.Format(v.Image, v.Options["journal"] != ""); err != nil {
+		// 0.12 only): the formatter writes none otherwise. inline_data from
+		// the CLIs whose containerization set it (before 0.8).
+		if err := ext4vol.Format(v.Image, v.Options["journal"] != "", v.InlineData); err != nil {
 			return err
 		}
 	}

@@ -82,6 +82,10 @@ type volume struct {
 	Path    string            `json:"path"` // the volume.img stand-in: a directory holding the volume's files
 	Image   string            `json:"image"`
 	Created time.Time         `json:"created"`
+	// InlineData: made by a CLI whose containerization formatted volumes
+	// with inline_data (0.2.0–0.16.0, removed in containerization d0b43df;
+	// container 0.6.0 pins 0.12.1, 0.7.0 pins 0.16.0).
+	InlineData bool `json:"inlineData,omitempty"`
 }
 
 type store struct {
