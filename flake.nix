@@ -4,7 +4,8 @@
   # Needs a nixpkgs with Go 1.26 (go.mod says `go 1.26.0` and buildGoModule
   # sets GOTOOLCHAIN=local, so an older Go cannot fetch a newer one):
   # nixpkgs-unstable since 2026-02 or nixos-26.05 and later, which have
-  # buildGo126Module. Pinned by the flake.lock `nix flake lock` writes.
+  # buildGo126Module. flake.lock pins nixpkgs-unstable of 2026-05-21
+  # (4a29d733, go_1_26 >= 1.26.2); `nix flake update` moves it.
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
 
   outputs = { self, nixpkgs }:
