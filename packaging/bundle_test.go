@@ -16,6 +16,9 @@ import (
 	"testing"
 
 	"github.com/wrapix/wrapix-builder/builder/codesig"
+	"github.com/wrapix/wrapix-builder/builder/config"
+	"github.com/wrapix/wrapix-builder/builder/lifecycle"
+	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
 // plistDict reads the top-level <dict> of an XML property list.
@@ -68,7 +71,9 @@ func plistDict(t *testing.T, path string) map[string]string {
 
 func TestMakeAppBundle(t *testing.T) {
 	out := t.TempDir()
+	image := testenv.OCIArchive(t, config.Defaults().Image)
 	cmd := exec.Command("./make-app.sh", out)
+	cmd.Env = append(os.Environ(), "IMAGE_ARCHIVE="+image)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make-app.sh: %v\n%s", err, msg)
 	}
@@ -129,6 +134,49 @@ func TestMakeAppBundle(t *testing.T) {
 	if len(icon) < 8 || string(icon[:4]) != "icns" || int(binary.BigEndian.Uint32(icon[4:8])) != len(icon) || !bytes.Contains(icon, []byte("ic10\x00")) {
 		t.Errorf("AppIcon.icns is not an icns file with an ic10 entry")
 	}
+	// IMAGE_ARCHIVE: the bundle carries the image (issue 17 point 4),
+	// read-only, where the bundled CLI looks for it.
+	bundled := filepath.Join(app, "Resources", lifecycle.BundledImageName)
+	wantImage, _ := os.ReadFile(image)
+	if got, err := os.ReadFile(bundled); err != nil || !bytes.Equal(got, wantImage) {
+		t.Errorf("the bundle does not carry IMAGE_ARCHIVE: %v", err)
+	}
+	if got := lifecycle.BundledImageArchive(filepath.Join(app, "MacOS", "wrapix-builder")); got != bundled {
+		t.Errorf("the bundled CLI finds %q, want %s", got, bundled)
+	}
+}
+
+// IMAGE_ARCHIVE that is missing, or not an image of the reference the CLI
+// runs, is refused with one line before anything is built.
+func TestMakeAppRefusesABadImageArchive(t *testing.T) {
+	for what, archive := range map[string]string{
+		"missing":     filepath.Join(t.TempDir(), "nonexistent.tar"),
+		"other image": testenv.OCIArchive(t, "other:latest"),
+		"not a tar":   writeFile(t, "not a tar"),
+	} {
+		out := t.TempDir()
+		cmd := exec.Command("./make-app.sh", out)
+		cmd.Env = append(os.Environ(), "IMAGE_ARCHIVE="+archive)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err == nil {
+			t.Errorf("%s: make-app.sh accepted IMAGE_ARCHIVE=%s", what, archive)
+		}
+		if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "IMAGE_ARCHIVE="+archive) || !strings.Contains(lines[0], "nix build .#builder-image") {
+			t.Errorf("%s: want one error line naming the archive and the fix, got %q", what, stderr.String())
+		}
+		if entries, _ := os.ReadDir(out); len(entries) != 0 {
+			t.Errorf("%s: left %v behind", what, entries)
+		}
+	}
+}
+
+func writeFile(t *testing.T, body string) string {
+	p := filepath.Join(t.TempDir(), "file.tar")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // On Linux the app cannot be built with cgo: a zip or dmg would ship an app
