@@ -50,7 +50,7 @@ app: ## assemble dist/Wrapix Builder.app (ad-hoc signed, and zipped, on macOS; f
 zip: ## the app as a zip (macOS only: the app needs cgo)
 	packaging/make-app.sh dist zip
 
-dmg: ## the app as a .dmg (macOS only); IMAGE_ARCHIVE=$$(nix build --print-out-paths .#builder-image) bundles the image
+dmg: ## the app as a .dmg (macOS only); IMAGE_ARCHIVE=$(nix build --print-out-paths .#builder-image) bundles the image
 	packaging/make-app.sh dist dmg
 
 PREFIX ?= /usr/local
