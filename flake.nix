@@ -80,6 +80,9 @@
           sed "s/@VERSION@/${version}/g" ${./Info.plist} > "$app/Info.plist"
           # The icon Info.plist names, without iconutil (not in the sandbox).
           $out/bin/gen -icns "$app/Resources/AppIcon.icns" && rm $out/bin/gen
+          # The image this version runs (built without a Linux builder): a
+          # first start loads it, with no repository or network (issue 17.4).
+          install -m 0444 ${self.packages.${pkgs.stdenv.hostPlatform.system}.builder-image} "$app/Resources/builder-image.tar"
         '';
         # After fixup (stripping, then the per-file signatures): the bundle's
         # signature binds Info.plist and names org.wrapix.builder, which the

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wrapix/wrapix-builder/builder/config"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -61,8 +62,9 @@ func TestImageIsBuiltOnTheHostOnly(t *testing.T) {
 			t.Errorf("image recipe lacks %q", want)
 		}
 	}
-	if got.ImageRef != "wrapix-builder:latest" {
-		t.Errorf("image ref %q does not match the default config image", got.ImageRef)
+	// The app bundles this image and its CLI runs the default image.
+	if got.ImageRef != config.Defaults().Image {
+		t.Errorf("image ref %q does not match the default config image %q", got.ImageRef, config.Defaults().Image)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -358,5 +359,22 @@ func TestFlakeLockPinsNixpkgs(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(filepath.Join(dir, "flake.lock")); string(after) != string(raw) {
 		t.Errorf("nix rewrote flake.lock:\n%s", after)
+	}
+}
+
+// 17.4: the Nix-built app carries the image its version runs, read-only,
+// where the bundled CLI looks for it (lifecycle.BundledImageName).
+func TestFlakeAppBundlesTheImage(t *testing.T) {
+	out, err := flakeEval(t, t.TempDir(), "pkgs", `{ inherit (app) postInstall; image = out.packages.aarch64-darwin.builder-image.outPath; }`)
+	if err != nil {
+		t.Fatalf("evaluate flake.nix: %v\n%s", err, out)
+	}
+	var got struct{ PostInstall, Image string }
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := `install -m 0444 ` + got.Image + ` "$app/Resources/` + lifecycle.BundledImageName + `"`
+	if got.Image == "" || !strings.Contains(got.PostInstall, want) {
+		t.Errorf("the app does not bundle builder-image (%s):\n%s", want, got.PostInstall)
 	}
 }
