@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
+	wversion "github.com/wrapix/wrapix-builder/builder/version"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -376,5 +377,39 @@ func TestFlakeAppBundlesTheImage(t *testing.T) {
 	want := `install -m 0444 ` + got.Image + ` "$app/Resources/` + lifecycle.BundledImageName + `"`
 	if got.Image == "" || !strings.Contains(got.PostInstall, want) {
 		t.Errorf("the app does not bundle builder-image (%s):\n%s", want, got.PostInstall)
+	}
+}
+
+// Issue 15: the flake's builder-image is tagged as the CLI and the app it
+// builds, stamped with the same version, run it by default.
+func TestFlakeImageIsTheOneItsCLIRuns(t *testing.T) {
+	out, err := flakeEval(t, t.TempDir(), "pkgs", `{
+  ref = out.packages.aarch64-darwin.builder-image.passthru.imageRef;
+  appLdflags = app.ldflags;
+  cliLdflags = out.packages.aarch64-darwin.wrapix-builder.ldflags;
+}`)
+	if err != nil {
+		t.Fatalf("evaluate flake.nix: %v\n%s", err, out)
+	}
+	var got struct {
+		Ref                    string
+		AppLdflags, CLILdflags []string
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	for what, ldflags := range map[string][]string{"app": got.AppLdflags, "CLI": got.CLILdflags} {
+		stamped := ""
+		for _, f := range ldflags {
+			if v, ok := strings.CutPrefix(f, "-X github.com/wrapix/wrapix-builder/builder/version.Version="); ok {
+				stamped = v
+			}
+		}
+		if stamped == "" {
+			t.Errorf("the flake's %s is not stamped with a version: %q", what, ldflags)
+		}
+		if want := wversion.ImageFor(stamped); got.Ref != want {
+			t.Errorf("the flake's builder-image is %q, its %s (version %s) runs %q", got.Ref, what, stamped, want)
+		}
 	}
 }

@@ -30,9 +30,10 @@ if [ -n "$package" ] && [ "$cgo" = 0 ]; then
 	exit 1
 fi
 
-# The image the CLI runs by default (config.Defaults().Image): an archive
-# without it would be loaded and then refused.
-image_ref=wrapix-builder:latest
+# The image the CLI stamped below runs by default (builder/version.Image:
+# one tag per release, as image/image.nix tags it): an archive without it
+# would be loaded and then refused, or an older release's image run.
+image_ref=wrapix-builder:$version
 image_archive=${IMAGE_ARCHIVE:-}
 if [ -n "$image_archive" ]; then
 	if [ ! -f "$image_archive" ] || [ ! -r "$image_archive" ]; then
