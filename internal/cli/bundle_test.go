@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
+	"github.com/wrapix/wrapix-builder/builder/version"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -40,7 +41,7 @@ func TestFirstStartFromBundleLoadsItsImage(t *testing.T) {
 	if err := os.WriteFile(exe, bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tar, err := os.ReadFile(testenv.OCIArchive(t, "wrapix-builder:latest"))
+	tar, err := os.ReadFile(testenv.OCIArchive(t, version.Image()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestFirstStartFromBundleLoadsItsImage(t *testing.T) {
 	if strings.Contains(r.stderr, "building it with Nix") {
 		t.Errorf("start built the image although the bundle has it:\n%s", r.stderr)
 	}
-	if out, err := exec.Command("container", "image", "inspect", "wrapix-builder:latest").CombinedOutput(); err != nil {
+	if out, err := exec.Command("container", "image", "inspect", version.Image()).CombinedOutput(); err != nil {
 		t.Fatalf("the image is not loaded: %v %s", err, out)
 	}
 }
