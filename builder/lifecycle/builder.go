@@ -161,6 +161,10 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 		if b.WantsRosetta() && !c.Rosetta {
 			b.say("WARNING: %s; fix: %s", NoRosettaWarning, RestartFix)
 		}
+		if c.Image != "" && !sameImage(c.Image, b.Config.Image) {
+			// Upgraded while it ran: the new image runs from the next start.
+			b.say("the builder runs the image %s, not %s; to run it: `wrapix-builder stop`, then `wrapix-builder start` (the store is kept)", c.Image, b.Config.Image)
+		}
 		if _, err := b.probe(ctx, ks, 5*time.Second); err == nil {
 			b.say("already running and ready at %s", b.SSHAddress())
 			return true, nil
@@ -218,7 +222,11 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 		}
 		return false, problem.Wrap(problem.Runtime, err, "cannot start the builder container", "see `wrapix-builder doctor`")
 	}
-	return false, b.waitReady(ctx, ks)
+	if err := b.waitReady(ctx, ks); err != nil {
+		return false, err
+	}
+	b.dropOlderImages(ctx)
+	return false, nil
 }
 
 func (b *Builder) runSpec(storeSource string, ks *keys.Set, v runtime.Version) runtime.RunSpec {
@@ -276,7 +284,7 @@ func (b *Builder) ensureImage(ctx context.Context) error {
 		return problem.Wrap(problem.Runtime, err, "cannot load the builder image from "+archive, fix)
 	}
 	for _, r := range refs {
-		if r == b.Config.Image || strings.HasSuffix(r, "/"+b.Config.Image) {
+		if sameImage(r, b.Config.Image) {
 			return nil
 		}
 	}
