@@ -94,3 +94,26 @@ func TestStartNeverDeletesAConfiguredImage(t *testing.T) {
 		})
 	}
 }
+
+// Upgraded while the builder runs: it keeps the older image until it
+// stops; start says which image runs and how to switch, and deletes nothing.
+func TestStartSaysTheRunningBuilderHasAnOlderImage(t *testing.T) {
+	testenv.Require(t, "sshd")
+	testenv.RequireBuilderUser(t)
+	w := testenv.New(t)
+	t.Setenv("CONTAINER_STANDIN_MODE", "sshd")
+	t.Setenv("CONTAINER_STANDIN_IMAGES", "wrapix-builder:0.0.9")
+	w.WriteConfig(`image = "wrapix-builder:0.0.9"` + "\n") // as release 0.0.9 ran it
+	if r := wb(t, "start"); r.code != 0 {
+		t.Fatalf("start: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	w.WriteConfig("") // the upgrade: the default image is this release's
+	r := wb(t, "start")
+	want := "the builder runs the image wrapix-builder:0.0.9, not " + version.Image() + "; to run it: `wrapix-builder stop`, then `wrapix-builder start`"
+	if r.code != 0 || !strings.Contains(r.stdout+r.stderr, want) {
+		t.Errorf("start on a builder running an older image: %d, want %q\n%s%s", r.code, want, r.stdout, r.stderr)
+	}
+	if d := w.CallsStarting("image", "delete"); len(d) != 0 {
+		t.Errorf("image delete calls while the older image runs: %v", d)
+	}
+}
