@@ -44,13 +44,13 @@ bench: ## benchmarks, each printing its baseline measured in the same run (WRAPI
 	$(GO) test -run '^$$' -bench PostBuildHook -benchtime 200x ./image/
 	$(GO) test -run '^$$' -bench StoreDirectory -benchtime 1x -timeout 30m ./image/
 
-app: ## assemble dist/Wrapix Builder.app (ad-hoc signed, and zipped, on macOS; for inspection elsewhere)
+app: ## assemble dist/Wrapix Builder.app (ad-hoc signed, and zipped, on macOS; for inspection elsewhere); IMAGE_ARCHIVE=tar bundles the builder image
 	packaging/make-app.sh dist $(if $(filter Darwin,$(shell uname -s)),zip,)
 
 zip: ## the app as a zip (macOS only: the app needs cgo)
 	packaging/make-app.sh dist zip
 
-dmg: ## the app as a .dmg (macOS only)
+dmg: ## the app as a .dmg (macOS only); IMAGE_ARCHIVE=$(nix build --print-out-paths .#builder-image) bundles the image
 	packaging/make-app.sh dist dmg
 
 PREFIX ?= /usr/local

@@ -4,7 +4,8 @@
   # Needs a nixpkgs with Go 1.26 (go.mod says `go 1.26.0` and buildGoModule
   # sets GOTOOLCHAIN=local, so an older Go cannot fetch a newer one):
   # nixpkgs-unstable since 2026-02 or nixos-26.05 and later, which have
-  # buildGo126Module. Pinned by the flake.lock `nix flake lock` writes.
+  # buildGo126Module. flake.lock pins nixpkgs-unstable of 2026-05-21
+  # (4a29d733, go_1_26 >= 1.26.2); `nix flake update` moves it.
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixpkgs-unstable";
 
   outputs = { self, nixpkgs }:
@@ -79,6 +80,9 @@
           sed "s/@VERSION@/${version}/g" ${./Info.plist} > "$app/Info.plist"
           # The icon Info.plist names, without iconutil (not in the sandbox).
           $out/bin/gen -icns "$app/Resources/AppIcon.icns" && rm $out/bin/gen
+          # The image this version runs (built without a Linux builder): a
+          # first start loads it, with no repository or network (issue 17.4).
+          install -m 0444 ${self.packages.${pkgs.stdenv.hostPlatform.system}.builder-image} "$app/Resources/builder-image.tar"
         '';
         # After fixup (stripping, then the per-file signatures): the bundle's
         # signature binds Info.plist and names org.wrapix.builder, which the

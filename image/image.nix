@@ -75,8 +75,10 @@ let
 
   # The OCI image layout, written directly: one uncompressed layer, config,
   # manifest, index with the name annotations `container image load` reads.
-  # The tag start runs by default; the version is in the config labels.
-  ref = "wrapix-builder:latest";
+  # The tag this version's CLI runs by default (builder/version.Image): each
+  # release its own, so an upgrade loads and runs its image, never an older
+  # release's left loaded (issue 15). The version is in the labels too.
+  ref = "wrapix-builder:${version}";
 in
 pkgsHost.runCommand "wrapix-builder-image-${version}.tar" {
   nativeBuildInputs = [ pkgsHost.gnutar pkgsHost.jq pkgsHost.coreutils ];

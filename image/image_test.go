@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wrapix/wrapix-builder/builder/version"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -23,7 +24,8 @@ func TestImageNixParses(t *testing.T) {
 // (darwin) derivation, Linux packages are only stock allow-listed ones, and
 // the recipe strips case-hack names and relocates busybox.
 func TestImageIsBuiltOnTheHostOnly(t *testing.T) {
-	out, err := exec.Command("nix-instantiate", "--readonly-mode", "--eval", "--strict", "--json", "testdata/stub.nix").CombinedOutput()
+	release := releaseVersion(t)
+	out, err := exec.Command("nix-instantiate", "--readonly-mode", "--eval", "--strict", "--json", "--argstr", "version", release, "testdata/stub.nix").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -61,9 +63,22 @@ func TestImageIsBuiltOnTheHostOnly(t *testing.T) {
 			t.Errorf("image recipe lacks %q", want)
 		}
 	}
-	if got.ImageRef != "wrapix-builder:latest" {
-		t.Errorf("image ref %q does not match the default config image", got.ImageRef)
+	// The app bundles this image and its CLI, stamped with the same
+	// VERSION, runs it by default (issue 15: one tag per release).
+	if want := version.ImageFor(release); got.ImageRef != want {
+		t.Errorf("image ref %q is not the one the CLI of version %s runs (%q)", got.ImageRef, release, want)
 	}
+}
+
+// releaseVersion is the VERSION file, which flake.nix passes to image.nix
+// and the Makefile and make-app.sh stamp into the CLI.
+func releaseVersion(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../VERSION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data))
 }
 
 // layoutInputs are the variables layout.sh insists on.

@@ -3,9 +3,11 @@
 package packaging
 
 import (
+	"archive/tar"
 	"bytes"
 	"debug/macho"
 	"encoding/binary"
+	"encoding/json"
 	"encoding/xml"
 	"io"
 	"os"
@@ -16,6 +18,9 @@ import (
 	"testing"
 
 	"github.com/wrapix/wrapix-builder/builder/codesig"
+	"github.com/wrapix/wrapix-builder/builder/lifecycle"
+	wversion "github.com/wrapix/wrapix-builder/builder/version"
+	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
 // plistDict reads the top-level <dict> of an XML property list.
@@ -68,13 +73,15 @@ func plistDict(t *testing.T, path string) map[string]string {
 
 func TestMakeAppBundle(t *testing.T) {
 	out := t.TempDir()
+	version, _ := os.ReadFile("../VERSION")
+	v := strings.TrimSpace(string(version))
+	image := testenv.OCIArchive(t, wversion.ImageFor(v))
 	cmd := exec.Command("./make-app.sh", out)
+	cmd.Env = append(os.Environ(), "IMAGE_ARCHIVE="+image)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make-app.sh: %v\n%s", err, msg)
 	}
 	app := filepath.Join(out, "Wrapix Builder.app", "Contents")
-	version, _ := os.ReadFile("../VERSION")
-	v := strings.TrimSpace(string(version))
 
 	p := plistDict(t, filepath.Join(app, "Info.plist"))
 	want := map[string]string{
@@ -99,8 +106,13 @@ func TestMakeAppBundle(t *testing.T) {
 			t.Errorf("%s: cpu %v type %v", bin, f.Cpu, f.Type)
 		}
 		// One version: the binary's (stamped from VERSION) equals the plist's.
-		if got := stampedVersion(t, f); got != v {
+		got := stampedVersion(t, f)
+		if got != v {
 			t.Errorf("%s reports version %q, Info.plist %q", bin, got, v)
+		}
+		// Issue 15: the bundled image is the one this CLI runs by default.
+		if want, ref := wversion.ImageFor(got), archiveRef(t, filepath.Join(app, "Resources", lifecycle.BundledImageName)); bin == "wrapix-builder" && ref != want {
+			t.Errorf("the bundled image is %q, the bundled CLI (version %s) runs %q", ref, got, want)
 		}
 		f.Close()
 	}
@@ -129,6 +141,82 @@ func TestMakeAppBundle(t *testing.T) {
 	if len(icon) < 8 || string(icon[:4]) != "icns" || int(binary.BigEndian.Uint32(icon[4:8])) != len(icon) || !bytes.Contains(icon, []byte("ic10\x00")) {
 		t.Errorf("AppIcon.icns is not an icns file with an ic10 entry")
 	}
+	// IMAGE_ARCHIVE: the bundle carries the image (issue 17 point 4),
+	// read-only, where the bundled CLI looks for it.
+	bundled := filepath.Join(app, "Resources", lifecycle.BundledImageName)
+	wantImage, _ := os.ReadFile(image)
+	if got, err := os.ReadFile(bundled); err != nil || !bytes.Equal(got, wantImage) {
+		t.Errorf("the bundle does not carry IMAGE_ARCHIVE: %v", err)
+	}
+	if got := lifecycle.BundledImageArchive(filepath.Join(app, "MacOS", "wrapix-builder")); got != bundled {
+		t.Errorf("the bundled CLI finds %q, want %s", got, bundled)
+	}
+}
+
+// IMAGE_ARCHIVE that is missing, or not an image of the reference the CLI
+// runs, is refused with one line before anything is built.
+func TestMakeAppRefusesABadImageArchive(t *testing.T) {
+	for what, archive := range map[string]string{
+		"missing":     filepath.Join(t.TempDir(), "nonexistent.tar"),
+		"other image": testenv.OCIArchive(t, "other:latest"),
+		// Issue 15: an older release's image (every release was :latest
+		// before 0.2) would make the new CLI run the old entrypoint.
+		"older release": testenv.OCIArchive(t, "wrapix-builder:latest"),
+		"not a tar":     writeFile(t, "not a tar"),
+	} {
+		out := t.TempDir()
+		cmd := exec.Command("./make-app.sh", out)
+		cmd.Env = append(os.Environ(), "IMAGE_ARCHIVE="+archive)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err == nil {
+			t.Errorf("%s: make-app.sh accepted IMAGE_ARCHIVE=%s", what, archive)
+		}
+		if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "IMAGE_ARCHIVE="+archive) || !strings.Contains(lines[0], "nix build .#builder-image") {
+			t.Errorf("%s: want one error line naming the archive and the fix, got %q", what, stderr.String())
+		}
+		if entries, _ := os.ReadDir(out); len(entries) != 0 {
+			t.Errorf("%s: left %v behind", what, entries)
+		}
+	}
+}
+
+// archiveRef is the image name in an OCI-layout tar's index.json, as
+// `container image load` reads it.
+func archiveRef(t *testing.T, archive string) string {
+	t.Helper()
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s has no index.json: %v", archive, err)
+		}
+		if strings.TrimPrefix(h.Name, "./") != "index.json" {
+			continue
+		}
+		var idx struct {
+			Manifests []struct {
+				Annotations map[string]string `json:"annotations"`
+			} `json:"manifests"`
+		}
+		if err := json.NewDecoder(tr).Decode(&idx); err != nil || len(idx.Manifests) != 1 {
+			t.Fatalf("%s: index.json with one manifest: %v", archive, err)
+		}
+		return idx.Manifests[0].Annotations["org.opencontainers.image.ref.name"]
+	}
+}
+
+func writeFile(t *testing.T, body string) string {
+	p := filepath.Join(t.TempDir(), "file.tar")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // On Linux the app cannot be built with cgo: a zip or dmg would ship an app

@@ -1,6 +1,7 @@
 package packaging
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,7 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/wrapix/wrapix-builder/builder/lifecycle"
+	wversion "github.com/wrapix/wrapix-builder/builder/version"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -256,5 +260,156 @@ func TestFlakeSignsTheAppBundle(t *testing.T) {
 	}
 	if strings.Contains(app.PostInstall, "codesign") {
 		t.Error("the bundle is signed in postInstall: fixup's stripping and per-file signing would undo it")
+	}
+}
+
+// 17.4: flake.lock pins nixpkgs, so two users of one release build the same
+// image. The lock must be for flake.nix's input as written (else Nix
+// re-locks it, needing the network, and picks whatever is newest), its rev
+// a commit and its narHash a SHA-256; and real Nix must read it offline
+// without rewriting it.
+func TestFlakeLockPinsNixpkgs(t *testing.T) {
+	flake, err := os.ReadFile("../flake.nix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*inputs\.nixpkgs\.url = "github:([^/"]+)/([^/"]+)/([^/"]+)";`).FindSubmatch(flake)
+	if m == nil {
+		t.Fatal(`flake.nix has no inputs.nixpkgs.url = "github:OWNER/REPO/REF"`)
+	}
+	owner, repo, ref := string(m[1]), string(m[2]), string(m[3])
+
+	raw, err := os.ReadFile("../flake.lock")
+	if err != nil {
+		t.Fatalf("no flake.lock: nixpkgs is whatever is newest on the day of the build (%v)", err)
+	}
+	type ghRef struct {
+		Type, Owner, Repo, Ref, Rev, NarHash string
+		LastModified                         int64
+	}
+	var lock struct {
+		Version int
+		Root    string
+		Nodes   map[string]struct {
+			Inputs           map[string]json.RawMessage
+			Locked, Original *ghRef
+		}
+	}
+	if err := json.Unmarshal(raw, &lock); err != nil {
+		t.Fatalf("flake.lock: %v", err)
+	}
+	if lock.Version != 7 {
+		t.Errorf("flake.lock version %d, want 7", lock.Version)
+	}
+	var name string
+	if err := json.Unmarshal(lock.Nodes[lock.Root].Inputs["nixpkgs"], &name); err != nil {
+		t.Fatalf("flake.lock: root node %q has no nixpkgs input: %v", lock.Root, err)
+	}
+	node := lock.Nodes[name]
+	if node.Locked == nil || node.Original == nil {
+		t.Fatalf("flake.lock: node %q lacks locked or original", name)
+	}
+	if o := *node.Original; o != (ghRef{Type: "github", Owner: owner, Repo: repo, Ref: ref}) {
+		t.Errorf("flake.lock's nixpkgs original %+v is not flake.nix's github:%s/%s/%s", o, owner, repo, ref)
+	}
+	l := *node.Locked
+	if l.Type != "github" || l.Owner != owner || l.Repo != repo || l.Ref != "" {
+		t.Errorf("flake.lock's nixpkgs locked %+v is not a commit of github:%s/%s", l, owner, repo)
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{40}$`).MatchString(l.Rev) {
+		t.Errorf("locked rev %q is not a 40-hex commit", l.Rev)
+	}
+	if sum, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(l.NarHash, "sha256-")); err != nil || !strings.HasPrefix(l.NarHash, "sha256-") || len(sum) != 32 {
+		t.Errorf("locked narHash %q is not sha256-<base64 of 32 bytes>", l.NarHash)
+	}
+	// Go 1.26.0 was released on 2026-02-10; nixpkgs got buildGo126Module with 1.26.x after it.
+	if l.LastModified < time.Date(2026, 2, 10, 0, 0, 0, 0, time.UTC).Unix() {
+		t.Errorf("locked nixpkgs is from %s, before Go 1.26.0 (go.mod needs %s)", time.Unix(l.LastModified, 0).UTC(), goModVersion(t))
+	}
+
+	// Real Nix, offline, told not to change the lock: a lock it does not
+	// accept as is makes it resolve github:…/REF, which needs the network.
+	dir := t.TempDir()
+	for _, f := range []string{"flake.nix", "flake.lock", "VERSION"} {
+		data, err := os.ReadFile(filepath.Join("..", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("nix", "--extra-experimental-features", "nix-command flakes", "--option", "build-users-group", "",
+		"flake", "metadata", "--offline", "--no-update-lock-file", "--json", "path:"+dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("nix flake metadata --offline does not accept flake.lock: %v\n%s", err, stderr.String())
+	}
+	var meta struct {
+		Locks struct {
+			Nodes map[string]struct{ Locked ghRef }
+		}
+	}
+	if err := json.Unmarshal(out, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if got := meta.Locks.Nodes[name].Locked; got != l {
+		t.Errorf("nix reads the nixpkgs lock as %+v, flake.lock says %+v", got, l)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "flake.lock")); string(after) != string(raw) {
+		t.Errorf("nix rewrote flake.lock:\n%s", after)
+	}
+}
+
+// 17.4: the Nix-built app carries the image its version runs, read-only,
+// where the bundled CLI looks for it (lifecycle.BundledImageName).
+func TestFlakeAppBundlesTheImage(t *testing.T) {
+	out, err := flakeEval(t, t.TempDir(), "pkgs", `{ inherit (app) postInstall; image = out.packages.aarch64-darwin.builder-image.outPath; }`)
+	if err != nil {
+		t.Fatalf("evaluate flake.nix: %v\n%s", err, out)
+	}
+	var got struct{ PostInstall, Image string }
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := `install -m 0444 ` + got.Image + ` "$app/Resources/` + lifecycle.BundledImageName + `"`
+	if got.Image == "" || !strings.Contains(got.PostInstall, want) {
+		t.Errorf("the app does not bundle builder-image (%s):\n%s", want, got.PostInstall)
+	}
+}
+
+// Issue 15: the flake's builder-image is tagged as the CLI and the app it
+// builds, stamped with the same version, run it by default.
+func TestFlakeImageIsTheOneItsCLIRuns(t *testing.T) {
+	out, err := flakeEval(t, t.TempDir(), "pkgs", `{
+  ref = out.packages.aarch64-darwin.builder-image.passthru.imageRef;
+  appLdflags = app.ldflags;
+  cliLdflags = out.packages.aarch64-darwin.wrapix-builder.ldflags;
+}`)
+	if err != nil {
+		t.Fatalf("evaluate flake.nix: %v\n%s", err, out)
+	}
+	var got struct {
+		Ref                    string
+		AppLdflags, CLILdflags []string
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	for what, ldflags := range map[string][]string{"app": got.AppLdflags, "CLI": got.CLILdflags} {
+		stamped := ""
+		for _, f := range ldflags {
+			if v, ok := strings.CutPrefix(f, "-X github.com/wrapix/wrapix-builder/builder/version.Version="); ok {
+				stamped = v
+			}
+		}
+		if stamped == "" {
+			t.Errorf("the flake's %s is not stamped with a version: %q", what, ldflags)
+		}
+		if want := wversion.ImageFor(stamped); got.Ref != want {
+			t.Errorf("the flake's builder-image is %q, its %s (version %s) runs %q", got.Ref, what, stamped, want)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
 	"github.com/wrapix/wrapix-builder/builder/status"
+	"github.com/wrapix/wrapix-builder/builder/version"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -150,7 +151,7 @@ func TestPollingBacksOffWhileUnhealthy(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A running container (record mode) whose published port serves the wrong key.
-	if out, err := exec.Command("container", "run", "-d", "--name", lifecycle.ContainerName, "--publish", "127.0.0.1:"+strconv.Itoa(w.Port)+":22/tcp", "-v", "wrapix-builder-nix:/nix", "wrapix-builder:latest").CombinedOutput(); err != nil {
+	if out, err := exec.Command("container", "run", "-d", "--name", lifecycle.ContainerName, "--publish", "127.0.0.1:"+strconv.Itoa(w.Port)+":22/tcp", "-v", "wrapix-builder-nix:/nix", version.Image()).CombinedOutput(); err != nil {
 		t.Fatalf("container run: %v %s", err, out)
 	}
 	serveWrongHostKey(t, "127.0.0.1:"+strconv.Itoa(w.Port))

@@ -73,7 +73,7 @@ func Defaults() Config {
 		SupportedFeatures: []string{"benchmark", "big-parallel"},
 		Store:             StoreVolume,
 		Volume:            "wrapix-builder-nix",
-		Image:             "wrapix-builder:latest",
+		Image:             version.Image(),
 		StoreSizeCap:      100 << 30,
 		UseSubstitutes:    true,
 		Sandbox:           true,
@@ -188,7 +188,7 @@ var keys = map[string]key{
 		c.Volume = s
 		return nil
 	}},
-	"image": {`an image reference such as "wrapix-builder:latest"`, func(c *Config, v any) error {
+	"image": {`an image reference such as "wrapix-builder:` + version.Version + `"`, func(c *Config, v any) error {
 		s, ok := v.(string)
 		if !ok || !imageRe.MatchString(s) {
 			return errors.New("not a valid image reference")

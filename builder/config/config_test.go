@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/version"
 )
 
 func TestMissingFileGivesDefaults(t *testing.T) {
@@ -164,5 +165,31 @@ func TestContainerPortAndIdleStop(t *testing.T) {
 		if err != nil || c.Port != tc.port || c.ContainerPort != tc.cport || c.IdleStop != tc.idle {
 			t.Errorf("%q: %v port %d container-port %d idle-stop %s", tc.text, err, c.Port, c.ContainerPort, c.IdleStop)
 		}
+	}
+}
+
+// Issue 15: each release runs its own image, so an upgrade's entrypoint
+// reaches the user; an explicit image = … keeps winning.
+func TestDefaultImageFollowsTheVersion(t *testing.T) {
+	saved := version.Version
+	t.Cleanup(func() { version.Version = saved })
+	version.Version = "7.8.9"
+	c, err := Parse(nil, "config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Image != "wrapix-builder:7.8.9" {
+		t.Errorf("default image %q, want wrapix-builder:7.8.9", c.Image)
+	}
+	// The default is an image reference config.toml would accept too.
+	if _, err := Parse([]byte(`image = "`+c.Image+`"`), "config.toml"); err != nil {
+		t.Errorf("the default image is not a valid image = value: %v", err)
+	}
+	c, err = Parse([]byte(`image = "example/builder:pinned"`), "config.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Image != "example/builder:pinned" {
+		t.Errorf("configured image %q replaced by %q", "example/builder:pinned", c.Image)
 	}
 }

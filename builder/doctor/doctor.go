@@ -135,11 +135,12 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 	}
 	if runtimeOK {
 		ok, err := b.CLI.ImageExists(ctx, b.Config.Image)
+		archive, from := b.ImageArchive()
 		switch {
 		case err != nil:
 			add(fail("builder image", err, ""))
-		case !ok && b.Config.ImageArchive != "":
-			add(Check{Name: "builder image", Result: Warn, Detail: b.Config.Image + " is not loaded yet; start loads it from " + b.Config.ImageArchive})
+		case !ok && archive != "":
+			add(Check{Name: "builder image", Result: Warn, Detail: b.Config.Image + " is not loaded yet; start loads it from " + archive + " (" + from + ")"})
 		case !ok:
 			if nix, err := lifecycle.FindNix(); err == nil {
 				add(Check{Name: "builder image", Result: Warn, Detail: b.Config.Image + " is not loaded yet; `wrapix-builder start` (or Start in the app) builds it with " + nix + " from " + b.Config.ImageFlake + "#builder-image; a build's on-demand start does not"})

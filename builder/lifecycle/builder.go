@@ -47,6 +47,9 @@ type Builder struct {
 	// image — that can take longer than the build waits to connect (issue
 	// 17 point 4); without one it fails at once, naming the fix.
 	OnDemand bool
+	// BundledImage: the image archive of the app bundle this program runs
+	// from (BundledImageArchive), used when config.toml names none.
+	BundledImage string
 }
 
 // DefaultContainerCLI is the container CLI's name, looked up on $PATH and
@@ -62,7 +65,7 @@ func New(l paths.Layout, c config.Config, cli string) *Builder {
 	}
 	r := runtime.New(cli)
 	r.ConfigFile = l.ConfigFile()
-	return &Builder{Layout: l, Config: c, CLI: r}
+	return &Builder{Layout: l, Config: c, CLI: r, BundledImage: bundledImage()}
 }
 
 func (b *Builder) say(format string, args ...any) {
@@ -158,6 +161,10 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 		if b.WantsRosetta() && !c.Rosetta {
 			b.say("WARNING: %s; fix: %s", NoRosettaWarning, RestartFix)
 		}
+		if c.Image != "" && !sameImage(c.Image, b.Config.Image) {
+			// Upgraded while it ran: the new image runs from the next start.
+			b.say("the builder runs the image %s, not %s; to run it: `wrapix-builder stop`, then `wrapix-builder start` (the store is kept)", c.Image, b.Config.Image)
+		}
 		if _, err := b.probe(ctx, ks, 5*time.Second); err == nil {
 			b.say("already running and ready at %s", b.SSHAddress())
 			return true, nil
@@ -215,7 +222,11 @@ func (b *Builder) Start(ctx context.Context) (alreadyRunning bool, err error) {
 		}
 		return false, problem.Wrap(problem.Runtime, err, "cannot start the builder container", "see `wrapix-builder doctor`")
 	}
-	return false, b.waitReady(ctx, ks)
+	if err := b.waitReady(ctx, ks); err != nil {
+		return false, err
+	}
+	b.dropOlderImages(ctx)
+	return false, nil
 }
 
 func (b *Builder) runSpec(storeSource string, ks *keys.Set, v runtime.Version) runtime.RunSpec {
@@ -252,7 +263,7 @@ func (b *Builder) ensureImage(ctx context.Context) error {
 	if err != nil || ok {
 		return err
 	}
-	archive := b.Config.ImageArchive
+	archive, from := b.ImageArchive()
 	if archive == "" && b.OnDemand {
 		return problem.Newf(problem.Runtime, "run `wrapix-builder start` once (it builds the image, with progress), or choose Start in the app",
 			"the builder image %s is not loaded, and a start for a connecting build does not build it (that takes longer than the build waits)", b.Config.Image)
@@ -266,10 +277,14 @@ func (b *Builder) ensureImage(ctx context.Context) error {
 	b.say("loading the builder image from %s…", archive)
 	refs, err := b.CLI.ImageLoad(ctx, archive)
 	if err != nil {
-		return problem.Wrap(problem.Runtime, err, "cannot load the builder image from "+archive, "check that it is an OCI-layout tar (`make image`)")
+		fix := "check that it is an OCI-layout tar (`make image`)"
+		if from == "the app bundle" {
+			fix = "reinstall the app, or set image-archive in " + b.Layout.ConfigFile()
+		}
+		return problem.Wrap(problem.Runtime, err, "cannot load the builder image from "+archive, fix)
 	}
 	for _, r := range refs {
-		if r == b.Config.Image || strings.HasSuffix(r, "/"+b.Config.Image) {
+		if sameImage(r, b.Config.Image) {
 			return nil
 		}
 	}

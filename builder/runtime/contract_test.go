@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wrapix/wrapix-builder/builder/runtime"
+	"github.com/wrapix/wrapix-builder/builder/version"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -38,7 +39,7 @@ func TestCLIContractPerVersion(t *testing.T) {
 			if ok, err := cli.ImageExists(ctx, "wrapix-test:latest"); ok || err != nil {
 				t.Errorf("ImageExists(missing) = %v, %v", ok, err)
 			}
-			if ok, err := cli.ImageExists(ctx, "wrapix-builder:latest"); !ok || err != nil {
+			if ok, err := cli.ImageExists(ctx, version.Image()); !ok || err != nil {
 				t.Fatalf("ImageExists(present) = %v, %v", ok, err)
 			}
 			// image load: only references, never the pre-1.0 "Loaded images:" header.
@@ -48,6 +49,20 @@ func TestCLIContractPerVersion(t *testing.T) {
 			}
 			if ok, err := cli.ImageExists(ctx, "wrapix-test:latest"); !ok || err != nil {
 				t.Errorf("ImageExists(after load) = %v, %v", ok, err)
+			}
+			// The listing and deletion an upgrade uses to drop the older
+			// release's image (issue 15): exact references, sorted.
+			if got, err := cli.ImageList(ctx); err != nil || !slices.Equal(got, []string{version.Image(), "wrapix-test:latest"}) {
+				t.Errorf("ImageList = %q, %v", got, err)
+			}
+			if err := cli.ImageDelete(ctx, "wrapix-test:latest"); err != nil {
+				t.Errorf("ImageDelete: %v", err)
+			}
+			if got, err := cli.ImageList(ctx); err != nil || !slices.Equal(got, []string{version.Image()}) {
+				t.Errorf("ImageList after delete = %q, %v", got, err)
+			}
+			if err := cli.ImageDelete(ctx, "wrapix-test:latest"); err == nil {
+				t.Errorf("ImageDelete(missing) succeeded")
 			}
 			// A missing archive is named, whether the CLI says so on stdout (before 1.0) or stderr.
 			missing := filepath.Join(t.TempDir(), "no-such-image.tar")
@@ -79,7 +94,7 @@ func TestCLIContractPerVersion(t *testing.T) {
 				t.Fatal(err)
 			}
 			busy := ln.Addr().(*net.TCPAddr).Port
-			spec := runtime.RunSpec{Name: "wrapix-test", Image: "wrapix-builder:latest", HostPort: busy, CPUs: 2, MemoryBytes: 1 << 30,
+			spec := runtime.RunSpec{Name: "wrapix-test", Image: version.Image(), HostPort: busy, CPUs: 2, MemoryBytes: 1 << 30,
 				Mounts: []runtime.MountSpec{{Source: "wrapix-test-nix", Target: "/wrapix/store"}}}
 			if err := cli.Run(ctx, spec); !runtime.IsClass(err, runtime.ErrPortInUse) {
 				t.Fatalf("Run on a busy port: %v", err)
@@ -206,7 +221,7 @@ func TestRosettaFlagPerVersion(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw := exec.CommandContext(ctx, "container", "run", "--detach", "--name", "raw", "--rosetta", "wrapix-builder:latest")
+			raw := exec.CommandContext(ctx, "container", "run", "--detach", "--name", "raw", "--rosetta", version.Image())
 			out, err := raw.CombinedOutput()
 			var ee *exec.ExitError
 			if code := 0; errors.As(err, &ee) {
@@ -220,7 +235,7 @@ func TestRosettaFlagPerVersion(t *testing.T) {
 			}
 			for _, rosetta := range []bool{true, false} {
 				name := "wrapix-test-" + strconv.FormatBool(rosetta)
-				spec := runtime.RunSpec{Name: name, Image: "wrapix-builder:latest", HostPort: testenv.FreePort(t), CPUs: 2, MemoryBytes: 1 << 30, Rosetta: rosetta}
+				spec := runtime.RunSpec{Name: name, Image: version.Image(), HostPort: testenv.FreePort(t), CPUs: 2, MemoryBytes: 1 << 30, Rosetta: rosetta}
 				if err := cli.Run(ctx, spec); err != nil {
 					t.Fatal(err)
 				}

@@ -237,6 +237,41 @@ func (c *CLI) ImageLoad(ctx context.Context, tar string) ([]string, error) {
 	return parseLoaded(out), nil
 }
 
+// ImageList returns the loaded images' references. `image list -q` prints
+// them one a line, denormalized ("wrapix-builder:0.1.0", not
+// "docker.io/library/…"), sorted, in every version (ImageList.swift).
+func (c *CLI) ImageList(ctx context.Context) ([]string, error) {
+	if _, err := c.Version(ctx); err != nil {
+		return nil, err
+	}
+	out, err := c.exec(ctx, c.timeout(), "image", "list", "-q")
+	if err != nil {
+		return nil, asProblem(err)
+	}
+	var refs []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			refs = append(refs, l)
+		}
+	}
+	return refs, nil
+}
+
+// ImageDelete deletes images by reference. No -f: 0.x has none
+// (ImageRemove.swift), and the references come from ImageList.
+func (c *CLI) ImageDelete(ctx context.Context, refs ...string) error {
+	if len(refs) == 0 {
+		return nil // the CLI would refuse: "no images specified"
+	}
+	if _, err := c.Version(ctx); err != nil {
+		return err
+	}
+	if _, err := c.exec(ctx, c.timeout(), append([]string{"image", "delete"}, refs...)...); err != nil {
+		return asProblem(err)
+	}
+	return nil
+}
+
 // parseLoaded reads the references `image load` prints, one a line. Before
 // 1.0 a "Loaded images:" header comes first (ImageLoad.swift); no reference
 // contains a space or ends in ':'.

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"github.com/wrapix/wrapix-builder/builder/version"
 	"os"
 	"slices"
 	"strings"
@@ -159,7 +160,7 @@ func TestUsageErrorIsNotAlwaysAFlag(t *testing.T) {
 }
 
 func TestRunArgsGatedByVersion(t *testing.T) {
-	spec := RunSpec{Name: "wrapix-builder", Image: "wrapix-builder:latest", Labels: map[string]string{"b": "2", "a": "1"}, HostPort: 2222, CPUs: 4, MemoryBytes: 6 << 30,
+	spec := RunSpec{Name: "wrapix-builder", Image: version.Image(), Labels: map[string]string{"b": "2", "a": "1"}, HostPort: 2222, CPUs: 4, MemoryBytes: 6 << 30,
 		Mounts: []MountSpec{{Source: "wrapix-builder-nix", Target: "/nix"}, {Source: "/Users/o'brien/keys", Target: "/wrapix/keys", ReadOnly: true}}, FullProc: true}
 	v12, _ := ParseVersion("container CLI version 1.2.2 (build: release, commit: x)")
 	args, err := RunArgs(v12, spec)
@@ -168,7 +169,7 @@ func TestRunArgsGatedByVersion(t *testing.T) {
 	}
 	got := strings.Join(args, " ")
 	want := "run --detach --name wrapix-builder --label a=1 --label b=2 --publish 127.0.0.1:2222:22/tcp --cpus 4 --memory 6G " +
-		"--volume wrapix-builder-nix:/nix --volume /Users/o'brien/keys:/wrapix/keys:ro --masked-path NONE --read-only-path NONE --progress none wrapix-builder:latest"
+		"--volume wrapix-builder-nix:/nix --volume /Users/o'brien/keys:/wrapix/keys:ro --masked-path NONE --read-only-path NONE --progress none " + version.Image()
 	if got != want {
 		t.Fatalf("\n got %s\nwant %s", got, want)
 	}
@@ -213,7 +214,7 @@ func TestMemoryArgAlwaysHasUnit(t *testing.T) {
 // x86_64-linux: `--rosetta` from 0.7.0 (Flags.swift); an older CLI would exit
 // 64 on it, so RunArgs refuses with the version to upgrade to instead.
 func TestRunArgsRosetta(t *testing.T) {
-	spec := RunSpec{Name: "wrapix-builder", Image: "wrapix-builder:latest", HostPort: 2222, CPUs: 4, MemoryBytes: 6 << 30}
+	spec := RunSpec{Name: "wrapix-builder", Image: version.Image(), HostPort: 2222, CPUs: 4, MemoryBytes: 6 << 30}
 	for _, raw := range []string{"0.7.0", "0.12.0", "1.2.2"} {
 		v, _ := ParseVersion("container CLI version " + raw + " (build: release, commit: x)")
 		args, _ := RunArgs(v, spec)

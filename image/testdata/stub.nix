@@ -2,6 +2,8 @@
 # where. Every function returns { system, kind, args… } instead of a
 # derivation; pkgsLinux exposes only the allow-listed packages, so touching
 # anything else (an .override, pkgsStatic, a trivial builder) fails here.
+# version: what flake.nix passes (the VERSION file).
+{ version }:
 let
   drv = system: kind: attrs: attrs // { inherit system kind; outPath = "/nix/store/00000000000000000000000000000000-${kind}"; type = "derivation"; };
   host = "aarch64-darwin";
@@ -17,7 +19,7 @@ let
   linuxPkg = name: drv "aarch64-linux" name { pname = name; };
   pkgsLinux = builtins.listToAttrs (map (n: { name = n; value = linuxPkg n; })
     [ "nix" "openssh" "coreutils" "bashInteractive" "gitMinimal" "cacert" "busybox" "glibc" "libxcrypt" ]);
-  image = import ../image.nix { inherit pkgsHost pkgsLinux; version = "9.9.9"; };
+  image = import ../image.nix { inherit pkgsHost pkgsLinux version; };
   rootfs = image.passthru.rootfs;
 in {
   imageSystem = image.system;

@@ -21,6 +21,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/lifeline"
 	"github.com/wrapix/wrapix-builder/builder/problem"
 	"github.com/wrapix/wrapix-builder/builder/status"
+	"github.com/wrapix/wrapix-builder/builder/version"
 	"github.com/wrapix/wrapix-builder/builder/wakestate"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
@@ -210,16 +211,16 @@ func TestBadInputs(t *testing.T) {
 		// has attached (only `volume rm` checks: VolumesService.swift), so
 		// start must look for itself before two VMs mount one ext4 image.
 		{"volume busy", func(t *testing.T, w *testenv.World) {
-			if out, err := exec.Command("container", "run", "--detach", "--name", "other", "--volume", "wrapix-builder-nix:/data", "wrapix-builder:latest").CombinedOutput(); err != nil {
+			if out, err := exec.Command("container", "run", "--detach", "--name", "other", "--volume", "wrapix-builder-nix:/data", version.Image()).CombinedOutput(); err != nil {
 				t.Fatalf("%v %s", err, out)
 			}
 		}, []string{"start"}, 9, []string{"store volume wrapix-builder-nix is attached to the running container other", "container stop other"}},
 		{"image missing, no Nix to build it", func(t *testing.T, w *testenv.World) {
 			t.Setenv("CONTAINER_STANDIN_IMAGES", "other:latest")
 			t.Setenv("PATH", testenv.Binaries(t)) // the stand-in, no nix
-		}, []string{"start"}, 4, []string{"builder image wrapix-builder:latest is not loaded, and building it needs Nix", "install Nix", "image-archive"}},
+		}, []string{"start"}, 4, []string{"builder image " + version.Image() + " is not loaded, and building it needs Nix", "install Nix", "image-archive"}},
 		{"foreign container", func(t *testing.T, w *testenv.World) {
-			if out, err := exec.Command("container", "run", "--detach", "--name", "wrapix-builder", "wrapix-builder:latest").CombinedOutput(); err != nil {
+			if out, err := exec.Command("container", "run", "--detach", "--name", "wrapix-builder", version.Image()).CombinedOutput(); err != nil {
 				t.Fatalf("%v %s", err, out)
 			}
 		}, []string{"stop"}, 9, []string{"was not created by wrapix-builder"}},
@@ -574,7 +575,7 @@ func TestDoctorWakerChecks(t *testing.T) {
 // and its fix, as start's refusal does.
 func TestDoctorNamesContainerHoldingTheStore(t *testing.T) {
 	testenv.New(t)
-	if out, err := exec.Command("container", "run", "--detach", "--name", "other", "--volume", "wrapix-builder-nix:/data", "wrapix-builder:latest").CombinedOutput(); err != nil {
+	if out, err := exec.Command("container", "run", "--detach", "--name", "other", "--volume", "wrapix-builder-nix:/data", version.Image()).CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
 	r := wb(t, "doctor")

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wrapix/wrapix-builder/builder/version"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -22,7 +23,7 @@ func TestDoctorFlagsContainerWithEarlierSettings(t *testing.T) {
 	} {
 		testenv.New(t)
 		run := append([]string{"run", "--detach", "--name", "wrapix-builder", "--label", "org.wrapix.builder=1"}, tc.args...)
-		if out, err := exec.Command("container", append(run, "wrapix-builder:latest")...).CombinedOutput(); err != nil {
+		if out, err := exec.Command("container", append(run, version.Image())...).CombinedOutput(); err != nil {
 			t.Fatalf("%v %s", err, out)
 		}
 		r := wb(t, "doctor", "--json")

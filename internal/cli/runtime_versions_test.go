@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wrapix/wrapix-builder/builder/version"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -21,7 +22,7 @@ func TestFirstStartLoadsImageArchiveEveryVersion(t *testing.T) {
 			t.Setenv("CONTAINER_STANDIN_VERSION", v)
 			t.Setenv("CONTAINER_STANDIN_IMAGES", "other:latest")
 			t.Setenv("CONTAINER_STANDIN_FAULTS", "name-in-use:run")
-			archive := testenv.OCIArchive(t, "wrapix-builder:latest")
+			archive := testenv.OCIArchive(t, version.Image())
 			w.WriteConfig(`image-archive = "` + archive + `"` + "\n")
 
 			r := wb(t, "start")
@@ -30,10 +31,10 @@ func TestFirstStartLoadsImageArchiveEveryVersion(t *testing.T) {
 				t.Fatalf("image load calls: %v\n%s", loads, r.stderr)
 			}
 			runs := w.CallsStarting("run")
-			if len(runs) != 1 || runs[0][len(runs[0])-1] != "wrapix-builder:latest" {
+			if len(runs) != 1 || runs[0][len(runs[0])-1] != version.Image() {
 				t.Fatalf("run calls: %v", runs)
 			}
-			if out, err := exec.Command("container", "image", "inspect", "wrapix-builder:latest").CombinedOutput(); err != nil {
+			if out, err := exec.Command("container", "image", "inspect", version.Image()).CombinedOutput(); err != nil {
 				t.Fatalf("the image is not loaded: %v %s", err, out)
 			}
 			if !strings.Contains(r.stdout+r.stderr, "loading the builder image from "+archive) {

@@ -29,7 +29,8 @@ trap cleanup EXIT
 
 step "Build wrapix-builder and the container stand-in"
 mkdir -p "$work/bin"
-go build -o "$work/bin/wrapix-builder" ./cmd/wrapix-builder
+version=$(cat VERSION)   # stamped as `make build` does; the image it runs is tagged with it
+go build -ldflags "-X github.com/wrapix/wrapix-builder/builder/version.Version=$version" -o "$work/bin/wrapix-builder" ./cmd/wrapix-builder
 go build -o "$work/bin/container" ./internal/standin/container
 ok "$("$work/bin/wrapix-builder" --version)"
 
@@ -39,7 +40,7 @@ mkdir -p "$work/image-build"
 img=$(go run ./internal/testenv/mkimage "$work/image-build")
 ok "image root $img: $(ls "$img/bin" | wc -l) entries in /bin, seed $(cat "$img/nix-image/seed-id")"
 
-export CONTAINER_STANDIN_STATE="$work/standin" CONTAINER_STANDIN_MODE=e2e CONTAINER_STANDIN_ROOTFS="$img" CONTAINER_STANDIN_IMAGES=wrapix-builder:latest CONTAINER_STANDIN_SYSTEM=stopped
+export CONTAINER_STANDIN_STATE="$work/standin" CONTAINER_STANDIN_MODE=e2e CONTAINER_STANDIN_ROOTFS="$img" CONTAINER_STANDIN_IMAGES="wrapix-builder:$version" CONTAINER_STANDIN_SYSTEM=stopped
 export CONTAINER_STANDIN_GUEST_ENV='["WRAPIX_SUBSTITUTERS="]'   # no internet here
 mkdir -p "$XDG_CONFIG_HOME/wrapix"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 22422)

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wrapix/wrapix-builder/builder/version"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
 
@@ -253,7 +254,7 @@ func TestFirstStartLoadsImageArchiveOldVersions(t *testing.T) {
 			w.E2E(rootfs)
 			t.Setenv("CONTAINER_STANDIN_VERSION", v)
 			t.Setenv("CONTAINER_STANDIN_IMAGES", "other:latest")
-			archive := testenv.OCIArchive(t, "wrapix-builder:latest")
+			archive := testenv.OCIArchive(t, version.Image())
 			systems := `["x86_64-linux"]`
 			if v == "0.6.0" { // x86_64-linux needs `run --rosetta` (0.7.0); this test builds nothing
 				systems = `["aarch64-linux"]`

@@ -16,6 +16,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/sshclient"
+	"github.com/wrapix/wrapix-builder/builder/version"
 	"github.com/wrapix/wrapix-builder/builder/wakestate"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
@@ -281,7 +282,7 @@ func TestConcurrentWakeStartsOnce(t *testing.T) {
 }
 
 // imageFlake writes a tiny flake whose builder-image output is an OCI-layout
-// tar naming wrapix-builder:latest, built by Debian's Nix with a static busybox.
+// tar naming the image this CLI runs (version.Image()), built by Debian's Nix with a static busybox.
 func imageFlake(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -297,7 +298,7 @@ func imageFlake(t *testing.T) string {
       args = [ "-c" ''
         mkdir d && cd d
         echo '{"imageLayoutVersion":"1.0.0"}' > oci-layout
-        echo '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":0,"annotations":{"org.opencontainers.image.ref.name":"wrapix-builder:latest"}}]}' > index.json
+        echo '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":0,"annotations":{"org.opencontainers.image.ref.name":"` + version.Image() + `"}}]}' > index.json
         tar -cf $out oci-layout index.json
       '' ];
     };

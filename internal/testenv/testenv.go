@@ -6,6 +6,7 @@ package testenv
 import (
 	"bytes"
 	"fmt"
+	"github.com/wrapix/wrapix-builder/builder/version"
 	"net"
 	"os"
 	"os/exec"
@@ -82,7 +83,7 @@ func New(t testing.TB) *World {
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, "config"))
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv("CONTAINER_STANDIN_STATE", w.StandinDir)
-	t.Setenv("CONTAINER_STANDIN_IMAGES", "wrapix-builder:latest")
+	t.Setenv("CONTAINER_STANDIN_IMAGES", version.Image())
 	t.Setenv("CONTAINER_STANDIN_MODE", "record")
 	t.Setenv("CONTAINER_STANDIN_VERSION", "")
 	t.Setenv("CONTAINER_STANDIN_FAULTS", "")

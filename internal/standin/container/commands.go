@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -583,12 +585,85 @@ func (c *cli) image(args []string) error {
 		}
 		return nil
 	case "ls", "list":
-		for r := range c.st.st.Images {
-			fmt.Println(r)
+		// ImageList.swift: sorted by reference; -q the (denormalized)
+		// references alone, else a NAME TAG DIGEST table.
+		flags, pos, err := c.parse("image list", args[1:], map[string]flagSpec{"--format": {true, v0}, "--quiet": {false, v0}, "-q": {false, v0}, "--verbose": {false, v0}}, false)
+		if err != nil {
+			return err
+		}
+		if len(pos) > 0 {
+			return c.usage("image list", fmt.Sprintf("Unexpected argument '%s'", pos[0]))
+		}
+		if has(flags, "--quiet") && has(flags, "--verbose") {
+			return c.usage("image list", "cannot use flag --quiet and --verbose together")
+		}
+		if f := last(flags, "--format"); f != "" && f != "table" {
+			return c.errorf("unsupported", "image list --format %s is not supported by the wrapix test stand-in", f)
+		}
+		refs := slices.Sorted(maps.Keys(c.st.st.Images))
+		if has(flags, "--quiet") {
+			for _, r := range refs {
+				fmt.Println(r)
+			}
+			return nil
+		}
+		fmt.Printf("%-40s %-20s %s\n", "NAME", "TAG", "DIGEST")
+		for _, r := range refs {
+			name, tag := r, "<none>"
+			if i := strings.LastIndex(r, ":"); i > strings.LastIndex(r, "/") {
+				name, tag = r[:i], r[i+1:]
+			}
+			fmt.Printf("%-40s %-20s %.12s\n", name, tag, strings.TrimPrefix(c.st.st.Images[r], "sha256:"))
 		}
 		return nil
+	case "delete", "rm":
+		return c.imageDelete(args[1:])
 	}
 	return c.usage("image", fmt.Sprintf("Unexpected argument '%s'", args[0]))
+}
+
+// imageDelete is `image delete|rm [-a] <refs…>` (ImageRemove.swift of 0.x,
+// ImageDelete.swift of 1.x): each deleted reference printed, then the space
+// reclaimed; a missing reference fails the command after the others are
+// deleted. -f (ignore missing ones) is in 1.x's ImageDelete.swift and not in
+// 0.6's ImageRemove.swift: the stand-in accepts it from 1.0 only.
+func (c *cli) imageDelete(args []string) error {
+	flags, refs, err := c.parse("image delete", args, map[string]flagSpec{"--all": {false, v0}, "-a": {false, v0},
+		"--force": {false, [3]int{1, 0, 0}}, "-f": {false, [3]int{1, 0, 0}}}, false)
+	if err != nil {
+		return err
+	}
+	all := has(flags, "--all")
+	if len(refs) == 0 && !all {
+		return c.usage("image delete", "no images specified and --all not supplied") // validate(): ArgumentParser's exit 64
+	}
+	if len(refs) > 0 && all {
+		return c.usage("image delete", "explicitly supplied images conflict with the --all flag")
+	}
+	if all {
+		refs = slices.Sorted(maps.Keys(c.st.st.Images))
+	}
+	var failures []string
+	deleted := false
+	for _, r := range refs {
+		n := normalizeRef(r)
+		if _, ok := c.st.st.Images[n]; !ok {
+			if !has(flags, "--force") {
+				failures = append(failures, fmt.Sprintf("%q", r))
+			}
+			continue
+		}
+		delete(c.st.st.Images, n)
+		fmt.Println(n)
+		deleted = true
+	}
+	if deleted {
+		fmt.Println("Reclaimed Zero KB in disk space") // ByteCountFormatter's 0
+	}
+	if len(failures) > 0 {
+		return c.errorf("internalError", "failed to delete one or more images: [%s]", strings.Join(failures, ", "))
+	}
+	return nil
 }
 
 // imageNotFound is `image inspect` of missing references (ImageInspect.swift):
