@@ -28,7 +28,7 @@ lint: ## gofmt, go vet (linux and darwin), staticcheck, darwin cross-build, darw
 	$(GO) run ./internal/darwincheck ./...
 
 test: deps lint ## install test dependencies if missing, lint, then every test (needs nix-bin, openssh, busybox-static and root: see .ci/run), then fuzz
-	$(GO) test -count=1 -timeout 25m ./...
+	GO=$(GO) .ci/test
 	@$(MAKE) --no-print-directory fuzz
 
 # What parses the builder's output (untrusted: issue 16), package:target.
