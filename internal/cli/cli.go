@@ -148,6 +148,9 @@ Typical first use:
 		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return rootForCaller(cmd)
+		},
 	}
 	root.SetVersionTemplate("wrapix-builder {{.Version}}\n")
 	root.PersistentFlags().StringVar(&e.dataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/wrapix)")

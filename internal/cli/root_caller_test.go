@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/wrapix/wrapix-builder/builder/nixconf"
+	"github.com/wrapix/wrapix-builder/internal/testenv"
+)
+
+// Issue 16 review point 1: as root for a sudo caller, `status` ran the
+// container-cli the caller's config.toml names, as uid 0; and the hidden
+// `keys root-copy` copied another user's key over any file root owns. Under
+// SUDO_UID only setup (and root-copy, for sudo's own user into root's key
+// path) runs; nothing the caller names is run.
+func TestRootForACallerRunsOnlySetup(t *testing.T) {
+	w := testenv.New(t)
+	keysAt(t)
+	marker := filepath.Join(t.TempDir(), "ran")
+	fake := filepath.Join(t.TempDir(), "container")
+	os.WriteFile(fake, []byte("#!/bin/sh\necho \"$(id -u)\" >> "+marker+"\n"), 0o755)
+	cfg := filepath.Join(w.ConfigDir, "config.toml")
+	old, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(old, []byte("\ncontainer-cli = \""+fake+"\"\n")...), 0o644)
+	t.Setenv("SUDO_UID", "4242")
+	for _, args := range [][]string{{"status"}, {"doctor"}, {"start"}, {"stop"}, {"logs"}, {"keys", "show"}, {"keys", "rotate"}, {"serve"}, {"config"}} {
+		oneErrorLine(t, wb(t, args...), 2, "`wrapix-builder "+args[0], "SUDO_UID=4242", "sudo wrapix-builder setup")
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("root ran the caller's container-cli")
+	}
+	if r := wb(t, "--version"); r.code != 0 {
+		t.Fatalf("--version under sudo: %s", r.stderr)
+	}
+
+	// root-copy: only sudo's user, only root's key path.
+	filepath.Walk(w.DataDir, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 4242, 4242) })
+	victim := filepath.Join(t.TempDir(), "precious.conf")
+	os.WriteFile(victim, []byte("root's own\n"), 0o600)
+	oneErrorLine(t, wb(t, "keys", "root-copy", "--for-uid", "4343", "--out", victim), 2, "--for-uid 4343", "SUDO_UID 4242")
+	oneErrorLine(t, wb(t, "keys", "root-copy", "--for-uid", "4242", "--out", victim), 2, victim, nixconf.RootKeyPath)
+	t.Setenv("SUDO_UID", "")
+	oneErrorLine(t, wb(t, "keys", "root-copy", "--for-uid", "4242", "--out", victim), 2, victim, nixconf.RootKeyPath)
+	if got, _ := os.ReadFile(victim); string(got) != "root's own\n" {
+		t.Fatalf("root-copy overwrote %s", victim)
+	}
+	// A tree the user owns cannot stand for root's.
+	tree := t.TempDir()
+	os.MkdirAll(filepath.Join(tree, "etc/nix"), 0o755)
+	os.Chown(filepath.Join(tree, "etc/nix"), 4242, 4242)
+	oneErrorLine(t, wb(t, "keys", "root-copy", "--for-uid", "4242", "--out", filepath.Join(tree, nixconf.RootKeyPath)), 10, "owned by uid 4242")
+	os.Chown(filepath.Join(tree, "etc/nix"), 0, 0)
+	t.Setenv("SUDO_UID", "4242")
+	if r := wb(t, "keys", "root-copy", "--for-uid", "4242", "--out", filepath.Join(tree, nixconf.RootKeyPath)); r.code != 0 {
+		t.Fatalf("root-copy for sudo's user into root's key path: %s", r.stderr)
+	}
+	if fi, err := os.Stat(filepath.Join(tree, nixconf.RootKeyPath)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("root's copy: %v", err)
+	}
+}
