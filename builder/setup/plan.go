@@ -18,6 +18,7 @@ import (
 
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/toolpath"
 )
 
 // Op kinds.
@@ -61,6 +62,9 @@ type Env struct {
 	SSHInclude        bool // /etc/ssh/ssh_config includes ssh_config.d
 	Route             *RouteFix
 	Current           map[string][]byte // logical path → content of the files setup may write (absent, or root's key copy: no entry)
+	// Systemctl (Linux): the root-owned systemctl in a fixed place that
+	// reloads nix-daemon, never one on the caller's $PATH; "": none.
+	Systemctl string
 }
 
 // RouteFix is the VPN route repair: the container subnet is routed through a
@@ -116,6 +120,11 @@ func Observe(root, goos string, probe RouteProber) (Env, error) {
 			if len(f) >= 2 && strings.EqualFold(f[0], "Include") && strings.Contains(sc.Text(), "ssh_config.d") {
 				e.SSHInclude = true
 			}
+		}
+	}
+	if goos == "linux" {
+		if f, err := toolpath.Systemctl.FindFixed(); err == nil {
+			e.Systemctl = f.Path
 		}
 	}
 	if probe != nil {
@@ -216,7 +225,10 @@ func reloadCmd(e Env) []string {
 		}
 		return []string{"/bin/launchctl", "kickstart", "-k", label}
 	case "linux":
-		return []string{"systemctl", "try-restart", "nix-daemon.service"}
+		if e.Systemctl == "" {
+			return nil
+		}
+		return []string{e.Systemctl, "try-restart", "nix-daemon.service"}
 	}
 	return nil
 }

@@ -486,6 +486,12 @@ func runner(e *env, root string) setup.Runner {
 			fmt.Fprintf(e.stderr, "skipped (--root %s): %s\n", root, strings.Join(argv, " "))
 			return nil
 		}
+		// Root runs only programs named by an absolute, root-owned path
+		// (toolpath.FindFixed, or fixed in the code): never a name looked
+		// up on the caller's $PATH (issue 16).
+		if !filepath.IsAbs(argv[0]) {
+			return fmt.Errorf("refusing to run %q: not an absolute path", argv[0])
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
