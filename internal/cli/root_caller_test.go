@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
@@ -57,5 +58,34 @@ func TestRootForACallerRunsOnlySetup(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(tree, nixconf.RootKeyPath)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("root's copy: %v", err)
+	}
+}
+
+// Issue 16 review point 2: `sudo setup --dry-run` printed the whole of a
+// root-only 0600 nix.conf (access tokens) to the caller. As root for a
+// caller, a file's existing lines are shown only when that user could read
+// it; otherwise only what setup writes into it.
+func TestDryRunForACallerHidesWhatTheyCannotRead(t *testing.T) {
+	w := testenv.New(t)
+	keysAt(t)
+	filepath.Walk(w.DataDir, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 4242, 4242) })
+	os.Chown(filepath.Join(w.ConfigDir, "config.toml"), 4242, 4242)
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc/nix"), 0o755)
+	conf := filepath.Join(root, "etc/nix/nix.conf")
+	os.WriteFile(conf, []byte("access-tokens = github.com=ghp_ROOTSECRET123\n"), 0o600)
+	t.Setenv("SUDO_UID", "4242")
+	r := wb(t, "setup", "--dry-run", "--root", root)
+	if r.code != 0 || strings.Contains(r.stdout, "ROOTSECRET") || !strings.Contains(r.stdout, "(existing contents not shown: not readable by") ||
+		!strings.Contains(r.stdout, "+builders-use-substitutes = true") {
+		t.Fatalf("dry run for uid 4242 over a root-only nix.conf (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Readable by the caller (every directory above searchable): shown.
+	os.Chmod(conf, 0o644)
+	for d := root; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755) // only the test's own directories: /tmp stays as it is
+	}
+	if r := wb(t, "setup", "--dry-run", "--root", root); !strings.Contains(r.stdout, " access-tokens = github.com=ghp_ROOTSECRET123") {
+		t.Fatalf("dry run over a world-readable nix.conf does not show it:\n%s%s", r.stdout, r.stderr)
 	}
 }

@@ -71,6 +71,7 @@ exactly what setup did.`,
 			if err != nil {
 				return err
 			}
+			caller := uid // the user root acts for (sudo, pkexec, --for-uid); -1: root itself
 			if err := e.resolveLayout(); err != nil {
 				return err
 			}
@@ -166,6 +167,9 @@ exactly what setup did.`,
 				fmt.Fprintf(e.stderr, "note: setup would stop here: %v\n", err)
 			}
 			if dryRun {
+				if caller >= 0 && os.Geteuid() == 0 {
+					plan.HideUnreadable(envr, caller)
+				}
 				fmt.Fprint(e.stdout, plan.Render(true))
 				return e.loginAgent(b, root, uid, false, true, run)
 			}
