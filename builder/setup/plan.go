@@ -40,12 +40,12 @@ type Op struct {
 	Before  []byte      // the file as it is now (nil: absent), for --dry-run
 	After   []byte      // the whole file as setup will leave it, for --dry-run
 	Secret  bool        // never print the content (root's copy of the private key)
-	// HiddenFrom: the file's existing lines are not shown, because the user
-	// root acts for (named here) could not read them (HideUnreadable).
-	HiddenFrom string
 	Cmd     []string    // OpRun
 	UndoCmd []string    // OpRun: how to reverse it (nil: nothing to reverse)
 	Why     string
+	// HiddenFrom: the file's existing lines are not shown, because the user
+	// root acts for (named here) could not read them (HideUnreadable).
+	HiddenFrom string
 }
 
 // Plan is the ordered list of operations plus what the user must do by hand.
