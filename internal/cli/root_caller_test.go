@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wrapix/wrapix-builder/builder/lifeline"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/internal/testenv"
 )
@@ -87,5 +88,31 @@ func TestDryRunForACallerHidesWhatTheyCannotRead(t *testing.T) {
 	}
 	if r := wb(t, "setup", "--dry-run", "--root", root); !strings.Contains(r.stdout, " access-tokens = github.com=ghp_ROOTSECRET123") {
 		t.Fatalf("dry run over a world-readable nix.conf does not show it:\n%s%s", r.stdout, r.stderr)
+	}
+}
+
+// Issue 16 review point 4: --lifeline was acted on before any check; under
+// sudo it is refused, and the admin prompt's socket must be its user's own.
+func TestLifelineOnlyTheCallersOwnSocket(t *testing.T) {
+	testenv.New(t)
+	keysAt(t)
+	root := t.TempDir()
+	l, err := lifeline.Listen() // root's own (the test runs as root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.StopListening()
+	t.Setenv("SUDO_UID", "4242")
+	oneErrorLine(t, wb(t, "setup", "--root", root, "--lifeline", l.Path()), 2, "--lifeline", "SUDO_UID")
+	t.Setenv("SUDO_UID", "")
+	// The admin prompt for uid 4242 with root's socket: refused before connecting.
+	oneErrorLine(t, wb(t, "setup", "--root", root, "--for-uid", "4242", "--lifeline", l.Path()), 10, "not a socket of uid 4242")
+	select {
+	case <-l.Connected():
+		t.Fatal("root connected to a socket that is not the user's")
+	default:
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Fatalf("a refused setup wrote %v", entries)
 	}
 }

@@ -48,10 +48,24 @@ exactly what setup did.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			uid, err := invokingUID(forUID)
+			if err != nil {
+				return err
+			}
+			caller := uid // the user root acts for (sudo, pkexec, --for-uid); -1: root itself
 			// Started by the app's administrator prompt: go on only while the
 			// app waits for us, and stop when it quits (issue 17 point 8).
+			// The socket must be the user's own (root's, for a root shell);
+			// sudo never passes one, pkexec (the Linux app) does (issue 16).
 			if lifelinePath != "" {
-				held, err := lifeline.Hold(ctx, lifelinePath, forUID)
+				if _, from, ok := callerUID(); ok && from == "SUDO_UID" { // pkexec is the Linux app's prompt
+					return problem.Newf(problem.Usage, "leave out "+lifeline.Flag+": only the app's administrator prompt passes it", "%s under sudo (SUDO_UID is set)", lifeline.Flag)
+				}
+				owner := uid
+				if owner < 0 {
+					owner = os.Getuid()
+				}
+				held, err := lifeline.Hold(ctx, lifelinePath, owner)
 				if err != nil {
 					return problem.Wrap(problem.Setup, err, "setup did not start: nothing was changed", "choose Run setup… in the app again")
 				}
@@ -67,11 +81,6 @@ exactly what setup did.`,
 					return err
 				}
 			}
-			uid, err := invokingUID(forUID)
-			if err != nil {
-				return err
-			}
-			caller := uid // the user root acts for (sudo, pkexec, --for-uid); -1: root itself
 			if err := e.resolveLayout(); err != nil {
 				return err
 			}
