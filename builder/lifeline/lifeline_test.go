@@ -3,8 +3,8 @@ package lifeline
 import (
 	"context"
 	"errors"
-	"os"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
