@@ -116,3 +116,15 @@ func TestLifelineOnlyTheCallersOwnSocket(t *testing.T) {
 		t.Fatalf("a refused setup wrote %v", entries)
 	}
 }
+
+// Issue 16 review point 8: --container-ip ::ffff:a.b.c.d passed as IPv4.
+func TestContainerIPIsADottedQuad(t *testing.T) {
+	testenv.New(t)
+	keysAt(t)
+	for _, ip := range []string{"::ffff:192.168.64.2", "192.168.64.2%en0", "fe80::1", "192.168.064.2x"} {
+		oneErrorLine(t, wb(t, "setup", "--dry-run", "--root", t.TempDir(), "--container-ip", ip), 2, "--container-ip", "not an IPv4 address")
+	}
+	if r := wb(t, "setup", "--dry-run", "--root", t.TempDir(), "--container-ip", "192.168.64.2"); r.code != 0 {
+		t.Fatalf("a dotted quad: %s", r.stderr)
+	}
+}

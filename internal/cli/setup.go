@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -102,7 +102,9 @@ exactly what setup did.`,
 			if err != nil {
 				return err
 			}
-			if containerIP != "" && net.ParseIP(containerIP).To4() == nil {
+			// A dotted quad only: net.ParseIP's To4 also takes ::ffff:a.b.c.d,
+			// which `route -n get` would read as IPv6 (issue 16).
+			if a, err := netip.ParseAddr(containerIP); containerIP != "" && (err != nil || !a.Is4()) {
 				return problem.Newf(problem.Usage, "leave it out: setup asks the runtime", "--container-ip %q is not an IPv4 address", containerIP)
 			}
 			if !dryRun && root == "/" && os.Geteuid() != 0 {
