@@ -272,7 +272,7 @@ func Run(ctx context.Context, b *lifecycle.Builder, cfgErr error, opt Options) [
 		if st.Trust == setup.StateOK && up && starting == "" && os.Geteuid() == 0 && opt.Root == "/" {
 			add(checkRootSSH(ctx))
 		} else {
-			skip("SSH as root's config", "run `sudo wrapix-builder doctor` with the builder running to test root's ssh for real")
+			skip("SSH as root's config", "with the builder running, `sudo ssh -o BatchMode=yes wrapix-builder nix-daemon --version` tests root's ssh for real")
 		}
 		switch st.NixConfig {
 		case setup.StateOK:

@@ -81,21 +81,37 @@ func (s *Server) StopListening() net.Conn {
 	}
 }
 
+// ownSocket: path is a socket owned by uid, in a directory (not a link)
+// owned by uid that nobody else may write to.
+func ownSocket(path string, uid int) bool {
+	if uid < 0 || !filepath.IsAbs(path) {
+		return false
+	}
+	owned := func(fi os.FileInfo) bool {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		return ok && int(st.Uid) == uid
+	}
+	dir, err := os.Lstat(filepath.Dir(path))
+	if err != nil || !dir.IsDir() || !owned(dir) || dir.Mode().Perm()&0o022 != 0 {
+		return false
+	}
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Mode()&os.ModeSocket != 0 && owned(fi)
+}
+
 // ErrGone: the app that started the command no longer waits for it.
 var ErrGone = errors.New("the app that asked for this no longer waits for it (its prompt timed out or it quit)")
 
 // Hold connects the command to the app's socket at path, which must be a
-// socket owned by uid (the user the command acts for; -1: anyone), and
-// returns a context that ends when the app closes the connection. It
-// returns ErrGone when the app does not answer the connection.
+// socket owned by uid (the user the command acts for) in a directory that
+// user owns and nobody else may write to (the app's MkdirTemp), and returns
+// a context that ends when the app closes the connection. Root checks this
+// before connecting, so it never connects to a socket of someone else, and
+// every refusal reads the same: it does not tell whether a path root can
+// see exists (issue 16). It returns ErrGone when the app does not answer.
 func Hold(ctx context.Context, path string, uid int) (context.Context, error) {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrGone, err)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if fi.Mode()&os.ModeSocket == 0 || !ok || (uid >= 0 && int(st.Uid) != uid) {
-		return nil, fmt.Errorf("%s is not a socket of uid %d", path, uid)
+	if !ownSocket(path, uid) {
+		return nil, fmt.Errorf("%w (%s is not a socket of uid %d in a directory only that user may write to)", ErrGone, path, uid)
 	}
 	c, err := net.DialTimeout("unix", path, 5*time.Second)
 	if err != nil {

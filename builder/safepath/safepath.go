@@ -75,6 +75,43 @@ func Check(path string, missingOK bool, owners ...int) error {
 	return nil
 }
 
+// CheckProgram is Check for a program root runs: the file must be root's,
+// with every directory and link on its path root's and writable by nobody
+// else, and it must not sit directly in a sticky directory others may
+// write to (/tmp), nor be a hard link in any sticky directory: anyone can
+// hard-link a root-owned file into such a place (macOS has no
+// protected_hardlinks), and the sticky bit keeps only renames out (issue 16).
+func CheckProgram(path string) error {
+	if err := Check(path, false, 0); err != nil {
+		return err
+	}
+	resolved, err := filepath.EvalSymlinks(path) // every link on it is root's: Check passed
+	if err != nil {
+		return err
+	}
+	fi, err := os.Lstat(resolved)
+	if err != nil {
+		return err
+	}
+	dir, err := os.Lstat(filepath.Dir(resolved))
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("cannot tell how many links %s has", resolved)
+	}
+	if dir.Mode()&os.ModeSticky != 0 {
+		if dir.Mode().Perm()&0o002 != 0 {
+			return fmt.Errorf("%s is directly in %s, which everyone may write to", resolved, filepath.Dir(resolved))
+		}
+		if !fi.IsDir() && st.Nlink > 1 {
+			return fmt.Errorf("%s has %d hard links in the sticky directory %s", resolved, st.Nlink, filepath.Dir(resolved))
+		}
+	}
+	return nil
+}
+
 func split(p string) []string {
 	var out []string
 	for _, s := range strings.Split(p, "/") {

@@ -16,6 +16,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/atomicfile"
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/toolpath"
 )
 
 // JournalPath records what setup changed, so --undo can reverse it exactly.
@@ -95,9 +96,14 @@ func knownUndoCommand(c []string) bool {
 	for _, reload := range [][]string{
 		{"/bin/launchctl", "kickstart", "-k", "system/org.nixos.nix-daemon"},
 		{"/bin/launchctl", "kickstart", "-k", "system/systems.determinate.nix-daemon"},
-		{"systemctl", "try-restart", "nix-daemon.service"},
+		{"systemctl", "try-restart", "nix-daemon.service"}, // before issue 16's review: resolved again on undo (Undo)
 	} {
 		if slices.Equal(c, reload) {
+			return true
+		}
+	}
+	for _, dir := range toolpath.Systemctl.Places {
+		if slices.Equal(c, []string{filepath.Join(dir, "systemctl"), "try-restart", "nix-daemon.service"}) {
 			return true
 		}
 	}
@@ -362,6 +368,14 @@ func Undo(e Env, run Runner) error {
 		}
 	}
 	for i := len(j.Commands) - 1; i >= 0; i-- {
+		if j.Commands[i][0] == "systemctl" {
+			// An older setup's bare name: never looked up on the caller's
+			// $PATH, but replaced by root's own systemctl (or skipped).
+			if e.Systemctl == "" {
+				continue
+			}
+			j.Commands[i] = append([]string{e.Systemctl}, j.Commands[i][1:]...)
+		}
 		if err := run(j.Commands[i]); err != nil {
 			return problem.Wrap(problem.Setup, err, "`"+strings.Join(j.Commands[i], " ")+"` failed", "run it by hand")
 		}

@@ -5,12 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/toolpath"
 )
 
 // Nix itself reads the machines file setup wrote, through its default
@@ -229,5 +231,38 @@ func TestEarlierMarkerIsRepaired(t *testing.T) {
 	}
 	if st := Check(root, params()); st.NixConfig != StateOK {
 		t.Fatalf("check after repair: %+v", st)
+	}
+}
+
+// Issue 16 review point 3: on Linux root ran `systemctl` looked up on the
+// caller's $PATH. A fake systemctl first on $PATH is never what setup (or
+// undo, for a journal an older setup wrote with the bare name) runs: every
+// command is an absolute path in root's fixed places.
+func TestRootRunsOnlyFixedSystemctl(t *testing.T) {
+	if _, err := toolpath.Systemctl.FindFixed(); err != nil {
+		t.Skipf("no systemctl here: %v", err)
+	}
+	fake := t.TempDir()
+	os.WriteFile(filepath.Join(fake, "systemctl"), []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	t.Setenv("PATH", fake+":"+os.Getenv("PATH"))
+	root := t.TempDir()
+	r := &recorder{}
+	apply(t, root, "linux", nil, r)
+	e, _ := Observe(root, "linux", nil)
+	if err := Undo(e, r.run); err != nil {
+		t.Fatal(err)
+	}
+	// An older journal's bare name.
+	write(t, root, JournalPath, `{"version":1,"files":{},"commands":[["systemctl","try-restart","nix-daemon.service"]]}`, 0o600)
+	if err := Undo(e, r.run); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.cmds) != 3 {
+		t.Fatalf("commands run: %q, want the reload three times", r.cmds)
+	}
+	for _, c := range r.cmds {
+		if !filepath.IsAbs(c[0]) || strings.HasPrefix(c[0], fake) || !slices.Contains(toolpath.Systemctl.Places, filepath.Dir(c[0])) {
+			t.Errorf("root would run %q: not root's systemctl in a fixed place", c)
+		}
 	}
 }

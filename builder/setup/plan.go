@@ -11,13 +11,17 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode"
 
 	"github.com/wrapix/wrapix-builder/builder/nixconf"
 	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/toolpath"
 )
 
 // Op kinds.
@@ -39,6 +43,9 @@ type Op struct {
 	Cmd     []string    // OpRun
 	UndoCmd []string    // OpRun: how to reverse it (nil: nothing to reverse)
 	Why     string
+	// HiddenFrom: the file's existing lines are not shown, because the user
+	// root acts for (named here) could not read them (HideUnreadable).
+	HiddenFrom string
 }
 
 // Plan is the ordered list of operations plus what the user must do by hand.
@@ -61,6 +68,9 @@ type Env struct {
 	SSHInclude        bool // /etc/ssh/ssh_config includes ssh_config.d
 	Route             *RouteFix
 	Current           map[string][]byte // logical path → content of the files setup may write (absent, or root's key copy: no entry)
+	// Systemctl (Linux): the root-owned systemctl in a fixed place that
+	// reloads nix-daemon, never one on the caller's $PATH; "": none.
+	Systemctl string
 }
 
 // RouteFix is the VPN route repair: the container subnet is routed through a
@@ -116,6 +126,11 @@ func Observe(root, goos string, probe RouteProber) (Env, error) {
 			if len(f) >= 2 && strings.EqualFold(f[0], "Include") && strings.Contains(sc.Text(), "ssh_config.d") {
 				e.SSHInclude = true
 			}
+		}
+	}
+	if goos == "linux" {
+		if f, err := toolpath.Systemctl.FindFixed(); err == nil {
+			e.Systemctl = f.Path
 		}
 	}
 	if probe != nil {
@@ -203,6 +218,60 @@ func Compute(e Env, p nixconf.Params, clientKey []byte) (Plan, error) {
 	return plan, nil
 }
 
+// HideUnreadable marks, for a dry run as root on behalf of uid (sudo's
+// caller), every file whose existing contents that user could not read
+// themselves: root prints only what setup writes into it, never the rest (a
+// 0600 nix.conf holds access tokens). Any doubt hides (issue 16).
+func (p Plan) HideUnreadable(e Env, uid int) {
+	name := "uid " + strconv.Itoa(uid)
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		name = u.Username
+	}
+	for i, op := range p.Ops {
+		if op.Before != nil && !readableBy(e.abs(op.Path), uid) {
+			p.Ops[i].HiddenFrom = name
+		}
+	}
+}
+
+// readableBy tells whether uid could open path for reading: search
+// permission on every directory above it and read permission on the file,
+// by owner, group (primary and supplementary, from the user database) or
+// other bits, as the kernel decides (ACLs aside: they can only be doubted).
+func readableBy(path string, uid int) bool {
+	var gids []string
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		gids, _ = u.GroupIds()
+	}
+	allowed := func(p string, bit os.FileMode) bool {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return false
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return false
+		}
+		perm := fi.Mode().Perm()
+		switch {
+		case int(st.Uid) == uid:
+			return perm&(bit<<6) != 0
+		case slices.Contains(gids, strconv.Itoa(int(st.Gid))):
+			return perm&(bit<<3) != 0
+		}
+		return perm&bit != 0
+	}
+	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+		if !allowed(d, 0o1) {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	return allowed(path, 0o4)
+}
+
 // determinateDaemonPlist is Determinate Nix's daemon (nix-installer
 // src/action/common/configure_determinate_nixd_init_service/mod.rs).
 const determinateDaemonPlist = "/Library/LaunchDaemons/systems.determinate.nix-daemon.plist"
@@ -216,7 +285,10 @@ func reloadCmd(e Env) []string {
 		}
 		return []string{"/bin/launchctl", "kickstart", "-k", label}
 	case "linux":
-		return []string{"systemctl", "try-restart", "nix-daemon.service"}
+		if e.Systemctl == "" {
+			return nil
+		}
+		return []string{e.Systemctl, "try-restart", "nix-daemon.service"}
 	}
 	return nil
 }
@@ -239,6 +311,13 @@ func (p Plan) Render(contents bool) string {
 			continue
 		}
 		switch {
+		case op.HiddenFrom != "" && !op.Secret:
+			fmt.Fprintf(&b, "   (existing contents not shown: not readable by %s)\n", op.HiddenFrom)
+			shown := op.After
+			if op.Kind == OpBlock {
+				shown = []byte(blockBegin + string(op.Content) + blockEnd)
+			}
+			b.WriteString(diff(op.Path, nil, shown))
 		case op.Secret:
 			fmt.Fprintf(&b, "   (the client private key, %d bytes, not shown)\n", len(op.After))
 		case bytes.Equal(op.Before, op.After) && op.Before != nil:

@@ -7,18 +7,22 @@ package textclean
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
 // Hidden reports whether r must not be shown as is: C0 and C1 control
 // characters (ESC starts terminal escape sequences; CR and LF break lines),
-// DEL, and the bidi controls that reorder what follows them (U+061C,
-// U+200E–U+200F, U+202A–U+202E, U+2066–U+2069).
+// DEL, and every format character and line or paragraph separator (Unicode's
+// Cf, Zl, Zp): the bidi controls that reorder what follows them (U+061C,
+// U+200E–U+200F, U+202A–U+202E, U+2066–U+2069), the zero-width ones
+// (U+200B–U+200D, U+2060–U+2064, U+FEFF) and U+2028/U+2029, which break a
+// line in menus and notifications.
 func Hidden(r rune) bool {
 	switch {
 	case r < 0x20, r >= 0x7f && r <= 0x9f:
 		return true
-	case r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+	case unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp):
 		return true
 	}
 	return false

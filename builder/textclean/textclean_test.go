@@ -2,6 +2,7 @@ package textclean
 
 import (
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -16,6 +17,9 @@ func TestLine(t *testing.T) {
 		"bad\xffutf8":                   "bad utf8",
 		"naïve ✓ 漢字":                    "naïve ✓ 漢字",
 		"del\x7f":                       "del ",
+		"nix (Nix) 2.31\u2028Your Mac":  "nix (Nix) 2.31 Your Mac",
+		"p\u2029z\u200bw\u2060j\ufeffx": "p z w j x",
+		"soft\u00adhy\u2064":            "soft hy ",
 	} {
 		if got := Line(in, 0); got != want {
 			t.Errorf("Line(%q) = %q, want %q", in, got, want)
@@ -31,6 +35,7 @@ func TestLine(t *testing.T) {
 
 func FuzzLine(f *testing.F) {
 	f.Add("a\x1b[31mred\u202e\n", 10)
+	f.Add("v2.31\u2028fake\u2029\u200b\u2060\ufeff\u00ad", 40)
 	f.Fuzz(func(t *testing.T, s string, max int) {
 		max = max % 300
 		got := Line(s, max)
@@ -38,7 +43,7 @@ func FuzzLine(f *testing.F) {
 			t.Fatalf("invalid UTF-8 %q", got)
 		}
 		for _, r := range got {
-			if Hidden(r) {
+			if Hidden(r) || unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) {
 				t.Fatalf("Line(%q) kept %U", s, r)
 			}
 		}

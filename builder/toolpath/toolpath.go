@@ -47,6 +47,10 @@ var Nix = Tool{Name: "nix", Places: []string{
 	"/etc/profiles/per-user/$USER/bin",
 }}
 
+// Systemctl reloads nix-daemon on Linux. Root runs it, so it is looked for
+// only in these root-owned places, never on the caller's $PATH (FindFixed).
+var Systemctl = Tool{Name: "systemctl", Places: []string{"/usr/bin", "/bin", "/run/current-system/sw/bin"}}
+
 // Found is a resolved program.
 type Found struct {
 	Path   string // absolute
@@ -81,7 +85,7 @@ func (t Tool) Find() (Found, error) {
 			return false
 		}
 		if os.Geteuid() == 0 {
-			if err := safepath.Check(p, false, 0); err != nil {
+			if err := safepath.CheckProgram(p); err != nil {
 				refused = append(refused, fmt.Sprintf("%s (%v)", p, err))
 				return false
 			}
@@ -101,6 +105,29 @@ func (t Tool) Find() (Found, error) {
 		}
 	}
 	return Found{}, &NotFoundError{Name: t.Name, PATH: os.Getenv("PATH"), Looked: looked, Refused: refused}
+}
+
+// FindFixed resolves a program root runs in the tool's fixed places only
+// ("~" and "$USER" entries are skipped), never on $PATH, and only one only
+// root can change (safepath.CheckProgram), whoever runs us.
+func (t Tool) FindFixed() (Found, error) {
+	var looked, refused []string
+	for _, dir := range t.Places {
+		if !filepath.IsAbs(dir) || strings.Contains(dir, "$") {
+			continue
+		}
+		looked = append(looked, dir)
+		p := filepath.Join(dir, t.Name)
+		if Executable(p) != nil {
+			continue
+		}
+		if err := safepath.CheckProgram(p); err != nil {
+			refused = append(refused, fmt.Sprintf("%s (%v)", p, err))
+			continue
+		}
+		return Found{Path: p, Source: FromWellKnown}, nil
+	}
+	return Found{}, &NotFoundError{Name: t.Name, PATH: "not searched", Looked: looked, Refused: refused}
 }
 
 func (t Tool) places() []string {

@@ -113,3 +113,47 @@ func TestRootRunsOnlyRootsPrograms(t *testing.T) {
 		t.Fatalf("only the user's programs: %v", err)
 	}
 }
+
+// Issue 16 review point 5: a hard link to a root-owned program planted in a
+// root-owned sticky directory (/tmp) passed as root's program, and with that
+// directory first on $PATH root ran it. As root, a program directly in a
+// sticky directory everyone may write to, or hard-linked in any sticky
+// directory, is passed over; root's own directory under /tmp still counts.
+func TestRootRefusesAProgramPlantedInAStickyDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	base := t.TempDir() // root's, under the sticky /tmp
+	os.Chmod(base, 0o755)
+	roots := filepath.Join(base, "bin")
+	writeExe(t, filepath.Join(roots, "wrapix-test-tool"))
+	tmp := filepath.Join(base, "tmp")
+	os.Mkdir(tmp, 0o755)
+	os.Chmod(tmp, os.ModeSticky|0o777)
+	if err := os.Link(filepath.Join(roots, "wrapix-test-tool"), filepath.Join(tmp, "wrapix-test-tool")); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(base, "store") // like /nix/store: sticky, group-writable
+	os.Mkdir(store, 0o755)
+	os.Chmod(store, os.ModeSticky|0o775)
+	os.Link(filepath.Join(roots, "wrapix-test-tool"), filepath.Join(store, "wrapix-test-tool"))
+	tool := Tool{Name: "wrapix-test-tool", Places: []string{roots}}
+	for _, dir := range []string{tmp, store} {
+		t.Setenv("PATH", dir+":/usr/bin")
+		got, err := tool.Find()
+		if err != nil || got.Path != filepath.Join(roots, "wrapix-test-tool") {
+			t.Errorf("PATH=%s: Find as root = %+v, %v; want root's %s", dir, got, err, roots)
+		}
+	}
+	// A file of its own directly in the world-writable sticky directory.
+	os.Remove(filepath.Join(tmp, "wrapix-test-tool"))
+	writeExe(t, filepath.Join(tmp, "wrapix-test-tool"))
+	t.Setenv("PATH", tmp+":/usr/bin")
+	if got, _ := tool.Find(); got.Path != filepath.Join(roots, "wrapix-test-tool") {
+		t.Errorf("a program directly in a world-writable sticky directory: %+v", got)
+	}
+	// FindFixed never looks at $PATH.
+	if got, err := (Tool{Name: "wrapix-test-tool", Places: []string{"/nonexistent"}}).FindFixed(); err == nil {
+		t.Errorf("FindFixed found %+v", got)
+	}
+}

@@ -62,7 +62,11 @@ prints a build's log (DRV: a derivation path, or a name from the list).
 				if !strings.HasPrefix(drv, "/nix/store/") {
 					drv = "/nix/store/" + drv
 				}
-				code, err := lifecycle.BuildLog(ctx, c, drv, e.stdout, e.stderr)
+				out, closeOut := forTerminal(e.stdout)
+				defer closeOut()
+				errw, closeErr := forTerminal(e.stderr)
+				defer closeErr()
+				code, err := lifecycle.BuildLog(ctx, c, drv, out, errw)
 				if err != nil {
 					return problem.Wrap(problem.Unhealthy, err, "ssh session failed", "")
 				}

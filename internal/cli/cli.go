@@ -21,6 +21,7 @@ import (
 	"github.com/wrapix/wrapix-builder/builder/lifecycle"
 	"github.com/wrapix/wrapix-builder/builder/paths"
 	"github.com/wrapix/wrapix-builder/builder/problem"
+	"github.com/wrapix/wrapix-builder/builder/textclean"
 	"github.com/wrapix/wrapix-builder/builder/version"
 )
 
@@ -148,6 +149,9 @@ Typical first use:
 		Version:       version.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return rootForCaller(cmd)
+		},
 	}
 	root.SetVersionTemplate("wrapix-builder {{.Version}}\n")
 	root.PersistentFlags().StringVar(&e.dataDir, "data-dir", "", "data directory (default $XDG_DATA_HOME/wrapix)")
@@ -308,7 +312,11 @@ func logsCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			err = b.CLI.Logs(cmd.Context(), lifecycle.ContainerName, follow, tail, e.stdout, e.stderr)
+			out, closeOut := forTerminal(e.stdout)
+			defer closeOut()
+			errw, closeErr := forTerminal(e.stderr)
+			defer closeErr()
+			err = b.CLI.Logs(cmd.Context(), lifecycle.ContainerName, follow, tail, out, errw)
 			if err != nil && strings.Contains(err.Error(), "not found") {
 				return problem.Wrap(problem.NotRunning, err, "there is no builder container to show logs of", "wrapix-builder start")
 			}
@@ -318,6 +326,19 @@ func logsCmd(e *env) *cobra.Command {
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
 	cmd.Flags().IntVarP(&tail, "tail", "n", 0, "only the last N lines")
 	return cmd
+}
+
+// forTerminal is w for the builder's own bytes (its logs, a build's log):
+// on a terminal without escape sequences and control characters but
+// newline and tab (textclean.Terminal), so a compromised builder cannot set
+// the clipboard or rewrite the screen; into a pipe or file unchanged, byte
+// for byte, as users save logs (issue 16).
+func forTerminal(w io.Writer) (io.Writer, func()) {
+	if f, ok := w.(*os.File); ok && isTerminal(f) {
+		t := textclean.Terminal(w)
+		return t, func() { t.Close() }
+	}
+	return w, func() {}
 }
 
 func isTerminal(f *os.File) bool {

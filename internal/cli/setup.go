@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -48,10 +48,24 @@ exactly what setup did.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			uid, err := invokingUID(forUID)
+			if err != nil {
+				return err
+			}
+			caller := uid // the user root acts for (sudo, pkexec, --for-uid); -1: root itself
 			// Started by the app's administrator prompt: go on only while the
 			// app waits for us, and stop when it quits (issue 17 point 8).
+			// The socket must be the user's own (root's, for a root shell);
+			// sudo never passes one, pkexec (the Linux app) does (issue 16).
 			if lifelinePath != "" {
-				held, err := lifeline.Hold(ctx, lifelinePath, forUID)
+				if _, from, ok := callerUID(); ok && from == "SUDO_UID" { // pkexec is the Linux app's prompt
+					return problem.Newf(problem.Usage, "leave out "+lifeline.Flag+": only the app's administrator prompt passes it", "%s under sudo (SUDO_UID is set)", lifeline.Flag)
+				}
+				owner := uid
+				if owner < 0 {
+					owner = os.Getuid()
+				}
+				held, err := lifeline.Hold(ctx, lifelinePath, owner)
 				if err != nil {
 					return problem.Wrap(problem.Setup, err, "setup did not start: nothing was changed", "choose Run setup… in the app again")
 				}
@@ -66,10 +80,6 @@ exactly what setup did.`,
 				if err := setup.CheckTree(root); err != nil {
 					return err
 				}
-			}
-			uid, err := invokingUID(forUID)
-			if err != nil {
-				return err
 			}
 			if err := e.resolveLayout(); err != nil {
 				return err
@@ -92,7 +102,9 @@ exactly what setup did.`,
 			if err != nil {
 				return err
 			}
-			if containerIP != "" && net.ParseIP(containerIP).To4() == nil {
+			// A dotted quad only: net.ParseIP's To4 also takes ::ffff:a.b.c.d,
+			// which `route -n get` would read as IPv6 (issue 16).
+			if a, err := netip.ParseAddr(containerIP); containerIP != "" && (err != nil || !a.Is4()) {
 				return problem.Newf(problem.Usage, "leave it out: setup asks the runtime", "--container-ip %q is not an IPv4 address", containerIP)
 			}
 			if !dryRun && root == "/" && os.Geteuid() != 0 {
@@ -166,6 +178,9 @@ exactly what setup did.`,
 				fmt.Fprintf(e.stderr, "note: setup would stop here: %v\n", err)
 			}
 			if dryRun {
+				if caller >= 0 && os.Geteuid() == 0 {
+					plan.HideUnreadable(envr, caller)
+				}
 				fmt.Fprint(e.stdout, plan.Render(true))
 				return e.loginAgent(b, root, uid, false, true, run)
 			}
@@ -202,7 +217,10 @@ exactly what setup did.`,
 // nix-darwin module's activation (packaging/nix/module.nix), with setup's
 // checks: the data directory is the user's (safepath), the key files are
 // the user's regular files, no links, at most 16 KiB (keys.LoadOwned), and
-// what is written is the parsed key encoded again (issue 16 point 6).
+// what is written is the parsed key encoded again (issue 16 point 6). It
+// writes only root's key path (under a tree only root can change, for
+// tests), and under sudo only for sudo's own user: root must not be made to
+// overwrite another file, nor to copy someone else's key (issue 16).
 func rootCopyCmd(e *env) *cobra.Command {
 	var out string
 	uid := -1
@@ -214,6 +232,18 @@ func rootCopyCmd(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if uid < 0 || out == "" {
 				return problem.New(problem.Usage, "--for-uid and --out are required", "pass the user's uid and root's key path")
+			}
+			if _, err := invokingUID(uid); err != nil {
+				return err
+			}
+			tree, ok := strings.CutSuffix(filepath.Clean(out), nixconf.RootKeyPath)
+			if !ok || !filepath.IsAbs(out) {
+				return problem.Newf(problem.Usage, "pass --out "+nixconf.RootKeyPath, "--out %s is not root's key path %s", out, nixconf.RootKeyPath)
+			}
+			if tree != "" {
+				if err := setup.CheckTree(tree); err != nil {
+					return err
+				}
 			}
 			if err := e.resolveLayout(); err != nil {
 				return err
@@ -237,8 +267,42 @@ func rootCopyCmd(e *env) *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&uid, "for-uid", -1, "the user whose key it is")
-	cmd.Flags().StringVar(&out, "out", "", "root's copy to write")
+	cmd.Flags().StringVar(&out, "out", "", "root's copy to write ("+nixconf.RootKeyPath+")")
 	return cmd
+}
+
+// callerUID is the user root acts for when started by sudo (SUDO_UID) or
+// pkexec (PKEXEC_UID), and the variable that named them; ok is false when
+// we are not root or neither is set (a root shell, the app's administrator
+// prompt, nix-darwin's activation).
+func callerUID() (uid int, from string, ok bool) {
+	if os.Geteuid() != 0 {
+		return 0, "", false
+	}
+	for _, v := range []string{"SUDO_UID", "PKEXEC_UID"} {
+		if uid, err := strconv.Atoi(os.Getenv(v)); err == nil && uid >= 0 {
+			return uid, v, true
+		}
+	}
+	return 0, "", false
+}
+
+// rootForCaller refuses, as root on behalf of a sudo or pkexec caller, every
+// command but setup (and root-copy, which checks its user itself): the
+// others read the caller's config.toml and run the container CLI it names,
+// which must never run as root (issue 16). A sudoers rule for wrapix-builder
+// can so only ever reach setup.
+func rootForCaller(cmd *cobra.Command) error {
+	uid, from, ok := callerUID()
+	if !ok {
+		return nil
+	}
+	switch cmd.CommandPath() {
+	case "wrapix-builder setup", "wrapix-builder keys root-copy", "wrapix-builder help", "wrapix-builder":
+		return nil
+	}
+	return problem.Newf(problem.Usage, "run it as yourself, without sudo (only `sudo wrapix-builder setup` runs as root)",
+		"`%s` does not run as root for a user (%s=%d)", cmd.CommandPath(), from, uid)
 }
 
 // endOnSignal ends setup when SIGINT or SIGTERM (which cancel ctx) finds it
@@ -272,22 +336,15 @@ func invokingUID(forUID int) (int, error) {
 	if os.Geteuid() != 0 {
 		return os.Getuid(), nil
 	}
-	sudo := -1
-	for _, v := range []string{"SUDO_UID", "PKEXEC_UID"} {
-		if uid, err := strconv.Atoi(os.Getenv(v)); err == nil && uid >= 0 {
-			sudo = uid
-			if forUID >= 0 && forUID != uid {
-				return 0, problem.Newf(problem.Usage, "leave out --for-uid: setup acts for the user who ran sudo",
-					"--for-uid %d differs from %s %d", forUID, v, uid)
-			}
-			break
+	if uid, from, ok := callerUID(); ok {
+		if forUID >= 0 && forUID != uid {
+			return 0, problem.Newf(problem.Usage, "leave out --for-uid: setup acts for the user who ran sudo",
+				"--for-uid %d differs from %s %d", forUID, from, uid)
 		}
+		return uid, nil
 	}
 	if forUID >= 0 {
 		return forUID, nil
-	}
-	if sudo >= 0 {
-		return sudo, nil
 	}
 	return keys.AnyOwner, nil
 }
@@ -443,6 +500,12 @@ func runner(e *env, root string) setup.Runner {
 		if root != "/" {
 			fmt.Fprintf(e.stderr, "skipped (--root %s): %s\n", root, strings.Join(argv, " "))
 			return nil
+		}
+		// Root runs only programs named by an absolute, root-owned path
+		// (toolpath.FindFixed, or fixed in the code): never a name looked
+		// up on the caller's $PATH (issue 16).
+		if !filepath.IsAbs(argv[0]) {
+			return fmt.Errorf("refusing to run %q: not an absolute path", argv[0])
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

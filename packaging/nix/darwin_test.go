@@ -496,7 +496,9 @@ func (w *activationWorld) run(script string) (string, error) {
 	// The package's CLI (a stand-in derivation here) is the one built from this tree.
 	script = packageCLI.ReplaceAllString(script, filepath.Join(testenv.Binaries(w.t), "wrapix-builder"))
 	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(w.root, "bin")+":/usr/bin:/bin:/usr/sbin:/sbin")
+	// As under `sudo darwin-rebuild switch` run by another administrator:
+	// activation acts on root's configuration, not for sudo's user.
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(w.root, "bin")+":/usr/bin:/bin:/usr/sbin:/sbin", "SUDO_UID=4343")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

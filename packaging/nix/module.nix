@@ -322,9 +322,11 @@ in
           # Root's copy of the client key (0600, never in the Nix store). The
           # CLI checks the user's files as `setup` does (no links, regular
           # files of the user's, at most 16 KiB: keys.LoadOwned) and writes the
-          # parsed key encoded again, never the user's bytes.
+          # parsed key encoded again, never the user's bytes. Activation is
+          # root acting on its own configuration, not for whoever ran sudo
+          # (the CLI lets a sudo caller copy only their own key): no SUDO_UID.
           if ! wrapixUID=$(id -u -- "$wrapixUser") ||
-            ! ${cfg.package}/bin/wrapix-builder --data-dir ${escapeShellArg dataDir} --config-dir ${configDir} keys root-copy --for-uid "$wrapixUID" --out ${wlib.rootKeyPath}; then
+            ! env -u SUDO_UID -u PKEXEC_UID ${cfg.package}/bin/wrapix-builder --data-dir ${escapeShellArg dataDir} --config-dir ${configDir} keys root-copy --for-uid "$wrapixUID" --out ${wlib.rootKeyPath}; then
             echo "wrapix-builder: root's copy of the client key not installed (see above); run \`wrapix-builder start\` as $wrapixUser, then switch again" >&2
           fi
       '' + optionalString (cfg.hostKey == null) ''
