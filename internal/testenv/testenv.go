@@ -189,6 +189,32 @@ func (w *World) stopAll() {
 	cmd.Env = append(os.Environ(), "CONTAINER_STANDIN_STATE="+w.StandinDir, "CONTAINER_STANDIN_FAULTS=")
 	_ = cmd.Run()
 	unmountUnder(w.StandinDir) // e2e mode loop-mounts named volumes on this host: take them down with the world
+	w.checkNoNetworkLeft()
+}
+
+// checkNoNetworkLeft: once its containers stopped, an e2e stand-in leaves
+// no interface behind (its bridge "wbr<tag>" and the containers' veths
+// "wbv<tag><n>", internal/standin/container/netns.go); the namespaces go
+// with their processes. A leak fails the test and is removed.
+func (w *World) checkNoNetworkLeft() {
+	data, err := os.ReadFile(filepath.Join(w.StandinDir, "state.json"))
+	if err != nil {
+		return
+	}
+	var st struct {
+		Network *struct{ Bridge string } `json:"network"`
+	}
+	if jsonUnmarshal(data, &st) != nil || st.Network == nil || !strings.HasPrefix(st.Network.Bridge, "wbr") {
+		return
+	}
+	veths := "wbv" + strings.TrimPrefix(st.Network.Bridge, "wbr")
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Name == st.Network.Bridge || strings.HasPrefix(i.Name, veths) {
+			w.T.Errorf("the stand-in left network interface %s behind after stopping its containers", i.Name)
+			exec.Command("ip", "link", "del", i.Name).Run()
+		}
+	}
 }
 
 // FreePort returns a loopback port that was free a moment ago.

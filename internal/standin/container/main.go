@@ -136,6 +136,7 @@ func (c *cli) main() int {
 	}
 	c.refresh()
 	err = c.dispatch()
+	c.pruneBridge()
 	if serr := st.save(); serr != nil && err == nil {
 		err = serr
 	}
