@@ -6,6 +6,7 @@ package testenv
 import (
 	"bytes"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"os"
 	"os/exec"
@@ -193,24 +194,21 @@ func (w *World) stopAll() {
 }
 
 // checkNoNetworkLeft: once its containers stopped, an e2e stand-in leaves
-// no interface behind (its bridge "wbr<tag>" and the containers' veths
-// "wbv<tag><n>", internal/standin/container/netns.go); the namespaces go
-// with their processes. A leak fails the test and is removed.
+// no interface behind: its bridge "wbr<tag>" and the containers' veths
+// "wbv<tag><n>", tag being the FNV-1a hash of the state directory
+// (internal/standin/container/netns.go); the namespaces go with their
+// processes. A leak fails the test and is removed.
 func (w *World) checkNoNetworkLeft() {
-	data, err := os.ReadFile(filepath.Join(w.StandinDir, "state.json"))
+	dir, err := filepath.Abs(w.StandinDir)
 	if err != nil {
 		return
 	}
-	var st struct {
-		Network *struct{ Bridge string } `json:"network"`
-	}
-	if jsonUnmarshal(data, &st) != nil || st.Network == nil || !strings.HasPrefix(st.Network.Bridge, "wbr") {
-		return
-	}
-	veths := "wbv" + strings.TrimPrefix(st.Network.Bridge, "wbr")
+	h := fnv.New32a()
+	h.Write([]byte(dir))
+	tag := fmt.Sprintf("%08x", h.Sum32())
 	ifs, _ := net.Interfaces()
 	for _, i := range ifs {
-		if i.Name == st.Network.Bridge || strings.HasPrefix(i.Name, veths) {
+		if i.Name == "wbr"+tag || strings.HasPrefix(i.Name, "wbv"+tag) {
 			w.T.Errorf("the stand-in left network interface %s behind after stopping its containers", i.Name)
 			exec.Command("ip", "link", "del", i.Name).Run()
 		}

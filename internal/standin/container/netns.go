@@ -156,6 +156,9 @@ func (c *cli) ensureBridge() (*network, error) {
 		return nil, fmt.Errorf("no free /24 in 192.168.64.0–192.168.191.0 for the container network")
 	}
 	n = &network{Octet: octet, Bridge: bridge}
+	if interfaceExists(bridge) { // left by an invocation killed before it saved the state
+		ipBatch(0, "link del "+bridge)
+	}
 	// forward_delay 0: a port forwards at once (no STP here).
 	if err := ipBatch(0, "link add "+bridge+" type bridge forward_delay 0",
 		"addr add "+n.gateway()+"/24 dev "+bridge, "link set "+bridge+" up"); err != nil {
