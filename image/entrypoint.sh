@@ -330,22 +330,16 @@ fi
 # hand it to vmnet as the host's), and Apple's docs/how-to.md (0.6.0 … 1.2.2)
 # shows a request from the host logged inside as from 192.168.64.1. No
 # forwarding of any kind (DisableForwarding): our probes run
-# `nix-daemon --stdio`, as Nix does.
-# WRAPIX_SSHD_LISTEN / WRAPIX_SSHD_FROM override both (the Linux stand-in,
-# which shares the host's network).
+# `nix-daemon --stdio`, as Nix does. (The Linux stand-in gives the container
+# the same network: its own namespace, eth0, a default route via the gateway.)
 # sshd-address: begin (image_test.go runs this block in a network namespace)
-if [ -z "${WRAPIX_SSHD_LISTEN:-}" ]; then
-	addr=$(ip -4 -o addr show scope global 2>/dev/null | awk '{sub("/.*", "", $4); print $4; exit}')
-	[ -n "$addr" ] || die "no IPv4 address on the container's network"
-fi
-listen=${WRAPIX_SSHD_LISTEN:-$addr:22}
-if [ -z "${WRAPIX_SSHD_FROM:-}" ]; then
-	# /proc/net/route: the default route's gateway, little-endian hex.
-	gw=$(awk '$2 == "00000000" {print $3; exit}' /proc/net/route 2>/dev/null)
-	[ -n "$gw" ] || die "no default route on the container's network"
-	from=$(printf '%d.%d.%d.%d' "0x${gw#??????}" "0x$(echo "$gw" | cut -c5-6)" "0x$(echo "$gw" | cut -c3-4)" "0x$(echo "$gw" | cut -c1-2)")
-fi
-from=${WRAPIX_SSHD_FROM:-$from}
+addr=$(ip -4 -o addr show scope global 2>/dev/null | awk '{sub("/.*", "", $4); print $4; exit}')
+[ -n "$addr" ] || die "no IPv4 address on the container's network"
+listen=$addr:22
+# /proc/net/route: the default route's gateway, little-endian hex.
+gw=$(awk '$2 == "00000000" {print $3; exit}' /proc/net/route 2>/dev/null)
+[ -n "$gw" ] || die "no default route on the container's network"
+from=$(printf '%d.%d.%d.%d' "0x${gw#??????}" "0x$(echo "$gw" | cut -c5-6)" "0x$(echo "$gw" | cut -c3-4)" "0x$(echo "$gw" | cut -c1-2)")
 # sshd-address: end
 cat > /etc/ssh/sshd_config <<SSHD
 ListenAddress $listen

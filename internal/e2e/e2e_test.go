@@ -343,27 +343,12 @@ func TestSecurity(t *testing.T) {
 	}
 	// sshd forwards nothing over TCP (only the status probe's stream-local
 	// forward to nix-daemon's socket, which `status` uses), and takes logins
-	// only from where the runtime's forwarder connects (here 127.0.0.1).
+	// only from where the runtime's forwarder connects (the gateway).
 	keyOpts := []string{"-i", filepath.Join(keys, "client_ed25519"), "-o", "IdentitiesOnly=yes"}
 	if out, err := ssh("builder", append(keyOpts, "-W", "127.0.0.1:"+strconv.Itoa(w.Port))...); err == nil || !strings.Contains(out, "prohibited") {
 		t.Errorf("TCP forwarding not refused: %v %s", err, out)
 	}
-	// Another container on the subnet reaches sshd itself, not through the
-	// forwarder: from there, sshd's own address (the entrypoint says it).
-	logs, _ := exec.Command("container", "logs", "wrapix-builder").Output()
-	_, sshdAddr, _ := strings.Cut(string(logs), "wrapix-builder: ready: sshd on ")
-	sshdAddr, _, _ = strings.Cut(sshdAddr, ",")
-	host, port, err := net.SplitHostPort(sshdAddr)
-	if err != nil {
-		t.Fatalf("no sshd address in the log: %v\n%s", err, logs)
-	}
-	f, _ := os.OpenFile(kh, os.O_APPEND|os.O_WRONLY, 0o644)
-	f.WriteString("[" + host + "]:" + port + " " + strings.Join(strings.Fields(string(pub))[:2], " ") + "\n")
-	f.Close()
-	args := append([]string{"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + kh, "-p", port, "-b", "127.0.0.2"}, keyOpts...)
-	if out, err := exec.Command("ssh", append(args, "builder@"+host, "true")...).CombinedOutput(); err == nil || !strings.Contains(string(out), "Permission denied") {
-		t.Errorf("login from another address (another container on the subnet) not refused: %v %s", err, out)
-	}
+	checkContainerNetwork(t, w, kh, string(pub), keyOpts)
 	if st := wb(t, "status"); st.code != 0 {
 		t.Errorf("the status probe's stream-local forward: %d %s", st.code, st.stdout)
 	}
@@ -373,6 +358,88 @@ func TestSecurity(t *testing.T) {
 	r := wb(t, "ssh", "grep -rlF -- '"+secret+"' /wrapix /home /etc /run /tmp /root 2>/dev/null; echo done")
 	if strings.TrimSpace(r.stdout) != "done" {
 		t.Fatalf("client private key material found in the container: %q %s", r.stdout, r.stderr)
+	}
+}
+
+// checkContainerNetwork: the container has its own network as on Apple's
+// runtime (eth0 on the subnet, a default route via the gateway, the host
+// at the gateway), the published port reaches sshd from the gateway's side,
+// and any other address that reaches sshd itself — another container on
+// the subnet, the host's other addresses — is refused by sshd.
+func checkContainerNetwork(t *testing.T, w *testenv.World, kh, hostKey string, keyOpts []string) {
+	t.Helper()
+	testenv.Require(t, "ip")
+	out, err := exec.Command("container", "inspect", "wrapix-builder").Output()
+	if err != nil {
+		t.Fatalf("container inspect: %v", err)
+	}
+	var inspected []struct {
+		Status struct {
+			Networks []struct{ IPv4Address, IPv4Gateway string }
+		}
+	}
+	if err := json.Unmarshal(out, &inspected); err != nil || len(inspected) != 1 || len(inspected[0].Status.Networks) != 1 {
+		t.Fatalf("container inspect: %v %s", err, out)
+	}
+	nw := inspected[0].Status.Networks[0]
+	ip, subnet, err := net.ParseCIDR(nw.IPv4Address)
+	gw := net.ParseIP(nw.IPv4Gateway)
+	if err != nil || gw == nil || !subnet.Contains(gw) || ip.Equal(gw) {
+		t.Fatalf("container address %q, gateway %q: want both on one subnet", nw.IPv4Address, nw.IPv4Gateway)
+	}
+	// The host has the gateway address (on the bridge standing for vmnet's), never the container's.
+	var bridge string
+	var others []net.IP
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			a, ok := a.(*net.IPNet)
+			if !ok || a.IP.To4() == nil {
+				continue
+			}
+			switch {
+			case a.IP.Equal(ip):
+				t.Fatalf("the container's address %s is the host's (%s): it shares the host's network", ip, i.Name)
+			case a.IP.Equal(gw):
+				bridge = i.Name
+			case !a.IP.IsLoopback(): // loopback sources never leave the host
+				others = append(others, a.IP)
+			}
+		}
+	}
+	if bridge == "" {
+		t.Fatalf("no host interface has the gateway address %s", gw)
+	}
+	sshdAddr := net.JoinHostPort(ip.String(), "22")
+	if !strings.Contains(logs(w), "wrapix-builder: ready: sshd on "+sshdAddr+",") {
+		t.Fatalf("sshd does not listen on the container's address %s:\n%s", sshdAddr, logs(w))
+	}
+	// The logins through the published port came from the gateway.
+	if !strings.Contains(logs(w), "Accepted publickey for builder from "+gw.String()+" port ") {
+		t.Fatalf("sshd did not see the gateway %s as the peer of a login through the published port:\n%s", gw, logs(w))
+	}
+	// Another container on the subnet: an address of the subnet that is not the gateway.
+	neighbour := slices.Clone(gw.To4())
+	neighbour[3] = 250
+	if out, err := exec.Command("ip", "addr", "add", neighbour.String()+"/32", "dev", bridge).CombinedOutput(); err != nil {
+		t.Fatalf("add a neighbour's address: %v %s", err, out)
+	}
+	defer exec.Command("ip", "addr", "del", neighbour.String()+"/32", "dev", bridge).Run()
+	f, _ := os.OpenFile(kh, os.O_APPEND|os.O_WRONLY, 0o644)
+	f.WriteString(ip.String() + " " + strings.Join(strings.Fields(hostKey)[:2], " ") + "\n")
+	f.Close()
+	for _, from := range append([]net.IP{neighbour}, others...) {
+		args := append([]string{"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + kh, "-o", "ConnectTimeout=5", "-b", from.String()}, keyOpts...)
+		out, err := exec.Command("ssh", append(args, "builder@"+ip.String(), "true")...).CombinedOutput()
+		if err == nil {
+			t.Errorf("a login from %s (not the gateway) to sshd at %s was accepted", from, sshdAddr)
+		}
+		// The neighbour reaches sshd (the subnet is on-link): sshd itself must refuse it.
+		if from.Equal(neighbour) && (!strings.Contains(string(out), "Permission denied") ||
+			!strings.Contains(logs(w), "User builder from "+from.String()+" not allowed because not listed in AllowUsers")) {
+			t.Errorf("sshd did not refuse the neighbour %s by its AllowUsers rule: %s\n%s", from, out, logs(w))
+		}
 	}
 }
 

@@ -143,7 +143,7 @@ func TestBuilderSubstitutesOverTLS(t *testing.T) {
 	testenv.RequireRoot(t)
 	work := t.TempDir()
 	os.Chmod(work, 0o755)
-	caFile, serverCert := testCA(t, work)
+	caFile, ca := testCA(t, work)
 
 	// The input path, and a signed binary cache holding it.
 	input := filepath.Join(work, "subst-input")
@@ -180,18 +180,27 @@ func TestBuilderSubstitutesOverTLS(t *testing.T) {
 		}
 		files.ServeHTTP(rw, req)
 	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}}
-	srv.StartTLS()
-	defer srv.Close()
-
 	w := testenv.New(t)
 	testenv.Require(t, "unshare", "ssh")
 	w.E2E(testenv.ImageWith(t, testenv.ImageOptions{CABundle: caFile}))
 	w.WriteConfig(`systems = ["x86_64-linux"]` + "\n")
 	w.Serve() // Nix connects to port, which `serve` owns
-	guest, _ := json.Marshal([]string{"WRAPIX_SUBSTITUTERS=" + srv.URL, "WRAPIX_TRUSTED_PUBLIC_KEYS=" + strings.TrimSpace(string(pub))})
+	// The container reaches the host at its gateway (it has a network of
+	// its own): the cache listens there, once the network exists.
+	port := testenv.FreePort(t)
+	guest, _ := json.Marshal([]string{"WRAPIX_SUBSTITUTERS=https://{gateway}:" + strconv.Itoa(port), "WRAPIX_TRUSTED_PUBLIC_KEYS=" + strings.TrimSpace(string(pub))})
 	t.Setenv("CONTAINER_STANDIN_GUEST_ENV", string(guest))
 	mustWB(t, "start")
+	gw := containerGateway(t)
+	ln, err := net.Listen("tcp", net.JoinHostPort(gw, strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("listen on the gateway: %v", err)
+	}
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t, net.ParseIP(gw))}}
+	srv.StartTLS()
+	defer srv.Close()
 	if _, err := os.Stat(filepath.Join(w.StandinDir, "volumes/wrapix-builder-nix/data", strings.TrimPrefix(p, "/nix"))); err == nil {
 		t.Fatal("the builder's store has the path already")
 	}
@@ -216,9 +225,9 @@ derivation { name = "uses-substituted-input"; system = "x86_64-linux"; builder =
 	}
 }
 
-// testCA makes a CA (its PEM in a file: the image's CA bundle) and a server
-// certificate for 127.0.0.1 signed by it.
-func testCA(t *testing.T, dir string) (string, tls.Certificate) {
+// testCA makes a CA (its PEM in a file: the image's CA bundle) that signs
+// server certificates.
+func testCA(t *testing.T, dir string) (string, *testAuthority) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wrapix test CA"},
@@ -229,18 +238,45 @@ func testCA(t *testing.T, dir string) (string, tls.Certificate) {
 		t.Fatal(err)
 	}
 	ca, _ := x509.ParseCertificate(caDER)
+	caFile := filepath.Join(dir, "ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
+	return caFile, &testAuthority{ca, caKey}
+}
+
+type testAuthority struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// serverCert is a certificate for ip signed by the CA.
+func (a *testAuthority) serverCert(t *testing.T, ip net.IP) tls.Certificate {
+	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: ip.String()},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{ip}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, &key.PublicKey, a.key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile := filepath.Join(dir, "ca.pem")
-	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
-	return caFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// containerGateway is the running builder's gateway (`container inspect`):
+// the host's address on the container's network.
+func containerGateway(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("container", "inspect", "wrapix-builder").Output()
+	var inspected []struct {
+		Status struct {
+			Networks []struct{ IPv4Gateway string }
+		}
+	}
+	if err != nil || json.Unmarshal(out, &inspected) != nil || len(inspected) != 1 || len(inspected[0].Status.Networks) == 0 {
+		t.Fatalf("container inspect: %v %s", err, out)
+	}
+	return inspected[0].Status.Networks[0].IPv4Gateway
 }
 
 // A first start on 0.6–0.8 loads image-archive (their `image inspect` of a

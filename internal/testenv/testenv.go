@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"github.com/wrapix/wrapix-builder/builder/version"
+	"hash/fnv"
 	"net"
 	"os"
 	"os/exec"
@@ -190,6 +191,29 @@ func (w *World) stopAll() {
 	cmd.Env = append(os.Environ(), "CONTAINER_STANDIN_STATE="+w.StandinDir, "CONTAINER_STANDIN_FAULTS=")
 	_ = cmd.Run()
 	unmountUnder(w.StandinDir) // e2e mode loop-mounts named volumes on this host: take them down with the world
+	w.checkNoNetworkLeft()
+}
+
+// checkNoNetworkLeft: once its containers stopped, an e2e stand-in leaves
+// no interface behind: its bridge "wbr<tag>" and the containers' veths
+// "wbv<tag><n>", tag being the FNV-1a hash of the state directory
+// (internal/standin/container/netns.go); the namespaces go with their
+// processes. A leak fails the test and is removed.
+func (w *World) checkNoNetworkLeft() {
+	dir, err := filepath.Abs(w.StandinDir)
+	if err != nil {
+		return
+	}
+	h := fnv.New32a()
+	h.Write([]byte(dir))
+	tag := fmt.Sprintf("%08x", h.Sum32())
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if i.Name == "wbr"+tag || strings.HasPrefix(i.Name, "wbv"+tag) {
+			w.T.Errorf("the stand-in left network interface %s behind after stopping its containers", i.Name)
+			exec.Command("ip", "link", "del", i.Name).Run()
+		}
+	}
 }
 
 // FreePort returns a loopback port that was free a moment ago.

@@ -11,21 +11,24 @@ package main
 // target; the process gets the version's capabilities (all before 0.12, the
 // OCI default set plus --cap-add after) and, from 1.2.0, the OCI default
 // masked and read-only paths unless both opt-out flags (1.2.1+) clear them.
-// The network namespace is the host's (the one thing not emulated), so the
-// entrypoint's sshd listens on a loopback port of its own and takes logins
-// from 127.0.0.1, where the published port's forwarder (forward.go)
-// connects from. Needs root.
+// The container has its own network namespace too (netns.go): eth0 on the
+// state's subnet, a default route via the gateway, and the published port's
+// forwarder (forward.go) connecting to the container's address from the
+// gateway's side, so the entrypoint finds its address and its one peer as
+// it does on a Mac. Needs root.
 
 import (
 	"encoding/json"
 	"fmt"
 	"github.com/wrapix/wrapix-builder/internal/ext4vol"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -143,25 +146,22 @@ func (c *cli) startE2E(ct *container) error {
 	}
 	spec.Env = append([]string{"PATH=/bin:/usr/bin:/usr/sbin:/sbin"}, ct.Env...)
 	var pub *port
-	backendPort := 0
 	for i, p := range ct.Ports {
 		if p.ContainerPort == 22 {
-			// No vmnet here: the container shares the host's network, so its
-			// sshd listens on a loopback port of its own, which the
-			// forwarder (forward.go) connects to from 127.0.0.1.
-			var err error
-			if backendPort, err = freeLoopbackPort(); err != nil {
-				return err
-			}
 			pub = &ct.Ports[i]
-			spec.Env = append(spec.Env, fmt.Sprintf("WRAPIX_SSHD_LISTEN=127.0.0.1:%d", backendPort), "WRAPIX_SSHD_FROM=127.0.0.1")
 		}
 	}
 	_, spec.NoBlockDevices = c.faults["no-block-devices"]
+	n, err := c.ensureBridge()
+	if err != nil {
+		return c.errorf("internalError", "failed to bootstrap container %s: its network: %v", ct.ID, err)
+	}
 	if v, ok := os.LookupEnv("CONTAINER_STANDIN_GUEST_ENV"); ok { // extra guest settings for tests, e.g. no substituters
 		var extra []string
 		if err := json.Unmarshal([]byte(v), &extra); err == nil {
 			for _, kv := range extra { // an extra setting replaces the one start passed
+				// {gateway}: where the container reaches the host (a test's server).
+				kv = strings.ReplaceAll(kv, "{gateway}", n.gateway())
 				name, _, _ := strings.Cut(kv, "=")
 				spec.Env = slices.DeleteFunc(spec.Env, func(e string) bool { return strings.HasPrefix(e, name+"=") })
 				spec.Env = append(spec.Env, kv)
@@ -186,19 +186,35 @@ func (c *cli) startE2E(ct *container) error {
 		return err
 	}
 	defer logf.Close()
+	// The init process waits on this pipe (its fd 3) until its network is
+	// up: the entrypoint reads its address and gateway at once.
+	netReady, netGo, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer netGo.Close()
 	cmd := exec.Command(self, "__e2e-init", specFile)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{netReady}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS,
+		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWNET,
 		Setsid:     true,
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	netReady.Close()
+	if err != nil {
 		return c.errorf("internalError", "cannot start the container's namespaces: %v", err)
 	}
 	ct.PID = cmd.Process.Pid
 	cmd.Process.Release()
+	if err := c.attachNetwork(ct, ct.PID); err != nil {
+		c.stopProcess(ct, syscall.SIGKILL, 0)
+		return c.errorf("internalError", "failed to bootstrap container %s: its network: %v", ct.ID, err)
+	}
+	netGo.Write([]byte{1})
 	if pub != nil {
-		if err := c.startForwarder(ct, *pub, fmt.Sprintf("127.0.0.1:%d", backendPort)); err != nil {
+		// From the host to the container's address: the gateway's side.
+		if err := c.startForwarder(ct, *pub, net.JoinHostPort(ct.IP, strconv.Itoa(pub.ContainerPort))); err != nil {
 			c.stopProcess(ct, syscall.SIGKILL, 0)
 			return err
 		}
@@ -277,6 +293,12 @@ func e2eInit(specFile string) error {
 	if err := assembleRoot(s); err != nil {
 		return err
 	}
+	// Wait for the network (startE2E writes a byte once eth0 is up; EOF: it failed).
+	ready := os.NewFile(3, "network-ready")
+	if n, _ := ready.Read(make([]byte, 1)); n != 1 {
+		return fmt.Errorf("the container's network was not set up")
+	}
+	ready.Close()
 	if err := dropCapabilities(s.Caps); err != nil {
 		return err
 	}

@@ -33,8 +33,8 @@ func localNetworkDenied(stateDir string) string {
 	return filepath.Join(stateDir, "local-network-denied")
 }
 
-// freeLoopbackPort picks a port for the container's sshd: the stand-in has
-// no vmnet address, so the "container side" is another loopback port.
+// freeLoopbackPort picks a port for sshd mode's sshd, which runs on the
+// host's network: its "container side" is another loopback port.
 func freeLoopbackPort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -24,6 +24,9 @@
 //	CONTAINER_STANDIN_KERNEL_SECONDS     how long a kernel download takes (default 3)
 //	CONTAINER_STANDIN_KERNEL_INTERRUPTS  how many kernel downloads break off halfway
 //	CONTAINER_STANDIN_IMAGES   comma list of image references present from the start
+//	CONTAINER_STANDIN_GUEST_ENV  e2e: JSON list of extra NAME=value for the container's
+//	                           process; {gateway} in a value is the container's gateway
+//	                           (where it reaches the host, e.g. a test's server)
 package main
 
 import (
@@ -136,6 +139,7 @@ func (c *cli) main() int {
 	}
 	c.refresh()
 	err = c.dispatch()
+	c.pruneBridge()
 	if serr := st.save(); serr != nil && err == nil {
 		err = serr
 	}

@@ -39,6 +39,7 @@ func (c *cli) refresh() {
 	for _, ct := range c.st.st.Containers {
 		if ct.State == "running" && ct.PID > 0 && !alive(ct.PID) {
 			stopForwarder(ct)
+			c.detachNetwork(ct)
 			ct.State, ct.IP, ct.PID = "stopped", "", 0
 		}
 	}
@@ -105,6 +106,7 @@ func (c *cli) stopProcess(ct *container, sig syscall.Signal, grace int) {
 		}
 	}
 	stopForwarder(ct)
+	c.detachNetwork(ct)
 	ct.State, ct.IP, ct.PID = "stopped", "", 0
 }
 

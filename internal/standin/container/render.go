@@ -130,10 +130,14 @@ func (c *cli) containerJSON(ct *container) any {
 	}
 	var networks []any
 	if ct.State == "running" && ct.IP != "" {
+		gw, mac := "192.168.64.1", "f2:1a:6b:3c:9d:04"
+		if ct.Gateway != "" { // e2e mode: the container's real network (netns.go)
+			gw, mac = ct.Gateway, ct.MAC
+		}
 		if c.atLeast(0, 8, 0) {
-			networks = append(networks, map[string]any{"network": "default", "hostname": ct.ID, "ipv4Address": ct.IP + "/24", "ipv4Gateway": "192.168.64.1", "macAddress": "f2:1a:6b:3c:9d:04"})
+			networks = append(networks, map[string]any{"network": "default", "hostname": ct.ID, "ipv4Address": ct.IP + "/24", "ipv4Gateway": gw, "macAddress": mac})
 		} else {
-			networks = append(networks, map[string]any{"network": "default", "hostname": ct.ID, "address": ct.IP + "/24", "gateway": "192.168.64.1"})
+			networks = append(networks, map[string]any{"network": "default", "hostname": ct.ID, "address": ct.IP + "/24", "gateway": gw})
 		}
 	}
 	if networks == nil {

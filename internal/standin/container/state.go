@@ -22,6 +22,8 @@ type state struct {
 	Volumes       map[string]*volume    `json:"volumes"`
 	Images        map[string]string     `json:"images"` // reference → digest
 	NextIP        int                   `json:"nextIP"`
+	// Net: e2e mode's container network (netns.go), kept so a state keeps its subnet.
+	Net *network `json:"network,omitempty"`
 
 	// APIServerHung: registered with launchd but answering nothing
 	// (CONTAINER_STANDIN_SYSTEM=hung) until `system stop` boots it out.
@@ -59,6 +61,10 @@ type container struct {
 
 	// sshd/e2e modes: the published port's forwarder (forward.go).
 	ForwarderPID int `json:"forwarderPid,omitempty"`
+	// e2e mode: the host end of the container's eth0, its gateway and MAC (netns.go).
+	Veth    string `json:"veth,omitempty"`
+	Gateway string `json:"gateway,omitempty"`
+	MAC     string `json:"mac,omitempty"`
 }
 
 type port struct {
