@@ -6,7 +6,6 @@ package testenv
 import (
 	"bytes"
 	"fmt"
-	"github.com/wrapix/wrapix-builder/builder/version"
 	"hash/fnv"
 	"net"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wrapix/wrapix-builder/builder/version"
 )
 
 var (
