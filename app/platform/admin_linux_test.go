@@ -42,7 +42,7 @@ func rootCommand(dir string) int {
 		<-finish
 		return 0
 	}
-	ctx, err := lifeline.Hold(ctx, path, -1)
+	ctx, err := lifeline.Hold(ctx, path, os.Getuid()) // root acting for itself, as in a root shell
 	if err != nil {
 		note("refused", err.Error())
 		return 3
