@@ -32,7 +32,7 @@ test: deps lint ## install test dependencies if missing, lint, then every test (
 	@$(MAKE) --no-print-directory fuzz
 
 # What parses the builder's output (untrusted: issue 16), package:target.
-FUZZ     := ./builder/builds:FuzzRead ./builder/lifecycle:FuzzParseBusy ./builder/nixdaemon:FuzzHandshake ./builder/textclean:FuzzLine
+FUZZ     := ./builder/builds:FuzzRead ./builder/lifecycle:FuzzParseBusy ./builder/nixdaemon:FuzzHandshake ./builder/textclean:FuzzLine ./builder/textclean:FuzzTerminal
 FUZZTIME ?= 3s
 fuzz: ## fuzz each parser of the builder's output for FUZZTIME (default 3s), one worker each
 	@for t in $(FUZZ); do echo "fuzz $$t ($(FUZZTIME))"; $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -parallel 1 "$${t%%:*}" || exit 1; done
