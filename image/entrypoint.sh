@@ -115,7 +115,7 @@ store_move_stoppable() {   # FROM TO: store_move, ended early by a stop (store_r
 	store_move "$1" "$2" &
 	mover=$!
 	while :; do
-		wait "$mover"; rc=$?
+		wait "$mover" || true
 		kill -0 "$mover" 2>/dev/null || break   # the trap interrupted wait: wait again
 	done
 	if [ -e "$STOP" ] && [ "$(cat "$STOP")" = stop ]; then
@@ -123,15 +123,19 @@ store_move_stoppable() {   # FROM TO: store_move, ended early by a stop (store_r
 		log "stopped while indexing /nix/store; the next start resumes it"
 		exit 0
 	fi
-	return "$rc"
+	# Done is what the directory says, not wait's status (a signal can
+	# take that).
+	[ -z "$(/bin/ls -A "$1")" ]
 }
 store_rebuild() {   # /nix/store into a new (indexed) directory, resumable
 	# A stop (SIGTERM from `container stop`) ends the moves after the batch
 	# under way; the rest of the entrypoint sets its own trap later.
 	rm -f "$STOP"
-	trap 'echo stop > "$STOP"' TERM INT
-	store_rebuild_steps; rc=$?
-	trap - TERM INT
+	trap 'stop_asked=1; echo stop > "$STOP"' TERM INT
+	rc=0
+	store_rebuild_steps || rc=$?
+	trap 'stop_asked=1' TERM INT
+	rm -f "$STOP"
 	return $rc
 }
 store_rebuild_steps() {
@@ -166,9 +170,9 @@ store_rebuild_steps() {
 		# Put back what moved, into the old directory's own blocks: the store
 		# is never left split between two directories.
 		log "indexing /nix/store failed (the error is above); putting the store back"
-		trap '' TERM INT   # the undo is not cut short
+		trap 'stop_asked=1' TERM INT   # the undo is not cut short
 		rm -f "$STOP"
-		if store_move "$new" "$s" >/dev/null && /bin/rmdir "$new"; then
+		if store_move "$new" "$s" && /bin/rmdir "$new"; then
 			return 2
 		fi
 		die "/nix/store is split between /nix/store and $new and could not be put back: read \`wrapix-builder logs\`; free room with \`wrapix-builder gc\` and start again, or \`wrapix-builder reset-store --yes\` to start from an empty store"
@@ -180,6 +184,11 @@ store_index() {
 	store_journal=""
 	if ! why=$(store_features); then
 		log "warning: /nix/store stays unindexed ($why): lookups scan it, and it holds at most 64998 store paths (docs/store-index.md)"
+		# A rebuild cut at an earlier start is finished all the same: it
+		# needs only renames, and the store must not stay split.
+		if [ -d /nix/.wrapix-store-new ] || [ -d /nix/.wrapix-store-old ]; then
+			store_rebuild || log "warning: finishing the interrupted indexing of /nix/store failed; the next start tries again"
+		fi
 		return 0
 	fi
 	[ -n "$why" ] && echo "$why"
@@ -188,7 +197,8 @@ store_index() {
 	# stop can lose entries (no fsck ever runs), so it is not done.
 	[ $(($(sb_get "$(store_device)" 92) & 4)) -ne 0 ] && store_journal=1
 	if [ ! -e "$INDEXED" ] || [ -d /nix/.wrapix-store-new ] || [ -d /nix/.wrapix-store-old ]; then
-		store_rebuild; rc=$?
+		rc=0
+		store_rebuild || rc=$?
 		case $rc in
 		0) ;;
 		2) return 0 ;;
@@ -200,7 +210,14 @@ store_index() {
 	store_indexed=1
 }
 # store-index: end
+# Until the services run, a stop (SIGTERM from `container stop`; PID 1
+# ignores a signal it has no handler for) is noted and honoured at the next
+# step, instead of being lost while the builder goes on booting.
+stop_asked=""
+trap 'stop_asked=1' TERM INT
+stop_if_asked() { if [ -n "$stop_asked" ]; then sync; log "stopped while starting ($1)"; exit 0; fi; }
 store_index
+stop_if_asked "after the store index"
 
 mkdir -p /nix/store /nix/var/nix/gcroots /nix/var/nix/profiles /nix/var/nix/daemon-socket
 
@@ -469,15 +486,19 @@ builds_tick() {
 daemon_pid="" sshd_pid=""
 stop() {
 	log "stopping"
-	[ -n "$sshd_pid" ] && kill -TERM "$sshd_pid" 2>/dev/null
-	[ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null
 	# A garbage collection under way is interrupted (Nix stops it cleanly)
-	# rather than waited for: the stop's grace is 15 s.
-	[ -s /run/wrapix/gc.pid ] && kill -TERM "$(cat /run/wrapix/gc.pid)" 2>/dev/null
+	# rather than waited for: the stop's grace is 15 s. One about to start
+	# sees the mark and does not.
+	echo > /run/wrapix/stopping
+	[ -n "$sshd_pid" ] && kill -TERM "$sshd_pid" 2>/dev/null || true
+	[ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null || true
+	[ -s /run/wrapix/gc.pid ] && kill -TERM "$(cat /run/wrapix/gc.pid)" 2>/dev/null || true
 	wait
 	log "stopped"
 	exit 0
 }
+stop_if_asked "before the services"
+rm -f /run/wrapix/stopping
 trap stop TERM INT
 
 nix-daemon &
@@ -525,13 +546,18 @@ gc_dirs_check() {
 	fi
 }
 gc_run() {   # nix-store --gc ARGS…, where stop() can interrupt it
+	[ ! -e /run/wrapix/stopping ] || return 1
 	nix-store --gc "$@" >/dev/null 2>&1 &
 	echo $! > /run/wrapix/gc.pid
-	wait $!; rc=$?
+	# stop() may have looked for the PID just before it was written
+	[ ! -e /run/wrapix/stopping ] || kill -TERM $! 2>/dev/null || true
+	rc=0
+	wait $! || rc=$?
 	rm -f /run/wrapix/gc.pid
 	return $rc
 }
 gc_check() {
+	[ ! -e /run/wrapix/stopping ] || return 0
 	[ "${WRAPIX_STORE_BACKEND:-volume}" = volume ] && [ -z "$store_indexed" ] && { gc_dirs_check || true; }
 	[ "$store_cap" -gt 0 ] 2>/dev/null || return 0
 	used=$(store_bytes) || return 0

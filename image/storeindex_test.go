@@ -19,7 +19,8 @@ import (
 // storeIndexBlock is the entrypoint's store-index block, with what it uses
 // of the rest of the entrypoint.
 func storeIndexBlock(t testing.TB) string {
-	return `log() { echo "wrapix-builder: $*"; }
+	return `set -eu
+log() { echo "wrapix-builder: $*"; }
 die() { log "error: $*"; exit 1; }
 progress() { log "$*"; }
 ` + entrypointBlock(t, "store-index")

@@ -798,3 +798,29 @@ func storeBytes(t *testing.T) int64 {
 	}
 	return -1
 }
+
+// A store from an older release on a volume without a journal (container
+// before 0.12): the builder leaves /nix/store linear, says why, and starts
+// — the rebuild it declines must not end the entrypoint (set -e).
+func TestOldStoreWithoutJournalStarts(t *testing.T) {
+	w, _ := setupWithoutWaker(t, nil)
+	t.Setenv("CONTAINER_STANDIN_VERSION", "0.11.0")
+	mustWB(t, "start")
+	mustWB(t, "stop")
+	store := filepath.Join(builderStore(w), "store")
+	for i := 0; i < 3000; i++ {
+		if err := os.Mkdir(filepath.Join(store, fmt.Sprintf("%032d-old-path", i)), 0o555); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(builderStore(w), ".wrapix-store-indexed")); err != nil {
+		t.Fatal(err)
+	}
+	mustWB(t, "start")
+	if l := logs(w); !strings.Contains(l, "stays unindexed (the store volume has no journal") || strings.Contains(l, "indexing /nix/store (once;") {
+		t.Fatalf("an unjournaled volume's old store:\n%s", l)
+	}
+	if r := wb(t, "ssh", "ls /nix/store | wc -l; nix-store --verify && echo verified"); !strings.Contains(r.stdout, "verified") {
+		t.Fatalf("the builder's store after the start: %s %s", r.stdout, r.stderr)
+	}
+}
