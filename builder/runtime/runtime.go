@@ -171,13 +171,6 @@ func (c *CLI) Version(ctx context.Context) (Version, error) {
 	return v, nil
 }
 
-// SystemRunning asks `container system status`; only its exit code counts
-// (the JSON shape changed in 1.4.1).
-func (c *CLI) SystemRunning(ctx context.Context) (bool, error) {
-	s, err := c.SystemStatus(ctx)
-	return s.State == SystemUp, err
-}
-
 // List returns all containers (`ls --all --format json`; filtering is ours,
 // since ≤ 0.9 ignored --all in JSON mode).
 func (c *CLI) List(ctx context.Context) ([]Container, error) {
