@@ -278,7 +278,7 @@ func (b *Builder) ensureImage(ctx context.Context) error {
 	refs, err := b.CLI.ImageLoad(ctx, archive)
 	if err != nil {
 		fix := "check that it is an OCI-layout tar (`make image`)"
-		if from == "the app bundle" {
+		if from == fromBundle {
 			fix = "reinstall the app, or set image-archive in " + b.Layout.ConfigFile()
 		}
 		return problem.Wrap(problem.Runtime, err, "cannot load the builder image from "+archive, fix)

@@ -53,6 +53,9 @@ func bundledImage() string {
 	return BundledImageArchive(exe)
 }
 
+// fromBundle is ImageArchive's "from" for the bundle's archive.
+const fromBundle = "the app bundle"
+
 // ImageArchive is where a start gets the image when it is not loaded:
 // config.toml's image-archive, else the app bundle's archive, else "" (a
 // start builds it from image-flake). from says which, for the user.
@@ -61,7 +64,7 @@ func (b *Builder) ImageArchive() (archive, from string) {
 		return b.Config.ImageArchive, "image-archive in " + b.Layout.ConfigFile()
 	}
 	if b.BundledImage != "" {
-		return b.BundledImage, "the app bundle"
+		return b.BundledImage, fromBundle
 	}
 	return "", ""
 }
